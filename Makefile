@@ -1,0 +1,56 @@
+# bty — build, test, measure.
+#
+# Targets: build (release, host), static (musl, what ships), size (budget check), test (the whole
+# suite, as .ci/run and the README run it), lint, e2e (QEMU netboot), bench (side-by-side
+# benchmarks, prints ratios), fuzz (bounded), run (bty-web on ./state), deps (host packages).
+# Host tools: cargo/rustup; tests/deps.sh installs the rest (Debian packages, musl target).
+SHELL := /bin/bash
+CARGO ?= cargo
+MUSL_TARGET := x86_64-unknown-linux-musl
+STATIC_BIN := target/$(MUSL_TARGET)/release/bty
+
+.PHONY: all build static size test lint unit e2e bench fuzz deps run netboot clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+static:
+	$(CARGO) build --release --target $(MUSL_TARGET)
+
+size: static
+	tests/size-check.sh $(STATIC_BIN)
+
+deps:
+	bash tests/deps.sh
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --release
+
+# The whole suite: host packages, lint, unit + black-box tests, the static build and its size
+# budget, and the QEMU netboot end-to-end run.
+test: deps lint unit size e2e
+
+e2e: static netboot
+	bash tests/e2e/run.sh
+
+netboot: static
+	$(MAKE) -C bty-media netboot BTY=$(abspath $(STATIC_BIN))
+
+bench: build
+	bash tests/bench/run-all.sh
+
+fuzz:
+	bash tests/fuzz.sh
+
+run:
+	$(CARGO) run --release -- web --state-dir ./state --listen 127.0.0.1:8080
+
+clean:
+	$(CARGO) clean
+	rm -rf out

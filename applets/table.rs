@@ -1,0 +1,19 @@
+//! The applet table: one sorted row per applet. It drives dispatch, `--list`, `--install` and
+//! the help text; adding an applet means one row here and one file beside this one.
+
+/// An applet's entry point: the name it was invoked as (for help text) and its arguments
+/// without the program name. Returns the exit code, or an error that `main` reports.
+pub type AppletMain = fn(shown_as: &str, args: &[String]) -> bty::Result<i32>;
+
+/// One row of the table.
+pub struct Applet {
+    /// The name after `bty-` and after `bty `.
+    pub name: &'static str,
+    /// One line for `bty --help`.
+    pub summary: &'static str,
+    /// The entry point.
+    pub run: AppletMain,
+}
+
+/// Every applet, sorted by name.
+pub const APPLETS: &[Applet] = &[];

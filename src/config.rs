@@ -1,0 +1,1 @@
+//! bty.toml configuration with `BTY_<SECTION>_<KEY>` environment overrides.

@@ -1,0 +1,1 @@
+//! SQLite state of bty-web: open, pragmas, append-only migrations; the only place with SQL.

@@ -1,0 +1,1 @@
+//! Block devices from sysfs: discovery, identity by serial, safety checks.

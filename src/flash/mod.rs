@@ -1,0 +1,1 @@
+//! The flash engine: source → decoder → writer on their own threads.

@@ -1,0 +1,1 @@
+//! Image formats: detection by magic bytes, decoders, inspection.

@@ -1,0 +1,1 @@
+//! Machine state → iPXE script and agent plan, as pure functions.

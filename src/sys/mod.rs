@@ -1,0 +1,1 @@
+//! The only `unsafe` in the crate: ioctls, termios, mount, reboot, module loading.

@@ -1,0 +1,1 @@
+//! bty-web: router, handlers, auth, templates, static assets; the only place that knows tiny_http.

@@ -1,0 +1,1 @@
+//! Every serde type that crosses a process boundary (agent ⇄ web JSON, events API).

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the host packages and Rust targets the test suite and the media builds need.
+# Idempotent and quiet when everything is present. Needs root (apt-get) on a fresh machine.
+set -eu
+packages=(
+  musl-tools
+  qemu-system-x86 ipxe ovmf
+  dnsmasq-base iproute2 kmod cpio busybox-static
+  tftp-hpa atftp tftpd-hpa
+  nginx-light wrk docker-registry
+  chromium chromium-driver
+  mtools dosfstools gdisk e2fsprogs
+  zstd xz-utils bzip2 gzip qemu-utils curl
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  apt-get update -qq
+  # Packages such as tftpd-hpa and nginx would start system services on ports the tests use;
+  # policy-rc.d tells Debian's maintainer scripts not to start anything.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy rustfmt
