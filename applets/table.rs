@@ -16,4 +16,8 @@ pub struct Applet {
 }
 
 /// Every applet, sorted by name.
-pub const APPLETS: &[Applet] = &[];
+pub const APPLETS: &[Applet] = &[Applet {
+    name: "inspect",
+    summary: "show an image's format, sizes and partition table",
+    run: crate::inspect::main,
+}];

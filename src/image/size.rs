@@ -56,7 +56,7 @@ impl<'a> Window<'a> {
 }
 
 /// Fills `buf` from `offset` with `read_at`, failing on a short read.
-pub fn read_exact_at(src: &dyn Source, offset: u64, buf: &mut [u8]) -> Result<()> {
+pub fn read_exact_at<S: Source + ?Sized>(src: &S, offset: u64, buf: &mut [u8]) -> Result<()> {
     let mut done = 0;
     while done < buf.len() {
         let n = src.read_at(offset + done as u64, &mut buf[done..])?;
