@@ -339,3 +339,160 @@ impl<S: Deref<Target: Source>> Read for Reader<S> {
         Ok(filled)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::mem::Mem;
+    use crate::ErrorKind;
+    use std::io::Write;
+
+    /// A 64 KiB disk with 512-byte clusters: header at 0, L1 at 512, one L2 table at 1024
+    /// (the second L1 entry is unallocated), data clusters at 1536 and 2048, and compressed
+    /// data at 2560. `l2` gives the first L2 entries.
+    fn image(l2: &[u64], compressed: &[u8], zstd: bool) -> Vec<u8> {
+        let mut f = vec![0u8; 2560];
+        f[..4].copy_from_slice(b"QFI\xfb");
+        f[4..8].copy_from_slice(&3u32.to_be_bytes());
+        f[20..24].copy_from_slice(&9u32.to_be_bytes());
+        f[24..32].copy_from_slice(&(64u64 << 10).to_be_bytes());
+        f[36..40].copy_from_slice(&2u32.to_be_bytes());
+        f[40..48].copy_from_slice(&512u64.to_be_bytes());
+        f[100..104].copy_from_slice(&112u32.to_be_bytes());
+        if zstd {
+            f[72..80].copy_from_slice(&(1u64 << 3).to_be_bytes());
+            f[104] = 1;
+        }
+        f[512..520].copy_from_slice(&(1024u64 | 1 << 63).to_be_bytes());
+        for (i, e) in l2.iter().enumerate() {
+            f[1024 + 8 * i..1032 + 8 * i].copy_from_slice(&e.to_be_bytes());
+        }
+        f[1536..2048].fill(0x11);
+        f[2048..2560].fill(0x22);
+        f.extend_from_slice(compressed);
+        f
+    }
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// A compressed L2 entry for data at `offset` (512-byte clusters: one sector-count bit).
+    fn compressed_at(offset: u64) -> u64 {
+        COMPRESSED | offset
+    }
+
+    fn decode(file: Vec<u8>) -> Result<Vec<u8>> {
+        let src = Mem::new("t.qcow2", file);
+        let mut r = super::super::open_borrowed(&src)?;
+        let mut out = Vec::new();
+        r.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn expected() -> Vec<u8> {
+        let mut d = vec![0u8; 64 << 10];
+        d[..512].fill(0x11);
+        d[512..1024].fill(0x22);
+        d[2048..2560].fill(0x33);
+        d
+    }
+
+    const DATA: [u64; 4] = [1536 | 1 << 63, 2048 | 1 << 63, ZERO, 0];
+
+    #[test]
+    fn data_zero_unallocated_and_zlib_clusters_decode_in_order() {
+        let l2 = [&DATA[..], &[compressed_at(2560)]].concat();
+        assert!(decode(image(&l2, &deflate(&[0x33; 512]), false)).unwrap() == expected());
+    }
+
+    #[test]
+    fn zstd_clusters_decode() {
+        let l2 = [&DATA[..], &[compressed_at(2560)]].concat();
+        let z = zstd::bulk::compress(&[0x33; 512], 3).unwrap();
+        assert!(decode(image(&l2, &z, true)).unwrap() == expected());
+    }
+
+    #[test]
+    fn small_reads_split_runs_and_clusters_correctly() {
+        let l2 = [&DATA[..], &[compressed_at(2560)]].concat();
+        let src = Mem::new("t.qcow2", image(&l2, &deflate(&[0x33; 512]), false));
+        let mut r = super::super::open_borrowed(&src).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 100];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert!(out == expected());
+    }
+
+    #[test]
+    fn a_short_last_cluster_reads_as_zeros_as_in_qemu() {
+        let mut file = image(&DATA, &[], false);
+        file.truncate(2048 + 100);
+        let mut want = expected();
+        want[512 + 100..1024].fill(0);
+        want[2048..2560].fill(0);
+        assert!(decode(file).unwrap() == want);
+    }
+
+    #[test]
+    fn corrupt_tables_are_errors_naming_the_image() {
+        let cases: [(Vec<u64>, &str); 3] = [
+            (vec![1 << 20], "beyond the end of the file"),
+            (vec![compressed_at(2560)], "does not decompress"),
+            (vec![compressed_at(1 << 40)], "beyond the end of the file"),
+        ];
+        for (l2, expected) in cases {
+            let Err(e) = decode(image(&l2, b"not deflate at all", false)) else { panic!("{l2:x?} decoded") };
+            assert_eq!(e.kind(), ErrorKind::Failed);
+            let msg = e.to_string();
+            assert!(msg.contains("t.qcow2") && msg.contains(expected), "{msg}");
+        }
+    }
+
+    #[test]
+    fn an_l1_entry_past_the_file_is_an_error() {
+        let mut file = image(&DATA, &[], false);
+        file[512..520].copy_from_slice(&(1u64 << 30).to_be_bytes());
+        let Err(e) = decode(file) else { panic!("decoded through a bad L1 entry") };
+        assert!(e.to_string().contains("an L2 table at byte 1073741824"), "{e}");
+    }
+
+    #[test]
+    fn damaged_images_fail_or_decode_but_never_panic() {
+        let l2 = [&DATA[..], &[compressed_at(2560)]].concat();
+        let clean = image(&l2, &deflate(&[0x33; 512]), false);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            let mut f = clean.clone();
+            for _ in 0..3 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                // Header fields, the L1 table and the first L2 entries.
+                let at = [(seed % 112) as usize, 512 + (seed % 16) as usize, 1024 + (seed % 48) as usize]
+                    [(seed >> 60) as usize % 3];
+                f[at] = (seed >> 24) as u8;
+            }
+            let _ = decode(f);
+        }
+    }
+
+    #[test]
+    fn a_backing_file_is_refused_with_its_name() {
+        let mut file = image(&DATA, &[], false);
+        file[8..16].copy_from_slice(&200u64.to_be_bytes());
+        file[16..20].copy_from_slice(&8u32.to_be_bytes());
+        file[200..208].copy_from_slice(b"base.img");
+        let Err(e) = decode(file) else { panic!("decoded an image with a backing file") };
+        assert_eq!(e.kind(), ErrorKind::Refused);
+        assert!(e.to_string().contains("has a backing file (base.img); flatten it first"), "{e}");
+    }
+}
