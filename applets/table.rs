@@ -16,4 +16,8 @@ pub struct Applet {
 }
 
 /// Every applet, sorted by name.
-pub const APPLETS: &[Applet] = &[];
+pub const APPLETS: &[Applet] = &[Applet {
+    name: "catalog",
+    summary: "list a catalog's images merged with the local image root",
+    run: crate::catalog::main,
+}];
