@@ -6,6 +6,7 @@
 //! with the list, as BusyBox does.
 
 mod args;
+mod catalog;
 mod inspect;
 mod table;
 
