@@ -16,4 +16,5 @@ pub struct Applet {
 }
 
 /// Every applet, sorted by name.
-pub const APPLETS: &[Applet] = &[];
+pub const APPLETS: &[Applet] =
+    &[Applet { name: "tftp", summary: "read-only TFTP server for boot loaders", run: crate::tftp::main }];
