@@ -9,6 +9,7 @@ mod args;
 mod catalog;
 mod inspect;
 mod table;
+mod tftp;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
