@@ -15,7 +15,6 @@ pub struct Applet {
     pub run: AppletMain,
 }
 
-<<<<<<< HEAD
 /// Every applet, sorted by name. One line per row keeps parallel additions from colliding.
 #[rustfmt::skip]
 pub const APPLETS: &[Applet] = &[
