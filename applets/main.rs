@@ -6,6 +6,8 @@
 //! with the list, as BusyBox does.
 
 mod args;
+mod disks;
+mod flash;
 mod table;
 
 use std::io::{IsTerminal, Write};

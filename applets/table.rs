@@ -16,4 +16,15 @@ pub struct Applet {
 }
 
 /// Every applet, sorted by name.
-pub const APPLETS: &[Applet] = &[];
+pub const APPLETS: &[Applet] = &[
+    Applet {
+        name: "disks",
+        summary: "list target disks (sysfs): size, model, serial, in use",
+        run: crate::disks::main,
+    },
+    Applet {
+        name: "flash",
+        summary: "write an image onto a disk or a file, with zero runs, delta, verify",
+        run: crate::flash::main,
+    },
+];

@@ -104,8 +104,10 @@ pub(crate) fn system_mountinfo() -> Result<String> {
 /// refusal naming the serials that were seen, so the operator can fix the plan.
 pub fn find_by_serial<'a>(disks: &'a [Disk], serial: &str) -> Result<&'a Disk> {
     disks.iter().find(|d| d.serial.as_deref() == Some(serial)).ok_or_else(|| {
-        let seen: Vec<String> =
-            disks.iter().map(|d| format!("{}={}", d.path.display(), d.serial.as_deref().unwrap_or("(none)"))).collect();
+        let seen: Vec<String> = disks
+            .iter()
+            .map(|d| format!("{}={}", d.path.display(), d.serial.as_deref().unwrap_or("(none)")))
+            .collect();
         Error::refused(format!(
             "target disk serial {serial:?} is not present on this host (disks seen: {})",
             if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
@@ -159,7 +161,8 @@ mod tests {
             let dev = self.node(&dir, files);
             let rel = format!("devices/{devpath}/block/{name}");
             std::os::unix::fs::symlink(format!("../{rel}"), self.root().join("block").join(name)).unwrap();
-            std::os::unix::fs::symlink(format!("../../{rel}"), self.root().join("class/block").join(name)).unwrap();
+            std::os::unix::fs::symlink(format!("../../{rel}"), self.root().join("class/block").join(name))
+                .unwrap();
             dev
         }
 
@@ -176,7 +179,8 @@ mod tests {
         fn holder(&mut self, name: &str, members: &[&str], files: &[(&str, &str)]) -> String {
             let dev = self.disk(name, "virtual", files);
             for m in members {
-                let holders = fs::canonicalize(self.root().join("class/block").join(m)).unwrap().join("holders");
+                let holders =
+                    fs::canonicalize(self.root().join("class/block").join(m)).unwrap().join("holders");
                 fs::create_dir_all(&holders).unwrap();
                 fs::write(holders.join(name), "").unwrap();
             }
@@ -204,27 +208,43 @@ mod tests {
     #[test]
     fn discovery_reads_identity_and_transport_per_bus() {
         let mut sys = FakeSys::new();
-        sys.disk("nvme0n1", "pci0000:00/0000:00:04.0/nvme/nvme0", &[
-            ("size", "1953525168"),
-            ("device/model", "Samsung SSD 980   "),
-            ("device/serial", "  S64DNX0R1234  "),
-            ("queue/rotational", "0"),
-            ("queue/logical_block_size", "512"),
-            ("queue/physical_block_size", "4096"),
-        ]);
-        sys.disk("sda", "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0", &[
-            ("device/vendor", "ATA     "),
-            ("device/model", "WDC WD10EZEX"),
-            ("queue/rotational", "1"),
-        ]);
-        fs::write(fs::canonicalize(sys.root().join("block/sda")).unwrap().join("device/vpd_pg80"), b"\0\x80\0\x08WD-ABCDE").unwrap();
+        sys.disk(
+            "nvme0n1",
+            "pci0000:00/0000:00:04.0/nvme/nvme0",
+            &[
+                ("size", "1953525168"),
+                ("device/model", "Samsung SSD 980   "),
+                ("device/serial", "  S64DNX0R1234  "),
+                ("queue/rotational", "0"),
+                ("queue/logical_block_size", "512"),
+                ("queue/physical_block_size", "4096"),
+            ],
+        );
+        sys.disk(
+            "sda",
+            "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0",
+            &[("device/vendor", "ATA     "), ("device/model", "WDC WD10EZEX"), ("queue/rotational", "1")],
+        );
+        fs::write(
+            fs::canonicalize(sys.root().join("block/sda")).unwrap().join("device/vpd_pg80"),
+            b"\0\x80\0\x08WD-ABCDE",
+        )
+        .unwrap();
         let usb = "pci0000:00/0000:00:14.0/usb1/1-2";
         fs::create_dir_all(sys.root().join("devices").join(usb)).unwrap();
         fs::write(sys.root().join("devices").join(usb).join("idVendor"), "0781\n").unwrap();
         fs::write(sys.root().join("devices").join(usb).join("serial"), "4C530001\n").unwrap();
-        sys.disk("sdb", &format!("{usb}/1-2:1.0/host6/target6:0:0/6:0:0:0"), &[("removable", "1"), ("device/model", "Cruzer")]);
+        sys.disk(
+            "sdb",
+            &format!("{usb}/1-2:1.0/host6/target6:0:0/6:0:0:0"),
+            &[("removable", "1"), ("device/model", "Cruzer")],
+        );
         sys.disk("vda", "pci0000:00/0000:00:05.0/virtio2", &[("serial", "vm-disk-7")]);
-        sys.disk("mmcblk0", "platform/fe340000.mmc/mmc_host/mmc0/mmc0:aaaa", &[("device/name", "SA16G"), ("device/serial", "0x1234abcd")]);
+        sys.disk(
+            "mmcblk0",
+            "platform/fe340000.mmc/mmc_host/mmc0/mmc0:aaaa",
+            &[("device/name", "SA16G"), ("device/serial", "0x1234abcd")],
+        );
         sys.disk("loop0", "virtual", &[]);
         sys.disk("loop1", "virtual", &[("size", "0")]);
         sys.disk("sr0", "pci0000:00/0000:00:1f.2/ata2/host1/target1:0:0/1:0:0:0", &[]);
@@ -241,17 +261,30 @@ mod tests {
         assert_eq!((nvme.logical_sector_size, nvme.physical_sector_size), (512, 4096));
         assert_eq!(nvme.path, PathBuf::from("/dev/nvme0n1"));
         let sda = by("sda");
-        assert_eq!((sda.transport, sda.vendor.as_deref(), sda.serial.as_deref()), (Transport::Sata, Some("ATA"), Some("WD-ABCDE")));
+        assert_eq!(
+            (sda.transport, sda.vendor.as_deref(), sda.serial.as_deref()),
+            (Transport::Sata, Some("ATA"), Some("WD-ABCDE"))
+        );
         assert!(sda.rotational);
         let sdb = by("sdb");
         assert_eq!((sdb.transport, sdb.serial.as_deref()), (Transport::Usb, Some("4C530001")));
         assert!(sdb.removable);
-        assert_eq!((by("vda").transport, by("vda").serial.as_deref()), (Transport::Virtio, Some("vm-disk-7")));
+        assert_eq!(
+            (by("vda").transport, by("vda").serial.as_deref()),
+            (Transport::Virtio, Some("vm-disk-7"))
+        );
         let mmc = by("mmcblk0");
-        assert_eq!((mmc.transport, mmc.model.as_deref(), mmc.serial.as_deref()), (Transport::Mmc, Some("SA16G"), Some("0x1234abcd")));
+        assert_eq!(
+            (mmc.transport, mmc.model.as_deref(), mmc.serial.as_deref()),
+            (Transport::Mmc, Some("SA16G"), Some("0x1234abcd"))
+        );
 
         let all = discover(sys.root(), "", true).unwrap();
-        assert_eq!(names(&all), ["loop0", "mmcblk0", "nvme0n1", "sda", "sdb", "vda"], "empty loop1 stays hidden");
+        assert_eq!(
+            names(&all),
+            ["loop0", "mmcblk0", "nvme0n1", "sda", "sdb", "vda"],
+            "empty loop1 stays hidden"
+        );
         assert_eq!(all[0].transport, Transport::Loop);
     }
 
@@ -281,7 +314,9 @@ mod tests {
         let crypt = sys.holder("dm-0", &["nvme0n1p2"], &[("dm/name", "cryptroot")]);
         let lvm = sys.holder("dm-1", &["dm-0"], &[("dm/name", "vg-root")]);
         sys.disk("sda", "pci0000:00/ata1/host0", &[]);
-        let mountinfo = format!("25 1 {lvm} / / rw - ext4 /dev/mapper/vg-root rw\n26 25 {crypt} / /srv rw - ext4 /dev/dm-0 rw\n");
+        let mountinfo = format!(
+            "25 1 {lvm} / / rw - ext4 /dev/mapper/vg-root rw\n26 25 {crypt} / /srv rw - ext4 /dev/dm-0 rw\n"
+        );
         let disks = discover(sys.root(), &mountinfo, false).unwrap();
         assert_eq!(names(&disks), ["nvme0n1", "sda"], "dm devices are not listed themselves");
         assert!(disks[0].holds_running_system);
@@ -312,7 +347,13 @@ mod tests {
 
     #[test]
     fn human_size_uses_binary_units() {
-        let cases = [(0, "0 B"), (512, "512 B"), (1536, "1.5 KiB"), (7_516_192_768, "7.0 GiB"), (8_053_063_680, "7.5 GiB")];
+        let cases = [
+            (0, "0 B"),
+            (512, "512 B"),
+            (1536, "1.5 KiB"),
+            (7_516_192_768, "7.0 GiB"),
+            (8_053_063_680, "7.5 GiB"),
+        ];
         for (bytes, text) in cases {
             assert_eq!(human_size(bytes), text);
         }

@@ -23,7 +23,11 @@ pub fn refusal(disk: &Disk, image_size: Option<u64>) -> Option<String> {
         .mountpoints
         .iter()
         .map(|m| format!("{path} on {m}"))
-        .chain(disk.partitions.iter().flat_map(|p| p.mountpoints.iter().map(move |m| format!("{} on {m}", p.path.display()))))
+        .chain(
+            disk.partitions
+                .iter()
+                .flat_map(|p| p.mountpoints.iter().map(move |m| format!("{} on {m}", p.path.display()))),
+        )
         .collect();
     if !mounted.is_empty() {
         return Some(format!("{path} is in use ({} mounted); unmount it first", mounted.join(", ")));
@@ -76,7 +80,9 @@ mod tests {
         let got = refusal(&d, image);
         match expected {
             None => assert_eq!(got, None),
-            Some(fragment) => assert!(got.as_deref().unwrap_or("").contains(fragment), "{got:?} lacks {fragment:?}"),
+            Some(fragment) => {
+                assert!(got.as_deref().unwrap_or("").contains(fragment), "{got:?} lacks {fragment:?}")
+            }
         }
     }
 

@@ -67,7 +67,8 @@ impl Tree {
     pub fn disks(&self, include_loops: bool) -> Result<Vec<Disk>> {
         let block = self.root.join("block");
         let entries = fs::read_dir(&block).with_context(|| format!("listing {}", block.display()))?;
-        let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> =
+            entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         let mut disks = Vec::new();
         for name in names {
@@ -102,7 +103,7 @@ impl Tree {
                 });
             }
         }
-        partitions.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
+        partitions.sort_by_key(|p| natural_key(&p.name));
         let mountpoints = self.mountpoints(name);
         let holds_running_system = mountpoints
             .iter()
@@ -114,7 +115,8 @@ impl Tree {
             name: name.to_string(),
             path: dev_node(name),
             size_bytes: sectors(&dir),
-            vendor: read_trimmed(&dir.join("device/vendor")),
+            // virtio's `device/vendor` is the PCI vendor id (0x1af4), not a name.
+            vendor: read_trimmed(&dir.join("device/vendor")).filter(|_| transport != Transport::Virtio),
             model: read_trimmed(&dir.join("device/model")).or_else(|| {
                 // SD/eMMC cards name their product in `name` rather than `model`.
                 (transport == Transport::Mmc).then(|| read_trimmed(&dir.join("device/name"))).flatten()
@@ -202,7 +204,9 @@ impl Tree {
     /// The serial as the kernel exposes it: virtio-blk in `serial`, NVMe and MMC in
     /// `device/serial`, SCSI/SATA in VPD page 0x80, USB sticks on the USB device up the tree.
     fn serial(&self, dir: &Path, transport: Transport) -> Option<String> {
-        if let Some(s) = read_trimmed(&dir.join("serial")).or_else(|| read_trimmed(&dir.join("device/serial"))) {
+        if let Some(s) =
+            read_trimmed(&dir.join("serial")).or_else(|| read_trimmed(&dir.join("device/serial")))
+        {
             return Some(s);
         }
         if let Some(s) = fs::read(dir.join("device/vpd_pg80")).ok().and_then(|page| vpd_serial(&page)) {
@@ -210,7 +214,10 @@ impl Tree {
         }
         if transport == Transport::Usb {
             let real = fs::canonicalize(dir).ok()?;
-            return real.ancestors().find(|a| a.join("idVendor").exists()).and_then(|usb| read_trimmed(&usb.join("serial")));
+            return real
+                .ancestors()
+                .find(|a| a.join("idVendor").exists())
+                .and_then(|usb| read_trimmed(&usb.join("serial")));
         }
         None
     }

@@ -98,7 +98,12 @@ enum Msg {
 }
 
 /// Starts both stages; the returned channel yields the write stage's result once.
-pub fn start(reader: Box<dyn Read + Send>, target: Target, job: Job, shared: Arc<Shared>) -> Result<Receiver<Result<Outcome>>> {
+pub fn start(
+    reader: Box<dyn Read + Send>,
+    target: Target,
+    job: Job,
+    shared: Arc<Shared>,
+) -> Result<Receiver<Result<Outcome>>> {
     let (full_tx, full_rx) = mpsc::sync_channel(POOL);
     let (empty_tx, empty_rx) = mpsc::channel();
     for _ in 0..POOL {
@@ -123,7 +128,12 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
 
 /// The decode stage: fills pool buffers completely from the decoder (only the last one may be
 /// short) and hands them on.
-fn decode(mut reader: Box<dyn Read + Send>, full: SyncSender<Msg>, empty: Receiver<AlignedBuf>, shared: &Shared) {
+fn decode(
+    mut reader: Box<dyn Read + Send>,
+    full: SyncSender<Msg>,
+    empty: Receiver<AlignedBuf>,
+    shared: &Shared,
+) {
     let mut offset = 0u64;
     loop {
         let mut buf = loop {
@@ -139,7 +149,8 @@ fn decode(mut reader: Box<dyn Read + Send>, full: SyncSender<Msg>, empty: Receiv
         let (len, failure) = fill(&mut reader, buf.as_mut_slice(), &shared.stop);
         if let Some(e) = failure {
             let at = offset + len as u64;
-            let _ = full.send(Msg::Failed(Error::from(e).context(format!("decoding the image at offset {at}"))));
+            let _ =
+                full.send(Msg::Failed(Error::from(e).context(format!("decoding the image at offset {at}"))));
             return;
         }
         let at_end = len < buf.capacity();
@@ -175,7 +186,13 @@ fn fill(reader: &mut dyn Read, buf: &mut [u8], stop: &AtomicBool) -> (usize, Opt
 }
 
 /// The write stage, start to finish: body, flush, digest check, first MiB, verify.
-fn write(mut target: Target, job: &Job, full: Receiver<Msg>, empty: Sender<AlignedBuf>, shared: &Shared) -> Result<Outcome> {
+fn write(
+    mut target: Target,
+    job: &Job,
+    full: Receiver<Msg>,
+    empty: Sender<AlignedBuf>,
+    shared: &Shared,
+) -> Result<Outcome> {
     shared.set_phase(Phase::Writing);
     let mut writer = Writer::begin(&mut target, job.delta, job.verify, CHUNK, &shared.stop)?;
     let result = write_body(&mut writer, &full, &empty, shared);
@@ -237,7 +254,12 @@ fn writer_path(writer: &Writer<'_>) -> String {
 }
 
 /// Feeds chunks to the writer until the decoder's end; returns the image size.
-fn write_body(writer: &mut Writer<'_>, full: &Receiver<Msg>, empty: &Sender<AlignedBuf>, shared: &Shared) -> Result<u64> {
+fn write_body(
+    writer: &mut Writer<'_>,
+    full: &Receiver<Msg>,
+    empty: &Sender<AlignedBuf>,
+    shared: &Shared,
+) -> Result<u64> {
     loop {
         if shared.stop.load(Ordering::Relaxed) {
             return Err(Error::new(ErrorKind::Cancelled, "cancelled"));
@@ -251,7 +273,9 @@ fn write_body(writer: &mut Writer<'_>, full: &Receiver<Msg>, empty: &Sender<Alig
             Ok(Msg::End(total)) => return Ok(total),
             Ok(Msg::Failed(e)) => return Err(e),
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return Err(Error::failed("the decoder stopped without finishing the image")),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Error::failed("the decoder stopped without finishing the image"))
+            }
         }
     }
 }

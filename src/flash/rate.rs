@@ -24,7 +24,9 @@ impl Meter {
             self.samples.clear();
         }
         self.samples.push_back((now, bytes));
-        while self.samples.len() > 2 && self.samples.front().is_some_and(|&(t, _)| now.duration_since(t) > WINDOW) {
+        while self.samples.len() > 2
+            && self.samples.front().is_some_and(|&(t, _)| now.duration_since(t) > WINDOW)
+        {
             self.samples.pop_front();
         }
         let Some(&(t0, b0)) = self.samples.front() else { return (0.0, None) };

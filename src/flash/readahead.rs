@@ -20,12 +20,14 @@ const BLOCK: usize = 1 << 20;
 const DEPTH: usize = 8;
 
 type Stream = HashingReader<Box<dyn Read + Send>>;
+/// The fetch thread hands back its stream and how its reading ended.
+type Fetch = JoinHandle<(Stream, io::Result<()>)>;
 
 /// A source whose stream from offset 0 is fetched ahead and hashed.
 pub struct ReadAhead {
     inner: Arc<dyn Source>,
     /// The fetch thread of the most recent stream from offset 0; it hands its reader back.
-    fetch: Mutex<Option<JoinHandle<(Stream, io::Result<()>)>>>,
+    fetch: Mutex<Option<Fetch>>,
 }
 
 impl ReadAhead {
@@ -40,10 +42,12 @@ impl ReadAhead {
     pub fn finish(&self) -> Result<Option<[u8; 32]>> {
         let handle = self.fetch.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(handle) = handle else { return Ok(None) };
-        let (mut stream, result) =
-            handle.join().map_err(|_| Error::failed(format!("the reader of {} crashed", self.inner.describe())))?;
+        let (mut stream, result) = handle
+            .join()
+            .map_err(|_| Error::failed(format!("the reader of {} crashed", self.inner.describe())))?;
         result.map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
-        io::copy(&mut stream, &mut io::sink()).map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
+        io::copy(&mut stream, &mut io::sink())
+            .map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
         Ok(Some(stream.digest_handle().finish()))
     }
 }
@@ -93,7 +97,11 @@ impl Source for ReadAhead {
 
 /// The fetch thread: fills blocks until the end, an error, or the reader going away; returns
 /// the stream so its unread rest can be hashed.
-fn fetch(mut stream: Stream, full: SyncSender<io::Result<Vec<u8>>>, empty: Receiver<Vec<u8>>) -> (Stream, io::Result<()>) {
+fn fetch(
+    mut stream: Stream,
+    full: SyncSender<io::Result<Vec<u8>>>,
+    empty: Receiver<Vec<u8>>,
+) -> (Stream, io::Result<()>) {
     loop {
         let mut block = empty.try_recv().unwrap_or_else(|_| vec![0u8; BLOCK]);
         block.resize(BLOCK, 0);

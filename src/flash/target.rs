@@ -42,7 +42,13 @@ pub fn check_target(path: &Path, image_size: Option<u64>) -> Result<TargetInfo> 
         return Ok(TargetInfo { path: path.to_path_buf(), size_bytes: Some(meta.len()), disk: None });
     }
     if !kind.is_block_device() {
-        let what = if kind.is_dir() { "a directory" } else if kind.is_char_device() { "a character device" } else { "not a block device" };
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else {
+            "not a block device"
+        };
         return Err(Error::refused(format!(
             "{} is {what}; the target must be a block device (see `bty disks`) or a regular file",
             path.display()
@@ -129,8 +135,13 @@ impl Target {
             }
         })?;
         let kind = if is_block {
-            if blockdev::blkroget(&file).with_context(|| format!("asking {} whether it is read-only", path.display()))? {
-                return Err(Error::refused(format!("refusing to write {}: the device is read-only", path.display())));
+            if blockdev::blkroget(&file)
+                .with_context(|| format!("asking {} whether it is read-only", path.display()))?
+            {
+                return Err(Error::refused(format!(
+                    "refusing to write {}: the device is read-only",
+                    path.display()
+                )));
             }
             let size = blockdev::blkgetsize64(&file).with_context(|| format!("sizing {}", path.display()))?;
             let sector = u64::from(blockdev::blksszget(&file).unwrap_or(512).max(512));
@@ -139,7 +150,9 @@ impl Target {
             }
             Kind::Block { size, sector }
         } else {
-            Kind::File { original_len: file.metadata().with_context(|| format!("reading {}", path.display()))?.len() }
+            Kind::File {
+                original_len: file.metadata().with_context(|| format!("reading {}", path.display()))?.len(),
+            }
         };
         // O_DIRECT keeps a multi-gigabyte image from evicting the page cache and lets the
         // device see large requests; some stacks (tmpfs-backed loops, old kernels) refuse it,
@@ -174,7 +187,9 @@ impl Target {
             match direct.write_all_at(data, offset) {
                 Ok(()) => return Ok(()),
                 // The device rejected this alignment after all: drop O_DIRECT for good.
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => self.direct = None,
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                    self.direct = None
+                }
                 Err(e) => return Err(Error::from(e).context(context())),
             }
         }
@@ -235,11 +250,13 @@ impl Target {
     }
 
     fn write_zeros(&mut self, range: Range<u64>) -> Result<()> {
-        const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
         let mut at = range.start;
         while at < range.end {
             let n = (range.end - at).min(ZEROS.len() as u64) as usize;
-            self.file.write_all_at(&ZEROS[..n], at).with_context(|| format!("zeroing {} at offset {at}", self.path.display()))?;
+            self.file
+                .write_all_at(&ZEROS[..n], at)
+                .with_context(|| format!("zeroing {} at offset {at}", self.path.display()))?;
             at += n as u64;
         }
         Ok(())
@@ -254,7 +271,9 @@ impl Target {
     /// flushes and asks the kernel to re-read the partition table.
     pub fn finish(&self, len: u64) -> Result<()> {
         if let Kind::File { .. } = self.kind {
-            self.file.set_len(len).with_context(|| format!("setting the length of {}", self.path.display()))?;
+            self.file
+                .set_len(len)
+                .with_context(|| format!("setting the length of {}", self.path.display()))?;
         }
         self.sync()?;
         if self.is_block() {
@@ -271,9 +290,11 @@ impl Target {
     pub fn drop_caches(&self) -> Result<()> {
         self.sync()?;
         if self.is_block() {
-            blockdev::blkflsbuf(&self.file).with_context(|| format!("dropping the buffer cache of {}", self.path.display()))?;
+            blockdev::blkflsbuf(&self.file)
+                .with_context(|| format!("dropping the buffer cache of {}", self.path.display()))?;
         }
         rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
             .with_context(|| format!("dropping cached pages of {}", self.path.display()))
     }
 
@@ -282,7 +303,9 @@ impl Target {
             Kind::Block { sector, .. } => sector,
             Kind::File { .. } => return false,
         };
-        offset % sector == 0 && buf.len() as u64 % sector == 0 && buf.as_ptr() as u64 % super::buffer::ALIGN as u64 == 0
+        offset % sector == 0
+            && buf.len() as u64 % sector == 0
+            && buf.as_ptr() as u64 % super::buffer::ALIGN as u64 == 0
     }
 
     /// Fails when a write would run past the end of a device (the image's size was unknown).

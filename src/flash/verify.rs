@@ -32,7 +32,11 @@ pub struct Checks {
 impl Checks {
     /// Remembers the decoded bytes `data` at image offset `offset`.
     pub fn record(&mut self, offset: u64, data: &[u8]) {
-        let print = if zero::is_zero(data) { Fingerprint::Zero } else { Fingerprint::Sha256(Sha256::digest(data).into()) };
+        let print = if zero::is_zero(data) {
+            Fingerprint::Zero
+        } else {
+            Fingerprint::Sha256(Sha256::digest(data).into())
+        };
         self.chunks.push((offset, data.len(), print));
     }
 
@@ -58,7 +62,10 @@ impl Checks {
                     if let Some(at) = zero::first_non_zero(data) {
                         return Err(Error::new(
                             ErrorKind::Integrity,
-                            format!("verify failed: {path} differs from the image at offset {}; flash it again", offset + at as u64),
+                            format!(
+                                "verify failed: {path} differs from the image at offset {}; flash it again",
+                                offset + at as u64
+                            ),
                         ));
                     }
                 }

@@ -51,7 +51,13 @@ pub struct Writer<'a> {
 impl<'a> Writer<'a> {
     /// A writer for chunks of at most `chunk` bytes. A plain flash zeroes the target's first
     /// MiB right away.
-    pub fn begin(target: &'a mut Target, delta: bool, verify: bool, chunk: usize, stop: &'a AtomicBool) -> Result<Writer<'a>> {
+    pub fn begin(
+        target: &'a mut Target,
+        delta: bool,
+        verify: bool,
+        chunk: usize,
+        stop: &'a AtomicBool,
+    ) -> Result<Writer<'a>> {
         if !delta {
             target.zero_range(0..HEAD as u64)?;
         }

@@ -101,7 +101,8 @@ mod tests {
         buf[GRANULE + 5] = 1;
         buf[2 * GRANULE] = 1;
         buf[4 * GRANULE + 99] = 1;
-        let got: Vec<(Kind, usize, usize)> = data_runs(&buf).iter().map(|r| (r.kind, r.start, r.end)).collect();
+        let got: Vec<(Kind, usize, usize)> =
+            data_runs(&buf).iter().map(|r| (r.kind, r.start, r.end)).collect();
         assert_eq!(
             got,
             [
