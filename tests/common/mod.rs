@@ -2,6 +2,7 @@
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
 pub mod httpd;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
