@@ -7,7 +7,9 @@
 
 mod args;
 mod catalog;
+mod inspect;
 mod table;
+mod tftp;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
