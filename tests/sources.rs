@@ -221,7 +221,7 @@ fn an_unreachable_host_fails_after_bounded_retries() {
     let e = source::open(&format!("http://127.0.0.1:{port}/x.img")).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Failed);
     let msg = e.to_string();
-    assert!(msg.contains("giving up after 6 attempts") && msg.contains(&port.to_string()), "{msg}");
+    assert!(msg.contains("gave up after 6 attempts") && msg.contains(&port.to_string()), "{msg}");
 }
 
 #[test]
