@@ -8,7 +8,8 @@ mod common;
 use bty::source::{self, HashingReader};
 use bty::ErrorKind;
 use common::httpd::noise;
-use common::registry::{digest, LayerSpec, Registry};
+use common::registry::{digest, Auth, LayerSpec, Registry};
+use common::token::b64;
 use common::*;
 
 const SIG: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
@@ -223,4 +224,66 @@ fn bad_oras_grammar_is_a_usage_error() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
         assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid oras ref"), "{}", text(&out));
     }
+}
+
+#[test]
+fn a_token_registry_is_reached_through_the_realm_of_its_challenge() {
+    assert!(Registry::available(), "docker-registry is not installed; run tests/deps.sh");
+    let reg = Registry::start_token(None);
+    let disk = noise(150_000, 26);
+    reg.push_artifact(
+        "bty/tok",
+        "v1",
+        &[LayerSpec { bytes: &disk, media_type: OCTET, title: Some("t.img") }],
+    );
+    let src = source::open(&reg.oras("bty/tok", "v1")).unwrap();
+    assert_eq!(streamed(&*src), digest(&disk));
+    let Auth::Token(_, server) = &reg.auth else { unreachable!() };
+    let asked = server.log();
+    assert!(
+        asked.iter().any(|r| r.query.contains("service=bty-test-registry")
+            && r.query.contains("scope=repository:bty/tok:pull")),
+        "{asked:?}"
+    );
+}
+
+/// A token registry whose token server wants `bty:hunter2`, holding a catalog artifact.
+fn token_catalog() -> (Registry, String) {
+    assert!(Registry::available(), "docker-registry is not installed; run tests/deps.sh");
+    let reg = Registry::start_token(Some(format!("Basic {}", b64(b"bty:hunter2"))));
+    let toml = b"version = 1\n[[images]]\nname = \"token-os\"\nsrc = \"https://example.com/t.img\"\n";
+    reg.push_artifact(
+        "bty/catalog",
+        "v1",
+        &[LayerSpec { bytes: toml, media_type: OCTET, title: Some("catalog.toml") }],
+    );
+    let spec = reg.oras("bty/catalog", "v1");
+    (reg, spec)
+}
+
+#[test]
+fn a_token_server_gets_docker_config_credentials_as_basic_auth() {
+    let (reg, spec) = token_catalog();
+    let out = catalog_with(&[], &spec);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs credentials"), "{}", text(&out));
+
+    let dir = scratch();
+    let config = format!(r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#, reg.host, b64(b"bty:hunter2"));
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    let out = catalog_with(&[("DOCKER_CONFIG", dir.path().to_str().unwrap())], &spec);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("token-os"), "{}", text(&out));
+}
+
+#[test]
+fn bty_oras_token_is_used_as_is_without_asking_the_token_server() {
+    let (reg, spec) = token_catalog();
+    let Auth::Token(signer, server) = &reg.auth else { unreachable!() };
+    let before = server.log().len();
+    let token = signer.mint("bty/catalog", &["pull"]);
+    let out = catalog_with(&[("BTY_ORAS_TOKEN", &token)], &spec);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("token-os"), "{}", text(&out));
+    assert_eq!(server.log().len(), before, "no token request was made");
 }

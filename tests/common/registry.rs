@@ -1,8 +1,9 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (distribution v2) on
-//! 127.0.0.1 with a random port, a temporary config and storage dir, optionally behind
-//! htpasswd basic auth; plus a small push client that speaks the distribution API itself
+//! 127.0.0.1 with a random port, a temporary config and storage dir, open, behind htpasswd
+//! basic auth, or behind token auth with our token server (`token.rs`); plus a small push client that speaks the distribution API itself
 //! (blob uploads, manifest PUT), so no oras or docker binary is needed.
 
+use super::token::{b64, Signer, TokenServer, ISSUER, SERVICE};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,10 +18,20 @@ pub struct Registry {
     pub host: String,
     /// The storage root (blobs under `docker/registry/v2/blobs`).
     pub storage: PathBuf,
-    /// `user:password` the registry accepts, when it has auth.
-    pub creds: Option<(String, String)>,
+    /// How the registry authenticates.
+    pub auth: Auth,
     child: Child,
     _dir: tempfile::TempDir,
+}
+
+/// How a test registry authenticates clients.
+pub enum Auth {
+    /// Anyone may push and pull.
+    Open,
+    /// htpasswd: Basic auth with this user and password.
+    Htpasswd(String, String),
+    /// distribution's token auth, with our token server as the realm.
+    Token(Signer, TokenServer),
 }
 
 /// A layer to push: bytes, media type and an optional title annotation.
@@ -38,15 +49,25 @@ impl Registry {
 
     /// Starts an open registry.
     pub fn start() -> Registry {
-        Registry::start_with(None)
+        Registry::start_with(|_| Auth::Open)
     }
 
     /// Starts a registry that wants basic auth for `user:password` (htpasswd, bcrypt).
     pub fn start_private(user: &str, password: &str) -> Registry {
-        Registry::start_with(Some((user.to_string(), password.to_string())))
+        Registry::start_with(|_| Auth::Htpasswd(user.to_string(), password.to_string()))
     }
 
-    fn start_with(creds: Option<(String, String)>) -> Registry {
+    /// Starts a registry with token auth whose token server grants pulls, to anyone or (with
+    /// `basic` set, a `Basic …` value) only to requests carrying those credentials.
+    pub fn start_token(basic: Option<String>) -> Registry {
+        Registry::start_with(|dir| {
+            let signer = Signer::new(dir);
+            let server = TokenServer::start(signer.clone(), basic);
+            Auth::Token(signer, server)
+        })
+    }
+
+    fn start_with(make_auth: impl FnOnce(&Path) -> Auth) -> Registry {
         let dir = tempfile::Builder::new().prefix("bty-registry-").tempdir().expect("registry dir");
         let storage = dir.path().join("storage");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -55,18 +76,29 @@ impl Registry {
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
             storage.display()
         );
-        if let Some((user, pass)) = &creds {
-            let htpasswd = dir.path().join("htpasswd");
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, pass])
-                .output()
-                .expect("running htpasswd (apache2-utils)");
-            assert!(out.status.success(), "htpasswd failed");
-            std::fs::write(&htpasswd, &out.stdout).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: bty-test\n    path: {}\n",
-                htpasswd.display()
-            ));
+        let auth = make_auth(dir.path());
+        match &auth {
+            Auth::Open => {}
+            Auth::Htpasswd(user, pass) => {
+                let htpasswd = dir.path().join("htpasswd");
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, pass])
+                    .output()
+                    .expect("running htpasswd (apache2-utils)");
+                assert!(out.status.success(), "htpasswd failed");
+                std::fs::write(&htpasswd, &out.stdout).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: bty-test\n    path: {}\n",
+                    htpasswd.display()
+                ));
+            }
+            Auth::Token(signer, server) => {
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+                    server.realm,
+                    signer.cert.display()
+                ));
+            }
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -77,7 +109,7 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting docker-registry");
-        let reg = Registry { host, storage, creds, child, _dir: dir };
+        let reg = Registry { host, storage, auth, child, _dir: dir };
         reg.wait_ready();
         reg
     }
@@ -97,11 +129,13 @@ impl Registry {
         ureq::Agent::config_builder().http_status_as_error(false).build().new_agent()
     }
 
-    fn auth(&self) -> Option<String> {
-        let (u, p) = self.creds.as_ref()?;
-        let out =
-            Command::new("sh").arg("-c").arg(format!("printf '%s' '{u}:{p}' | base64 -w0")).output().unwrap();
-        Some(format!("Basic {}", String::from_utf8_lossy(&out.stdout)))
+    /// The Authorization value the push client sends for `repo`.
+    fn auth(&self, repo: &str) -> Option<String> {
+        match &self.auth {
+            Auth::Open => None,
+            Auth::Htpasswd(u, p) => Some(format!("Basic {}", b64(format!("{u}:{p}").as_bytes()))),
+            Auth::Token(signer, _) => Some(format!("Bearer {}", signer.mint(repo, &["pull", "push"]))),
+        }
     }
 
     /// Uploads a blob (POST to open an upload, PUT the bytes with `?digest=`) and returns
@@ -110,7 +144,7 @@ impl Registry {
         let digest = digest(bytes);
         let url = format!("http://{}/v2/{repo}/blobs/uploads/", self.host);
         let mut req = Self::agent().post(&url);
-        if let Some(a) = self.auth() {
+        if let Some(a) = self.auth(repo) {
             req = req.header("Authorization", &a);
         }
         let resp = req.send_empty().expect("opening a blob upload");
@@ -123,7 +157,7 @@ impl Registry {
         let mut req = Self::agent()
             .put(&format!("{location}{sep}digest={digest}"))
             .header("Content-Type", "application/octet-stream");
-        if let Some(a) = self.auth() {
+        if let Some(a) = self.auth(repo) {
             req = req.header("Authorization", &a);
         }
         let resp = req.send(bytes).expect("uploading blob bytes");
@@ -135,7 +169,7 @@ impl Registry {
     pub fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
         let url = format!("http://{}/v2/{repo}/manifests/{reference}", self.host);
         let mut req = Self::agent().put(&url).header("Content-Type", media_type);
-        if let Some(a) = self.auth() {
+        if let Some(a) = self.auth(repo) {
             req = req.header("Authorization", &a);
         }
         let mut resp = req.send(body).expect("pushing a manifest");
