@@ -251,3 +251,26 @@ fn an_unreachable_catalog_host_fails_with_exit_1() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("/nonexistent/catalog.toml"), "{err}");
 }
+
+#[test]
+fn listings_never_show_credentials_from_a_src() {
+    let dir = scratch();
+    let file = dir.path().join("catalog.toml");
+    std::fs::write(
+        &file,
+        "version = 1\n[[images]]\nname = 'p'\nsrc = 'https://bob:s3cret@example.com/p.img'\n",
+    )
+    .unwrap();
+    for json in [false, true] {
+        let root = scratch();
+        let mut cmd = bty();
+        cmd.args(["catalog", "--catalog", file.to_str().unwrap()]).env("BTY_IMAGE_ROOT", root.path());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let all = text(&out);
+        assert!(all.contains("https://example.com/p.img") && !all.contains("s3cret"), "{all}");
+    }
+}
