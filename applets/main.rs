@@ -10,6 +10,7 @@ mod catalog;
 mod inspect;
 mod table;
 mod tftp;
+mod web;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

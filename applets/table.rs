@@ -21,4 +21,5 @@ pub const APPLETS: &[Applet] = &[
     Applet { name: "catalog", summary: "list a catalog's images merged with the local image root", run: crate::catalog::main },
     Applet { name: "inspect", summary: "show an image's format, sizes and partition table", run: crate::inspect::main },
     Applet { name: "tftp", summary: "read-only TFTP server for boot loaders", run: crate::tftp::main },
+    Applet { name: "web", summary: "PXE control plane, machine API, image store and audit log (bty-web)", run: crate::web::main },
 ];

@@ -31,7 +31,8 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 /// `HMAC-SHA256(key, msg)`.
 pub fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
     // HMAC takes keys of any length, so this cannot fail.
-    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key"));
+    let mut m =
+        <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key"));
     m.update(msg);
     m.finalize().into_bytes().into()
 }
@@ -151,7 +152,9 @@ pub fn authenticate(ctx: &AppContext, req: &Request<'_>) -> Result<Option<(Princ
     if let Some(auth) = req.header("authorization") {
         let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).map(str::trim);
         return Ok(match token {
-            Some(t) if !t.is_empty() => ctx.db.use_token(&sha256_hex(t.as_bytes()))?.map(|id| (Principal::Token { id }, None)),
+            Some(t) if !t.is_empty() => {
+                ctx.db.use_token(&sha256_hex(t.as_bytes()))?.map(|id| (Principal::Token { id }, None))
+            }
             _ => None,
         });
     }

@@ -92,7 +92,10 @@ pub fn serve(req: &Request<'_>, path: &Path, etag: Option<String>, extra: Vec<(S
     let len = meta.len();
     let mtime = meta.modified().ok();
     let etag = etag.unwrap_or_else(|| {
-        let nanos = mtime.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = mtime
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         format!("\"{len:x}-{nanos:x}\"")
     });
     let mut headers: Vec<(String, String)> = vec![
@@ -104,7 +107,8 @@ pub fn serve(req: &Request<'_>, path: &Path, etag: Option<String>, extra: Vec<(S
         headers.push(("Last-Modified".into(), httpdate::fmt_http_date(m)));
     }
     headers.extend(extra);
-    if req.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    if req.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
         return Ok(Response { status: 304, headers, body: Body::Empty });
     }
     let range_header = match req.header("if-range") {
@@ -115,7 +119,11 @@ pub fn serve(req: &Request<'_>, path: &Path, etag: Option<String>, extra: Vec<(S
         RangeReq::Full => Ok(Response { status: 200, headers, body: Body::File { file, offset: 0, len } }),
         RangeReq::Part(start, end) => {
             headers.push(("Content-Range".into(), format!("bytes {start}-{end}/{len}")));
-            Ok(Response { status: 206, headers, body: Body::File { file, offset: start, len: end - start + 1 } })
+            Ok(Response {
+                status: 206,
+                headers,
+                body: Body::File { file, offset: start, len: end - start + 1 },
+            })
         }
         RangeReq::Unsatisfiable => {
             let mut e = HttpError::new(416, "range not satisfiable");
@@ -144,7 +152,8 @@ impl Partial {
 
     /// Makes the upload visible under `dest` (atomic rename, replacing).
     pub fn commit(mut self, dest: &Path) -> Result<(), HttpError> {
-        std::fs::rename(&self.path, dest).map_err(|e| HttpError::internal(format!("renaming upload: {e}")))?;
+        std::fs::rename(&self.path, dest)
+            .map_err(|e| HttpError::internal(format!("renaming upload: {e}")))?;
         self.committed = true;
         Ok(())
     }
@@ -160,7 +169,13 @@ impl Drop for Partial {
 
 /// Streams the request body into a temporary file in `dir`, hashing as it goes; 413 past
 /// `limit`, 503 when shutdown begins mid-upload.
-pub fn receive(req: &Request<'_>, dir: &Path, name: &str, limit: u64, shutdown: &AtomicBool) -> Result<Partial, HttpError> {
+pub fn receive(
+    req: &Request<'_>,
+    dir: &Path,
+    name: &str,
+    limit: u64,
+    shutdown: &AtomicBool,
+) -> Result<Partial, HttpError> {
     if req.body_len.is_some_and(|n| n > limit) {
         return Err(HttpError::too_large(limit));
     }

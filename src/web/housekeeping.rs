@@ -25,7 +25,11 @@ fn prune(ctx: &AppContext) {
     let t = &ctx.config.tuning;
     match ctx.db.prune_events(t.events_keep_days, t.events_keep_max) {
         Ok(0) => {}
-        Ok(n) => crate::log_info!("pruned {n} events (keep {} days, at most {})", t.events_keep_days, t.events_keep_max),
+        Ok(n) => crate::log_info!(
+            "pruned {n} events (keep {} days, at most {})",
+            t.events_keep_days,
+            t.events_keep_max
+        ),
         Err(e) => crate::log_warn!("pruning events: {e}"),
     }
     if let Err(e) = ctx.db.prune_sessions(time::OffsetDateTime::now_utc().unix_timestamp()) {

@@ -97,7 +97,8 @@ impl<'a> Request<'a> {
         body: Box<dyn Read + 'a>,
     ) -> Request<'a> {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        let headers: Vec<(String, String)> = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        let headers: Vec<(String, String)> =
+            headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
         let client_ip = client_ip(peer, &headers, trusted_proxies);
         Request {
             method: Method::parse(method),
@@ -115,7 +116,15 @@ impl<'a> Request<'a> {
 
     /// A request for tests: no headers, an empty body, client 127.0.0.1.
     pub fn fake(method: &str, url: &str) -> Request<'static> {
-        Request::new(method, url, Vec::new(), Some(IpAddr::from([127, 0, 0, 1])), &[], Some(0), Box::new(std::io::empty()))
+        Request::new(
+            method,
+            url,
+            Vec::new(),
+            Some(IpAddr::from([127, 0, 0, 1])),
+            &[],
+            Some(0),
+            Box::new(std::io::empty()),
+        )
     }
 
     /// The same request with a header added (tests).
@@ -178,7 +187,8 @@ impl<'a> Request<'a> {
         }
         let mut buf = Vec::new();
         let mut body = self.take_body()?.take(limit + 1);
-        body.read_to_end(&mut buf).map_err(|e| HttpError::bad_request(format!("reading request body: {e}")))?;
+        body.read_to_end(&mut buf)
+            .map_err(|e| HttpError::bad_request(format!("reading request body: {e}")))?;
         if buf.len() as u64 > limit {
             return Err(HttpError::too_large(limit));
         }

@@ -47,7 +47,8 @@ impl Response {
 
     /// JSON with `Content-Type: application/json`.
     pub fn json<T: serde::Serialize + ?Sized>(status: u16, value: &T) -> Response {
-        let bytes = serde_json::to_vec(value).unwrap_or_else(|e| format!("{{\"detail\":\"{e}\"}}").into_bytes());
+        let bytes =
+            serde_json::to_vec(value).unwrap_or_else(|e| format!("{{\"detail\":\"{e}\"}}").into_bytes());
         Response::new(status, Body::Bytes(bytes)).header("Content-Type", "application/json")
     }
 

@@ -60,7 +60,9 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Put, ["machines", mac]) => guard(ctx, req).and_then(|_| machines::put(ctx, req, mac)),
         (Delete, ["machines", mac]) => guard(ctx, req).and_then(|_| machines::delete(ctx, req, mac)),
         (Get, ["machines", mac, "lshw.json"]) => guard(ctx, req).and_then(|_| machines::lshw(ctx, req, mac)),
-        (Get, ["machines", mac, "disks.json"]) => guard(ctx, req).and_then(|_| machines::disks(ctx, req, mac)),
+        (Get, ["machines", mac, "disks.json"]) => {
+            guard(ctx, req).and_then(|_| machines::disks(ctx, req, mac))
+        }
         (Get, ["events"]) => guard(ctx, req).and_then(|_| events::list(ctx, req)),
         (Post, ["events", id, "ack"]) => guard(ctx, req).and_then(|_| events::ack(ctx, req, id)),
         (Get, ["events", "machines"]) => guard(ctx, req).and_then(|_| events::machines_stream(ctx, req)),
@@ -90,7 +92,11 @@ pub fn guard(ctx: &AppContext, req: &Request<'_>) -> Result<(), HttpError> {
         } else {
             None
         };
-        let given = req.header(csrf::HEADER).map(str::to_string).or(from_form).or_else(|| req.query(csrf::FIELD).map(str::to_string));
+        let given = req
+            .header(csrf::HEADER)
+            .map(str::to_string)
+            .or(from_form)
+            .or_else(|| req.query(csrf::FIELD).map(str::to_string));
         if !csrf::valid(ctx, req, given.as_deref()) {
             return Err(HttpError::new(403, "CSRF token missing or invalid; reload the page"));
         }
@@ -101,7 +107,12 @@ pub fn guard(ctx: &AppContext, req: &Request<'_>) -> Result<(), HttpError> {
 fn not_routed(method: Method, path: &[&str]) -> HttpError {
     let known_path = matches!(
         path,
-        ["machines", ..] | ["pxe", ..] | ["boot", _] | ["images", ..] | ["events", ..] | ["api", "tokens", ..]
+        ["machines", ..]
+            | ["pxe", ..]
+            | ["boot", _]
+            | ["images", ..]
+            | ["events", ..]
+            | ["api", "tokens", ..]
     );
     match (method, known_path) {
         (Method::Other, _) | (_, true) => HttpError::new(405, "method not allowed"),

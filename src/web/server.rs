@@ -5,8 +5,9 @@
 //! handler threads; SSE streams move to their own threads (at most the bus's cap). A handler
 //! panic becomes a 500 and the worker lives on. On shutdown workers stop taking requests,
 //! finish the ones in flight (uploads abort), SSE streams end, and the caller closes the
-//! database. Note that tiny_http itself reads each connection's requests on a thread of its own
-//! pool; `max_connections` bounds how many get served before new requests are turned away.
+//! database. `[tuning] max_connections` is the number of requests served at once (the worker
+//! count); more wait in tiny_http's queue. Note that tiny_http itself reads each connection's
+//! requests on a thread of its own pool, which this file cannot bound.
 
 use super::context::AppContext;
 use super::request::Request;
@@ -22,8 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Request workers: enough to overlap slow clients, few enough to bound memory.
-pub const WORKERS: usize = 16;
+/// Upper bound on request workers, whatever `[tuning] max_connections` says.
+const MAX_WORKERS: usize = 256;
 
 /// File bodies are copied in chunks this large (few syscalls per GiB).
 const FILE_CHUNK: usize = 1 << 20;
@@ -55,7 +56,8 @@ pub fn bind(listen: &str) -> Result<Listener> {
 pub fn serve(ctx: Arc<AppContext>, listener: Listener) {
     let server = Arc::new(listener.server);
     let streams = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..WORKERS)
+    let count = ctx.config.tuning.max_connections.clamp(1, MAX_WORKERS);
+    let workers: Vec<_> = (0..count)
         .map(|i| {
             let (ctx, server, streams) = (ctx.clone(), server.clone(), streams.clone());
             std::thread::Builder::new()
@@ -79,7 +81,7 @@ pub fn serve(ctx: Arc<AppContext>, listener: Listener) {
 fn worker(ctx: &Arc<AppContext>, server: &tiny_http::Server, streams: &Arc<AtomicUsize>) {
     while !ctx.shutting_down() {
         match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(rq)) => handle(ctx, rq, server.num_connections(), streams),
+            Ok(Some(rq)) => handle(ctx, rq, streams),
             Ok(None) => {}
             Err(e) => {
                 crate::log_error!("accepting: {e}");
@@ -104,27 +106,28 @@ impl Read for LazyBody<'_> {
     }
 }
 
-fn handle(ctx: &Arc<AppContext>, mut rq: tiny_http::Request, connections: usize, streams: &Arc<AtomicUsize>) {
+fn handle(ctx: &Arc<AppContext>, mut rq: tiny_http::Request, streams: &Arc<AtomicUsize>) {
     let started = Instant::now();
     let method = rq.method().as_str().to_string();
     let url = rq.url().to_string();
-    let headers: Vec<(String, String)> =
-        rq.headers().iter().map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string())).collect();
+    let headers: Vec<(String, String)> = rq
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+        .collect();
     let peer = rq.remote_addr().map(|a| a.ip());
     let body_len = rq.body_length().map(|n| n as u64);
     let consumed = Cell::new(0u64);
     let (response, client) = {
         let body = Box::new(LazyBody { rq: &mut rq, consumed: &consumed });
-        let req = Request::new(&method, &url, headers, peer, &ctx.config.server.trusted_proxy, body_len, body);
+        let req =
+            Request::new(&method, &url, headers, peer, &ctx.config.server.trusted_proxy, body_len, body);
         let client = req.client_ip.clone();
-        let response = if connections > ctx.config.tuning.max_connections {
-            HttpError::new(503, "too many connections; retry shortly").header("Retry-After", "1").into_response()
-        } else {
+        let response =
             catch_unwind(AssertUnwindSafe(|| super::router::handle(ctx, req))).unwrap_or_else(|_| {
                 crate::log_error!("{method} {url}: handler panicked");
                 HttpError::internal("internal error").into_response()
-            })
-        };
+            });
         (response, client)
     };
     let status = response.status;
@@ -163,7 +166,13 @@ fn discard_body(rq: &mut tiny_http::Request, declared: Option<u64>, consumed: u6
 }
 
 /// Writes the response; returns the body bytes sent.
-fn write(ctx: &Arc<AppContext>, rq: tiny_http::Request, method: &str, response: Response, streams: &Arc<AtomicUsize>) -> u64 {
+fn write(
+    ctx: &Arc<AppContext>,
+    rq: tiny_http::Request,
+    method: &str,
+    response: Response,
+    streams: &Arc<AtomicUsize>,
+) -> u64 {
     let head = method == "HEAD";
     let Response { status, headers, body } = response;
     match body {
@@ -217,7 +226,12 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn write_head(w: &mut dyn Write, status: u16, headers: &[(String, String)], extra: &str) -> std::io::Result<()> {
+fn write_head(
+    w: &mut dyn Write,
+    status: u16,
+    headers: &[(String, String)],
+    extra: &str,
+) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (k, v) in headers {
         if !v.contains(['\r', '\n']) {
@@ -259,7 +273,11 @@ fn write_file(
 /// Writes an SSE stream until the client leaves or the bus closes.
 fn stream_events(ctx: &AppContext, w: &mut dyn Write, headers: &[(String, String)], sub: Subscription) {
     let extra = "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n";
-    if write_head(w, 200, headers, extra).and_then(|_| w.write_all(b"retry: 3000\n\n")).and_then(|_| w.flush()).is_err() {
+    if write_head(w, 200, headers, extra)
+        .and_then(|_| w.write_all(b"retry: 3000\n\n"))
+        .and_then(|_| w.flush())
+        .is_err()
+    {
         return;
     }
     while !ctx.shutting_down() {

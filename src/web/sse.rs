@@ -5,8 +5,8 @@
 //! loses messages rather than slowing publishers (the page can refetch). Closing the bus ends
 //! every stream, which is how shutdown stops SSE threads. The socket side is in `server.rs`.
 
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -100,15 +100,17 @@ pub fn script(offer: &Offer, v: &ScriptVars<'_>) -> Result<String> {
                 ExitReason::NoTargetDisk => "no_target_disk",
                 ExitReason::OrphanRef => "orphan_ref",
             };
-            let ref12: String = v.image_ref.map(|r| r.chars().take(12).collect()).unwrap_or_else(|| "none".into());
+            let ref12: String =
+                v.image_ref.map(|r| r.chars().take(12).collect()).unwrap_or_else(|| "none".into());
             render(
                 "exit.j2",
                 context! { version => crate::VERSION, mac => v.mac, boot_mode => v.boot_mode, reason => reason, ref12 => ref12 },
             )
         }
-        Offer::Unknown => {
-            render("unknown.j2", context! { version => crate::VERSION, mac => v.mac, boot_mode => v.boot_mode })
-        }
+        Offer::Unknown => render(
+            "unknown.j2",
+            context! { version => crate::VERSION, mac => v.mac, boot_mode => v.boot_mode },
+        ),
     }
 }
 
@@ -146,7 +148,8 @@ mod tests {
     #[test]
     fn netboot_script_is_exactly_the_spec_chain() {
         let labels = vec!["rack-1".to_string()];
-        let s = script(&Offer::Netboot { purpose: Purpose::Flash, retry: false }, &vars(&labels, Some("S1"))).unwrap();
+        let s = script(&Offer::Netboot { purpose: Purpose::Flash, retry: false }, &vars(&labels, Some("S1")))
+            .unwrap();
         let l = lines(&s);
         assert_eq!(l.len(), 6);
         assert_eq!(l[0], "#!ipxe");
@@ -204,7 +207,9 @@ mod tests {
 
     #[test]
     fn a_serial_with_newlines_cannot_inject_commands() {
-        let s = script(&Offer::Netboot { purpose: Purpose::Flash, retry: false }, &vars(&[], Some("x\nshell"))).unwrap();
+        let s =
+            script(&Offer::Netboot { purpose: Purpose::Flash, retry: false }, &vars(&[], Some("x\nshell")))
+                .unwrap();
         assert!(!lines(&s).contains(&"shell"));
         assert_eq!(lines(&s).len(), 6);
     }

@@ -30,18 +30,25 @@ pub fn login_page(_ctx: &AppContext, req: &Request<'_>) -> Reply {
 pub fn login(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let ip = req.client_ip.clone();
     if let Err(wait) = ctx.login_limiter.check(&ip) {
-        return Err(HttpError::new(429, "too many failed logins; wait and retry").header("Retry-After", wait.to_string()));
+        return Err(HttpError::new(429, "too many failed logins; wait and retry")
+            .header("Retry-After", wait.to_string()));
     }
     let form = req.form(16 << 10)?;
     let given = form.iter().find(|(k, _)| k == "password").map(|(_, v)| v.as_str()).unwrap_or("");
     if !auth::password_matches(ctx, given) {
         ctx.login_limiter.failed(&ip);
-        ctx.audit(Some(req), event("auth.login.failed", ("auth", "operator"), "operator", format!("failed login from {ip}")));
+        ctx.audit(
+            Some(req),
+            event("auth.login.failed", ("auth", "operator"), "operator", format!("failed login from {ip}")),
+        );
         return Ok(Response::html(401, login_form(Some("Invalid password."))));
     }
     ctx.login_limiter.succeeded(&ip);
     let cookie = auth::create_session(ctx, &ip)?;
-    ctx.audit(Some(req), event("auth.login.succeeded", ("auth", "operator"), "operator", format!("login from {ip}")));
+    ctx.audit(
+        Some(req),
+        event("auth.login.succeeded", ("auth", "operator"), "operator", format!("login from {ip}")),
+    );
     Ok(Response::see_other("/ui").header("Set-Cookie", auth::set_cookie(&cookie, SESSION_TTL_SECS)))
 }
 

@@ -15,7 +15,12 @@ pub fn get(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     let resp = files::serve(req, &path, None, disposition)?;
     if let Some(mac) = req.query("mac").and_then(crate::wire::normalize_mac) {
         if ctx.db.arm_cycle(&mac, &req.client_ip, &crate::db::now())? == Some(true) {
-            let mut e = event("netboot.flasher.armed", ("machine", &mac), "pxe-client", format!("{mac} fetched {name}"));
+            let mut e = event(
+                "netboot.flasher.armed",
+                ("machine", &mac),
+                "pxe-client",
+                format!("{mac} fetched {name}"),
+            );
             e.details = Some(serde_json::json!({ "artifact": name }));
             ctx.audit(Some(req), e);
             if let Some(rec) = ctx.db.machine(&mac)? {
@@ -34,7 +39,12 @@ pub fn put(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     let partial = match received {
         Ok(p) => p,
         Err(err) => {
-            let mut e = event("netboot.artifact.upload.failed", ("netboot", name), "operator", format!("upload of {name} failed"));
+            let mut e = event(
+                "netboot.artifact.upload.failed",
+                ("netboot", name),
+                "operator",
+                format!("upload of {name} failed"),
+            );
             e.details = Some(serde_json::json!({ "status": err.status, "detail": err.detail }));
             ctx.audit(Some(req), e);
             return Err(err);
@@ -43,7 +53,12 @@ pub fn put(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     let (size, sha256) = (partial.size, partial.sha256.clone());
     let dest = dir.join(name);
     partial.commit(&dest)?;
-    let mut e = event("netboot.artifact.uploaded", ("netboot", name), "operator", format!("{name} uploaded ({size} bytes)"));
+    let mut e = event(
+        "netboot.artifact.uploaded",
+        ("netboot", name),
+        "operator",
+        format!("{name} uploaded ({size} bytes)"),
+    );
     e.details = Some(serde_json::json!({ "size_bytes": size, "sha256": sha256 }));
     ctx.audit(Some(req), e);
     Ok(Response::json(

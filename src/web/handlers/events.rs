@@ -11,7 +11,9 @@ pub fn list(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let text = |k: &str| req.query(k).filter(|v| !v.is_empty()).map(str::to_string);
     let int = |k: &str| -> Result<Option<i64>, HttpError> {
         match req.query(k).filter(|v| !v.is_empty()) {
-            Some(v) => v.parse().map(Some).map_err(|_| HttpError::new(422, format!("{k} must be an integer"))),
+            Some(v) => {
+                v.parse().map(Some).map_err(|_| HttpError::new(422, format!("{k} must be an integer")))
+            }
             None => Ok(None),
         }
     };
@@ -42,6 +44,8 @@ pub fn ack(ctx: &AppContext, _req: &Request<'_>, id: &str) -> Reply {
 /// `GET /events/machines`: SSE; `event: machine` with a `Machine` JSON per change,
 /// `event: machine-deleted` with `{"mac"}`, `event: progress` with live flash progress.
 pub fn machines_stream(ctx: &AppContext, _req: &Request<'_>) -> Reply {
-    let sub = ctx.bus.subscribe().ok_or_else(|| HttpError::new(503, "too many live streams; retry later").header("Retry-After", "5"))?;
+    let sub = ctx.bus.subscribe().ok_or_else(|| {
+        HttpError::new(503, "too many live streams; retry later").header("Retry-After", "5")
+    })?;
     Ok(Response::new(200, Body::Events(sub)))
 }

@@ -30,38 +30,22 @@ fn encode_segment(s: &str) -> String {
         .collect()
 }
 
-/// The architecture hint of a name (reference §2.1), display only.
-pub fn arch_hint(name: &str) -> Option<&'static str> {
-    const HINTS: &[(&str, &str)] = &[
-        ("x86_64", "x86_64"),
-        ("x86-64", "x86_64"),
-        ("aarch64", "arm64"),
-        ("amd64", "x86_64"),
-        ("arm64", "arm64"),
-        ("armhf", "arm"),
-        ("armv7l", "arm"),
-        ("armv6l", "armv6"),
-        ("riscv64", "riscv64"),
-        ("ppc64le", "ppc64le"),
-        ("s390x", "s390x"),
-        ("i686", "i386"),
-        ("i386", "i386"),
-    ];
-    let lower = name.to_ascii_lowercase();
-    HINTS.iter().find(|(needle, _)| lower.contains(needle)).map(|(_, arch)| *arch)
+/// The catalog format id (`img.zst`, `qcow2`) of a detected format.
+pub fn format_id(f: crate::image::Format) -> String {
+    match f {
+        crate::image::Format::Raw => "img".to_string(),
+        crate::image::Format::Qcow2 => "qcow2".to_string(),
+        other => format!("img.{}", other.name()),
+    }
 }
 
-/// Format id and virtual size of a file; `Invalid` for anything not an image.
-// Until `image::detect` lands on main this goes by name; the content probe replaces it.
-pub fn probe(path: &Path, name: &str) -> crate::Result<(&'static str, Option<u64>)> {
-    let lower = name.to_ascii_lowercase();
-    let ids = ["img.zst", "img.gz", "img.xz", "img.bz2", "qcow2", "img"];
-    let id = ids
-        .into_iter()
-        .find(|id| lower.ends_with(&format!(".{id}")))
-        .ok_or_else(|| crate::Error::invalid("unrecognised image format"))?;
-    let len = std::fs::metadata(path)?.len();
-    Ok((id, (id == "img").then_some(len)))
+/// Format (by content) and virtual size of a stored file; `Invalid`/`Refused` for anything
+/// that is not a flashable image (tarballs included).
+pub fn probe(path: &Path) -> crate::Result<(crate::image::Format, Option<u64>)> {
+    let src = crate::source::FileSource::open(path)?;
+    let format = crate::image::detect(&src)?;
+    let vsize = crate::image::virtual_size(&src, format)?;
+    Ok((format, vsize))
 }
 
 fn entry(base: &str, row: &ImageRow) -> ImageEntry {
@@ -131,7 +115,8 @@ pub fn download(ctx: &AppContext, req: &Request<'_>, image_ref: &str, name: &str
 pub fn upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     let result = store_upload(ctx, req, name);
     if let Err(err) = &result {
-        let mut e = event("image.upload.failed", ("image", name), "operator", format!("upload of {name} failed"));
+        let mut e =
+            event("image.upload.failed", ("image", name), "operator", format!("upload of {name} failed"));
         e.details = Some(serde_json::json!({ "status": err.status, "detail": err.detail }));
         ctx.audit(Some(req), e);
     }
@@ -146,8 +131,8 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     }
     let dir = &ctx.config.paths.images_dir;
     let partial = files::receive(req, dir, name, ctx.config.tuning.max_upload_bytes, &ctx.shutdown)?;
-    let (format, vsize) =
-        probe(partial.path(), name).map_err(|e| HttpError::new(422, format!("{name}: not a supported image: {e}")))?;
+    let (format, vsize) = probe(partial.path())
+        .map_err(|e| HttpError::new(422, format!("{name}: not a supported image: {e}")))?;
     if let Some(existing) = ctx.db.image(&partial.sha256)? {
         return Err(conflict(format!("the same bytes are stored as {:?}", existing.name)));
     }
@@ -157,16 +142,19 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
         kind: ImageKind::Stored,
         src: None,
         sha256: Some(partial.sha256.clone()),
-        format: Some(format.to_string()),
+        format: Some(format_id(format)),
         size_bytes: Some(partial.size),
         virtual_size: vsize,
-        arch: arch_hint(name).map(str::to_string),
+        arch: crate::catalog::arch_hint(name).map(str::to_string),
         description: None,
         created_at: crate::db::now(),
     };
     let dest = dir.join(name);
     if dest.exists() {
-        return Err(conflict(format!("{} exists in the image store but not in the catalog; remove it", dest.display())));
+        return Err(conflict(format!(
+            "{} exists in the image store but not in the catalog; remove it",
+            dest.display()
+        )));
     }
     partial.commit(&dest)?;
     if let Err(e) = ctx.db.insert_image(&row) {
@@ -189,7 +177,12 @@ pub fn delete(ctx: &AppContext, req: &Request<'_>, image_ref: &str) -> Reply {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                let mut ev = event("image.delete.failed", ("image", image_ref), "operator", format!("deleting {}", row.name));
+                let mut ev = event(
+                    "image.delete.failed",
+                    ("image", image_ref),
+                    "operator",
+                    format!("deleting {}", row.name),
+                );
                 ev.details = Some(serde_json::json!({ "error": e.to_string() }));
                 ctx.audit(Some(req), ev);
                 return Err(HttpError::internal(format!("removing {}: {e}", path.display())));
@@ -197,6 +190,9 @@ pub fn delete(ctx: &AppContext, req: &Request<'_>, image_ref: &str) -> Reply {
         }
     }
     ctx.db.delete_image(image_ref)?;
-    ctx.audit(Some(req), event("image.deleted", ("image", image_ref), "operator", format!("{} deleted", row.name)));
+    ctx.audit(
+        Some(req),
+        event("image.deleted", ("image", image_ref), "operator", format!("{} deleted", row.name)),
+    );
     Ok(Response::no_content())
 }

@@ -31,7 +31,8 @@ pub fn put(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Reply {
     let a = upsert.validate().map_err(HttpError::unprocessable)?;
     let (rec, created) = ctx.db.upsert_machine(&mac, &a, &crate::db::now())?;
     let kind = if created { "machine.created" } else { "machine.upserted" };
-    let mut e = event(kind, ("machine", &mac), "operator", format!("{mac}: boot_mode={}", a.boot_mode.as_str()));
+    let mut e =
+        event(kind, ("machine", &mac), "operator", format!("{mac}: boot_mode={}", a.boot_mode.as_str()));
     e.details = Some(serde_json::json!({
         "bty_image_ref": a.bty_image_ref, "boot_mode": a.boot_mode.as_str(), "sanboot_drive": a.sanboot_drive,
         "labels": a.labels, "target_disk_serial": a.target_disk_serial,
@@ -54,15 +55,17 @@ pub fn delete(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Reply {
 }
 
 fn attachment(mac: &str, what: &str, json: String) -> Response {
-    Response::new(200, Body::Bytes(json.into_bytes()))
-        .header("Content-Type", "application/json")
-        .header("Content-Disposition", format!("attachment; filename=\"{}-{what}.json\"", mac.replace(':', "-")))
+    Response::new(200, Body::Bytes(json.into_bytes())).header("Content-Type", "application/json").header(
+        "Content-Disposition",
+        format!("attachment; filename=\"{}-{what}.json\"", mac.replace(':', "-")),
+    )
 }
 
 /// `GET /machines/{mac}/lshw.json`: the stored hardware blob as posted.
 pub fn lshw(ctx: &AppContext, _req: &Request<'_>, mac: &str) -> Reply {
     let mac = parse_mac(mac)?;
-    let blob = ctx.db.machine_lshw(&mac)?.ok_or_else(not_found)?.ok_or_else(|| HttpError::not_found("no lshw"))?;
+    let blob =
+        ctx.db.machine_lshw(&mac)?.ok_or_else(not_found)?.ok_or_else(|| HttpError::not_found("no lshw"))?;
     Ok(attachment(&mac, "lshw", blob))
 }
 

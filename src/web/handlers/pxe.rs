@@ -35,7 +35,11 @@ fn state(rec: &MachineRecord) -> MachineState<'_> {
 }
 
 /// The bound image as the agent will fetch it, if the server knows the ref.
-pub fn image_target(ctx: &AppContext, req: &Request<'_>, image_ref: Option<&str>) -> Result<Option<ImageTarget>, HttpError> {
+pub fn image_target(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    image_ref: Option<&str>,
+) -> Result<Option<ImageTarget>, HttpError> {
     let Some(r) = image_ref else { return Ok(None) };
     let Some(row) = ctx.db.image(r)? else { return Ok(None) };
     let url = super::images::fetch_url(&ctx.base_url(req), &row);
@@ -43,7 +47,11 @@ pub fn image_target(ctx: &AppContext, req: &Request<'_>, image_ref: Option<&str>
 }
 
 /// Discovery and `last_seen` for `/pxe/{mac}` and `/plan`, then the decision.
-fn contact(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Result<(MachineRecord, Option<ImageTarget>, Decision), HttpError> {
+fn contact(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    raw: &str,
+) -> Result<(MachineRecord, Option<ImageTarget>, Decision), HttpError> {
     let mac = parse_mac(raw)?;
     let (rec, created) = ctx.db.machine_contact(&mac, &req.client_ip, &crate::db::now())?;
     if created {
@@ -78,8 +86,15 @@ pub fn script(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
         initrd: &ctx.config.netboot.initrd,
     };
     let text = templates::script(&d.offer, &vars)?;
-    let mut e = event("netboot.pxe.offered", ("machine", &m.mac), "pxe-client", format!("{} offered {}", m.mac, d.offer_kind));
-    e.details = Some(serde_json::json!({ "boot_mode": m.boot_mode.as_str(), "offer_kind": d.offer_kind, "cycle": rec.cycle }));
+    let mut e = event(
+        "netboot.pxe.offered",
+        ("machine", &m.mac),
+        "pxe-client",
+        format!("{} offered {}", m.mac, d.offer_kind),
+    );
+    e.details = Some(
+        serde_json::json!({ "boot_mode": m.boot_mode.as_str(), "offer_kind": d.offer_kind, "cycle": rec.cycle }),
+    );
     ctx.audit(Some(req), e);
     if let Some(fresh) = ctx.db.machine(&m.mac)? {
         notify_machine(ctx, &fresh);
@@ -92,15 +107,23 @@ pub fn plan(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     let (rec, image, d) = contact(ctx, req, raw)?;
     let plan = plan_for(&d, &state(&rec), image.as_ref(), &ctx.base_url(req));
     let m = &rec.machine;
-    let mut e = event("netboot.pxe.plan", ("machine", &m.mac), "pxe-client", format!("{} plan {}", m.mac, d.offer_kind));
-    e.details = Some(serde_json::json!({ "plan": plan, "boot_mode": m.boot_mode.as_str(), "offer_kind": d.offer_kind }));
+    let mut e = event(
+        "netboot.pxe.plan",
+        ("machine", &m.mac),
+        "pxe-client",
+        format!("{} plan {}", m.mac, d.offer_kind),
+    );
+    e.details = Some(
+        serde_json::json!({ "plan": plan, "boot_mode": m.boot_mode.as_str(), "offer_kind": d.offer_kind }),
+    );
     ctx.audit(Some(req), e);
     notify_machine(ctx, &rec);
     Ok(Response::json(200, &plan))
 }
 
 fn orphan(ctx: &AppContext, req: &Request<'_>, mac: &str, signal: &str) -> HttpError {
-    let mut e = event("pxe.client.orphan", ("machine", mac), "pxe-client", format!("{signal} from unknown {mac}"));
+    let mut e =
+        event("pxe.client.orphan", ("machine", mac), "pxe-client", format!("{signal} from unknown {mac}"));
     e.details = Some(serde_json::json!({ "signal": signal }));
     ctx.audit(Some(req), e);
     HttpError::not_found("machine not found")
@@ -123,14 +146,22 @@ pub fn status(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
         Some(r) => ctx.db.image(&r)?.and_then(|i| i.sha256),
         None => None,
     };
-    let report = StatusReport { outcome: body.status, bytes: live.map(|l| l.progress.bytes_written), image_sha256 };
+    let report =
+        StatusReport { outcome: body.status, bytes: live.map(|l| l.progress.bytes_written), image_sha256 };
     let Some(rec) = ctx.db.record_status(&mac, &report, &req.client_ip, &crate::db::now())? else {
         return Err(orphan(ctx, req, &mac, "status"));
     };
     let e = match body.status {
-        FlashOutcome::Done => event("machine.flashed", ("machine", &mac), "pxe-client", format!("{mac} flashed")),
+        FlashOutcome::Done => {
+            event("machine.flashed", ("machine", &mac), "pxe-client", format!("{mac} flashed"))
+        }
         FlashOutcome::Failed => {
-            let mut e = event("machine.flash_failed", ("machine", &mac), "pxe-client", format!("{mac} flash failed: {}", body.reason));
+            let mut e = event(
+                "machine.flash_failed",
+                ("machine", &mac),
+                "pxe-client",
+                format!("{mac} flash failed: {}", body.reason),
+            );
             if !body.reason.is_empty() {
                 e.details = Some(serde_json::json!({ "reason": body.reason }));
             }
@@ -161,14 +192,23 @@ pub fn inventory(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
         None => None,
     };
     // serde_json maps are sorted, so each disk is stored as a sorted-key object (as the reference).
-    let disks: Vec<serde_json::Value> = post.disks.iter().filter_map(|d| serde_json::to_value(d).ok()).collect();
+    let disks: Vec<serde_json::Value> =
+        post.disks.iter().filter_map(|d| serde_json::to_value(d).ok()).collect();
     let disks_json = serde_json::to_string(&disks).unwrap_or_else(|_| "[]".into());
-    let Some(rec) = ctx.db.record_inventory(&mac, &disks_json, lshw.as_deref(), &req.client_ip, &crate::db::now())? else {
+    let Some(rec) =
+        ctx.db.record_inventory(&mac, &disks_json, lshw.as_deref(), &req.client_ip, &crate::db::now())?
+    else {
         return Err(orphan(ctx, req, &mac, "inventory"));
     };
     let serials: Vec<&str> = post.disks.iter().filter_map(|d| d.serial.as_deref()).collect();
-    let mut e = event("machine.inventory", ("machine", &mac), "pxe-client", format!("{mac}: {} disk(s)", post.disks.len()));
-    e.details = Some(serde_json::json!({ "count": post.disks.len(), "serials": serials, "lshw": lshw.is_some() }));
+    let mut e = event(
+        "machine.inventory",
+        ("machine", &mac),
+        "pxe-client",
+        format!("{mac}: {} disk(s)", post.disks.len()),
+    );
+    e.details =
+        Some(serde_json::json!({ "count": post.disks.len(), "serials": serials, "lshw": lshw.is_some() }));
     ctx.audit(Some(req), e);
     notify_machine(ctx, &rec);
     Ok(Response::no_content())

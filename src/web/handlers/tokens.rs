@@ -29,7 +29,15 @@ pub fn create(ctx: &AppContext, req: &Request<'_>) -> Reply {
         return Err(HttpError::new(422, "name must be 1-64 printable characters"));
     }
     let (row, value) = auth::create_token(ctx, &name)?;
-    ctx.audit(Some(req), event("auth.token.created", ("auth", &row.id.to_string()), "operator", format!("API token {name:?} created")));
+    ctx.audit(
+        Some(req),
+        event(
+            "auth.token.created",
+            ("auth", &row.id.to_string()),
+            "operator",
+            format!("API token {name:?} created"),
+        ),
+    );
     Ok(Response::json(
         201,
         &serde_json::json!({ "id": row.id, "name": row.name, "token": value, "created_at": row.created_at }),
@@ -42,6 +50,9 @@ pub fn delete(ctx: &AppContext, req: &Request<'_>, id: &str) -> Reply {
     if !ctx.db.delete_token(id)? {
         return Err(HttpError::not_found("token not found"));
     }
-    ctx.audit(Some(req), event("auth.token.revoked", ("auth", &id.to_string()), "operator", format!("API token {id} revoked")));
+    ctx.audit(
+        Some(req),
+        event("auth.token.revoked", ("auth", &id.to_string()), "operator", format!("API token {id} revoked")),
+    );
     Ok(Response::no_content())
 }
