@@ -12,6 +12,7 @@ mod flash;
 mod inspect;
 mod table;
 mod tftp;
+mod web;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
