@@ -6,7 +6,10 @@
 //! with the list, as BusyBox does.
 
 mod args;
+mod catalog;
+mod inspect;
 mod table;
+mod tftp;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

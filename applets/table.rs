@@ -15,5 +15,10 @@ pub struct Applet {
     pub run: AppletMain,
 }
 
-/// Every applet, sorted by name.
-pub const APPLETS: &[Applet] = &[];
+/// Every applet, sorted by name. One line per row keeps parallel additions from colliding.
+#[rustfmt::skip]
+pub const APPLETS: &[Applet] = &[
+    Applet { name: "catalog", summary: "list a catalog's images merged with the local image root", run: crate::catalog::main },
+    Applet { name: "inspect", summary: "show an image's format, sizes and partition table", run: crate::inspect::main },
+    Applet { name: "tftp", summary: "read-only TFTP server for boot loaders", run: crate::tftp::main },
+];
