@@ -7,6 +7,8 @@
 
 mod args;
 mod catalog;
+mod disks;
+mod flash;
 mod inspect;
 mod table;
 mod tftp;

@@ -1,5 +1,6 @@
 //! The only `unsafe` in the crate: ioctls, termios, mount, reboot, module loading.
 
+pub mod blockdev;
 pub mod module;
 pub mod mount;
 pub mod net;
