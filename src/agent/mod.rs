@@ -10,6 +10,8 @@ pub mod client;
 pub mod clock;
 pub mod cmdline;
 pub mod console;
+pub mod flow;
 pub mod hardware;
 pub mod modules;
 pub mod net;
+pub mod pid1;

@@ -51,14 +51,16 @@ pub fn resolve(spec: &str, catalog: Option<&str>) -> Result<Resolved> {
     let source = super::open(&entry.src).map_err(|e| e.context(format!("opening catalog image {spec:?}")))?;
     let listed = entry.sha256.as_deref().map(super::parse_sha256).transpose()?;
     let expected_sha256 = match (listed, source.expected_sha256()) {
-        (Some(a), Some(b)) if a != b => return Err(Error::new(
-            ErrorKind::Integrity,
-            format!(
+        (Some(a), Some(b)) if a != b => {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                format!(
                 "catalog image {spec:?}: the catalog's sha256 {} differs from the registry's layer digest {}",
                 super::hex(&a),
                 super::hex(&b)
             ),
-        )),
+            ))
+        }
         (a, b) => a.or(b),
     };
     Ok(Resolved { source, expected_sha256, entry: Some(entry) })
