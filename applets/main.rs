@@ -10,6 +10,7 @@ mod catalog;
 mod disks;
 mod flash;
 mod inspect;
+mod plan_agent;
 mod table;
 mod tftp;
 mod web;

@@ -22,6 +22,7 @@ pub const APPLETS: &[Applet] = &[
     Applet { name: "disks", summary: "list target disks (sysfs): size, model, serial, in use", run: crate::disks::main },
     Applet { name: "flash", summary: "write an image onto a disk or a file, with zero runs, delta, verify", run: crate::flash::main },
     Applet { name: "inspect", summary: "show an image's format, sizes and partition table", run: crate::inspect::main },
+    Applet { name: "plan-agent", summary: "follow bty-web's plan for this machine: inventory, flash, report, reboot", run: crate::plan_agent::main },
     Applet { name: "tftp", summary: "read-only TFTP server for boot loaders", run: crate::tftp::main },
     Applet { name: "web", summary: "PXE control plane, machine API, image store and audit log (bty-web)", run: crate::web::main },
 ];
