@@ -7,6 +7,7 @@
 
 mod args;
 mod table;
+mod tui;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

@@ -16,4 +16,8 @@ pub struct Applet {
 }
 
 /// Every applet, sorted by name.
-pub const APPLETS: &[Applet] = &[];
+pub const APPLETS: &[Applet] = &[Applet {
+    name: "tui",
+    summary: "the wizard: pick an image and a disk, confirm, flash, reboot",
+    run: crate::tui::main,
+}];
