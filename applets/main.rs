@@ -6,7 +6,10 @@
 //! with the list, as BusyBox does.
 
 mod args;
+mod catalog;
+mod inspect;
 mod table;
+mod tftp;
 mod tui;
 
 use std::io::{IsTerminal, Write};

@@ -15,9 +15,11 @@ pub struct Applet {
     pub run: AppletMain,
 }
 
-/// Every applet, sorted by name.
-pub const APPLETS: &[Applet] = &[Applet {
-    name: "tui",
-    summary: "the wizard: pick an image and a disk, confirm, flash, reboot",
-    run: crate::tui::main,
-}];
+/// Every applet, sorted by name. One line per row keeps parallel additions from colliding.
+#[rustfmt::skip]
+pub const APPLETS: &[Applet] = &[
+    Applet { name: "catalog", summary: "list a catalog's images merged with the local image root", run: crate::catalog::main },
+    Applet { name: "inspect", summary: "show an image's format, sizes and partition table", run: crate::inspect::main },
+    Applet { name: "tftp", summary: "read-only TFTP server for boot loaders", run: crate::tftp::main },
+    Applet { name: "tui", summary: "the wizard: pick an image and a disk, confirm, flash, reboot", run: crate::tui::main },
+];

@@ -39,7 +39,7 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
     let caps = Caps::from_env();
     let options = Options {
         catalog: a.catalog,
-        image_root: a.image_root.unwrap_or_else(tui::default_image_root),
+        image_root: a.image_root.unwrap_or_else(bty::catalog::image_root),
         only_disks: a.disk,
         all_disks: a.all_disks,
         verify: a.verify,

@@ -7,7 +7,7 @@
 //! how a catalog merges with the image root). The row types here are the vocabulary shared
 //! with the state machine.
 
-use crate::catalog::Entry;
+use crate::catalog::{self, Entry};
 use crate::disk::Disk;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flash::{FlashReport, Progress};
@@ -116,8 +116,12 @@ pub struct SystemBackend {
 }
 
 impl Backend for SystemBackend {
-    fn images(&self, _source: &SourceChoice) -> Result<Vec<Entry>> {
-        Err(Error::failed("listing images is not available in this build yet"))
+    fn images(&self, source: &SourceChoice) -> Result<Vec<Entry>> {
+        let local = catalog::scan_local(&self.image_root)?;
+        match source {
+            SourceChoice::Local => Ok(local),
+            SourceChoice::Catalog(spec) => Ok(catalog::merge(local, catalog::load(spec)?.entries)),
+        }
     }
 
     fn disks(&self, _image: &Entry) -> Result<DiskScan> {

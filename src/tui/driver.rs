@@ -171,3 +171,232 @@ impl Run {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Entry;
+    use crate::error::Error;
+    use crate::flash::{FlashReport, Phase, Progress};
+    use crate::tui::backend::{DiskScan, FlashJob, SourceChoice};
+    use crate::tui::state::tests::{disk, entry, report, setup};
+    use crate::tui::view::Size;
+    use std::sync::Mutex;
+
+    /// What the fake engine does when asked to flash.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Engine {
+        Succeeds,
+        WaitsForCancel,
+        Panics,
+    }
+
+    struct FakeBackend {
+        engine: Engine,
+        flashed: Mutex<Vec<FlashJob>>,
+        saw_cancel: AtomicBool,
+    }
+
+    impl FakeBackend {
+        fn new(engine: Engine) -> Arc<FakeBackend> {
+            Arc::new(FakeBackend { engine, flashed: Mutex::default(), saw_cancel: AtomicBool::new(false) })
+        }
+    }
+
+    impl Backend for FakeBackend {
+        fn images(&self, _: &SourceChoice) -> Result<Vec<Entry>> {
+            Ok(vec![entry("a.img"), entry("b.img")])
+        }
+        fn disks(&self, _: &Entry) -> Result<DiskScan> {
+            Ok(DiskScan {
+                image_size: Some(4 << 20),
+                disks: vec![disk("sda", Some("mounted"), false), disk("loop1", None, false)],
+            })
+        }
+        fn flash(
+            &self,
+            job: &FlashJob,
+            progress: &mut dyn FnMut(&Progress),
+            cancel: &AtomicBool,
+        ) -> Result<FlashReport> {
+            self.flashed.lock().unwrap().push(job.clone());
+            progress(&Progress {
+                phase: Phase::Writing,
+                bytes_written: 1 << 20,
+                total_bytes: Some(4 << 20),
+                rate: 1e6,
+                eta_seconds: Some(3.0),
+            });
+            match self.engine {
+                Engine::Succeeds => Ok(report()),
+                Engine::Panics => panic!("engine bug"),
+                Engine::WaitsForCancel => {
+                    while !cancel.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    self.saw_cancel.store(true, Ordering::Relaxed);
+                    Err(Error::new(ErrorKind::Cancelled, "cancelled after 1.0 MiB"))
+                }
+            }
+        }
+        fn reboot(&self) -> Result<()> {
+            Err(Error::failed("not in a test"))
+        }
+    }
+
+    /// A terminal that answers each step's inputs once its expected text has been drawn.
+    struct ScriptedTerminal {
+        steps: VecDeque<(&'static str, Vec<Input>)>,
+        drawn: String,
+        turns: usize,
+    }
+
+    impl ScriptedTerminal {
+        fn new(steps: Vec<(&'static str, Vec<Input>)>) -> ScriptedTerminal {
+            ScriptedTerminal { steps: steps.into(), drawn: String::new(), turns: 0 }
+        }
+    }
+
+    impl Terminal for ScriptedTerminal {
+        fn read_input(&mut self, _timeout: Duration) -> Result<Vec<Input>> {
+            self.turns += 1;
+            assert!(
+                self.turns < 3000,
+                "stuck waiting for {:?}; screen so far:\n{}",
+                self.steps.front(),
+                self.drawn
+            );
+            match self.steps.front() {
+                Some((want, _)) if self.drawn.contains(want) => {
+                    self.drawn.clear();
+                    Ok(self.steps.pop_front().map(|s| s.1).unwrap_or_default())
+                }
+                // Waiting for the drawing, or (script done) for the wizard to end by itself.
+                _ => {
+                    std::thread::sleep(Duration::from_millis(2));
+                    Ok(Vec::new())
+                }
+            }
+        }
+        fn write(&mut self, bytes: &[u8]) -> Result<()> {
+            self.drawn.push_str(&String::from_utf8_lossy(bytes));
+            Ok(())
+        }
+        fn size(&self) -> Size {
+            Size { cols: 80, rows: 24 }
+        }
+    }
+
+    fn keys(text: &str) -> Vec<Input> {
+        text.chars().map(|c| Input::Key(if c == '\n' { Key::Enter } else { Key::Char(c) })).collect()
+    }
+
+    fn run(
+        backend: Arc<FakeBackend>,
+        steps: Vec<(&'static str, Vec<Input>)>,
+    ) -> (Result<Outcome>, ScriptedTerminal) {
+        let mut term = ScriptedTerminal::new(steps);
+        let caps = Caps { addressing: true, unicode: false, colour: false };
+        let outcome = drive(&mut term, backend, setup(None), caps);
+        (outcome, term)
+    }
+
+    #[test]
+    fn a_whole_flash_from_image_to_quit() {
+        let backend = FakeBackend::new(Engine::Succeeds);
+        let (outcome, term) = run(
+            backend.clone(),
+            vec![
+                ("b.img", keys("1\n")),
+                ("/dev/loop1", keys("2\n")),
+                ("Type yes", keys("yes\n")),
+                ("Flash complete", keys("q")),
+            ],
+        );
+        assert_eq!(outcome.unwrap(), Outcome::Quit);
+        let flashed = backend.flashed.lock().unwrap();
+        assert_eq!(flashed.len(), 1);
+        assert_eq!(flashed[0].target, std::path::Path::new("/dev/loop1"));
+        // Leaving clears the screen.
+        assert!(term.drawn.ends_with("\x1b[0m\x1b[H\x1b[2J"), "{:?}", term.drawn);
+    }
+
+    #[test]
+    fn ctrl_c_then_y_cancels_a_running_flash() {
+        let backend = FakeBackend::new(Engine::WaitsForCancel);
+        let (outcome, _) = run(
+            backend.clone(),
+            vec![
+                ("b.img", keys("1\n")),
+                ("/dev/loop1", keys("2\n")),
+                ("Type yes", keys("yes\n")),
+                ("25%", vec![Input::Key(Key::Interrupt)]),
+                ("Cancel the flash?", keys("y")),
+                ("Flash cancelled", keys("q")),
+            ],
+        );
+        assert_eq!(outcome.unwrap(), Outcome::Quit);
+        assert!(backend.saw_cancel.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_signal_during_a_flash_cancels_it_before_leaving() {
+        let backend = FakeBackend::new(Engine::WaitsForCancel);
+        let (outcome, _) = run(
+            backend.clone(),
+            vec![
+                ("b.img", keys("1\n")),
+                ("/dev/loop1", keys("2\n")),
+                ("Type yes", keys("yes\n")),
+                ("25%", vec![Input::Stop(Outcome::Interrupted)]),
+            ],
+        );
+        assert_eq!(outcome.unwrap(), Outcome::Interrupted);
+        assert!(backend.saw_cancel.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_panicking_engine_ends_on_the_done_screen_with_a_failure() {
+        let backend = FakeBackend::new(Engine::Panics);
+        let (outcome, _) = run(
+            backend,
+            vec![
+                ("b.img", keys("1\n")),
+                ("/dev/loop1", keys("2\n")),
+                ("Type yes", keys("yes\n")),
+                ("the flash engine crashed", keys("q")),
+            ],
+        );
+        assert_eq!(outcome.unwrap(), Outcome::Quit);
+    }
+
+    #[test]
+    fn a_failed_reboot_is_reported_and_the_wizard_stays() {
+        let backend = FakeBackend::new(Engine::Succeeds);
+        let (outcome, _) = run(
+            backend,
+            vec![
+                ("b.img", keys("1\n")),
+                ("/dev/loop1", keys("2\n")),
+                ("Type yes", keys("yes\n")),
+                ("Reboot now", keys("1\n")),
+                ("reboot failed: not in a test", keys("q")),
+            ],
+        );
+        assert_eq!(outcome.unwrap(), Outcome::Quit);
+    }
+
+    #[test]
+    fn resize_and_ctrl_l_repaint_the_whole_screen() {
+        let backend = FakeBackend::new(Engine::Succeeds);
+        let (outcome, _) = run(
+            backend,
+            vec![
+                ("b.img", vec![Input::Resize]),
+                ("\x1b[2J", vec![Input::Key(Key::Redraw)]),
+                ("\x1b[2J", keys("q")),
+            ],
+        );
+        assert_eq!(outcome.unwrap(), Outcome::Quit);
+    }
+}

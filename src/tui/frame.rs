@@ -67,6 +67,31 @@ impl Line {
         Line { spans: vec![Span::new(text, style)] }
     }
 
+    /// `text` broken into rows of at most `width` columns, at spaces where possible.
+    pub fn wrapped(text: &str, width: usize, style: Style) -> Vec<Line> {
+        let width = width.max(1);
+        let mut rows: Vec<String> = Vec::new();
+        let mut current = String::new();
+        for word in text.split(' ') {
+            let mut word: Vec<char> = word.chars().collect();
+            let used = current.chars().count();
+            if used > 0 && used + 1 + word.len() > width {
+                rows.push(std::mem::take(&mut current));
+            } else if used > 0 {
+                current.push(' ');
+            }
+            // A word longer than a row is cut into row-sized pieces.
+            while current.chars().count() + word.len() > width {
+                let room = width - current.chars().count();
+                current.extend(word.drain(..room));
+                rows.push(std::mem::take(&mut current));
+            }
+            current.extend(word);
+        }
+        rows.push(current);
+        rows.into_iter().map(|r| Line::styled(r, style)).collect()
+    }
+
     /// Appends a span.
     pub fn push(mut self, text: impl AsRef<str>, style: Style) -> Line {
         self.spans.push(Span::new(text, style));
@@ -138,6 +163,17 @@ mod tests {
         let fitted = line.fitted(7, false);
         assert_eq!(fitted.spans, vec![Span::new("abcdef", Style::Plain), Span::new("g", Style::Bold)]);
         assert_eq!(line.fitted(0, false), Line::blank());
+    }
+
+    #[test]
+    fn wrapped_breaks_at_spaces_and_cuts_words_longer_than_a_row() {
+        let rows: Vec<String> =
+            Line::wrapped("loading catalog http://example.org/c.toml failed", 16, Style::Error)
+                .iter()
+                .map(Line::text)
+                .collect();
+        assert_eq!(rows, ["loading catalog", "http://example.o", "rg/c.toml failed"]);
+        assert_eq!(Line::wrapped("", 0, Style::Plain).len(), 1);
     }
 
     #[test]

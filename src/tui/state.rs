@@ -681,14 +681,11 @@ impl Wizard {
                 self.images = Loading::Ready(images);
             }
             Err(e) => {
-                // Stay usable: back to the source menu with the reason on screen.
+                // Stay usable: back to the source menu with the reason (which names the catalog
+                // or the image root) on screen.
                 self.images = Loading::Idle;
                 self.screen = Screen::Source;
-                let what = match &self.source {
-                    Some(SourceChoice::Catalog(c)) => format!("catalog {c}"),
-                    _ => format!("image root {}", self.setup.image_root),
-                };
-                self.error(format!("loading {what} failed: {e}"));
+                self.error(e);
             }
         }
         Vec::new()
@@ -905,13 +902,10 @@ pub(super) mod tests {
     #[test]
     fn a_catalog_that_fails_to_load_returns_to_the_source_menu_with_the_reason_and_stays_usable() {
         let (mut w, _) = Wizard::new(setup(Some("http://srv/missing.toml")));
-        w.handle(Event::Images { generation: 1, result: Err("HTTP 404".into()) });
+        let reason = "loading catalog http://srv/missing.toml: HTTP 404";
+        w.handle(Event::Images { generation: 1, result: Err(reason.into()) });
         assert_eq!(w.screen, Screen::Source);
-        let m = w.message().expect("a message");
-        assert!(
-            m.error && m.text.contains("http://srv/missing.toml") && m.text.contains("HTTP 404"),
-            "{m:?}"
-        );
+        assert_eq!(w.message(), Some(&Message { error: true, text: reason.into() }));
         // Pick "Local images" (2) and it loads.
         let effects = keys(&mut w, &[Key::Char('2'), Key::Enter]);
         assert_eq!(effects, vec![Effect::LoadImages { generation: 2, source: SourceChoice::Local }]);

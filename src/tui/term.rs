@@ -5,7 +5,8 @@
 //! the terminal has cursor addressing, whole lines (the kernel echoes and edits) when it is
 //! dumb. Whatever happens, the settings found at start are put back: on drop, from a panic
 //! hook when the UI thread panics, and after SIGTERM/SIGHUP/SIGINT, which are turned into
-//! inputs instead of killing the process with the terminal left raw.
+//! inputs instead of killing the process with the terminal left raw. While the wizard draws,
+//! a stderr that is the same terminal is muted so stray log lines cannot garble the screen.
 
 use super::caps::Caps;
 use super::key::{Key, KeyDecoder};
@@ -17,6 +18,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGWINCH};
 use signal_hook::SigId;
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::thread::ThreadId;
@@ -51,14 +53,34 @@ pub trait Terminal {
 /// Long enough for a 9600-baud line to deliver three bytes, short enough to feel instant.
 const ESC_WAIT: Duration = Duration::from_millis(60);
 
-/// What a panic must put back: the settings, the thread whose panic should do it, and the
-/// bytes that end the wizard's drawing (attribute reset only where escapes are understood).
-type Restore = (ThreadId, rustix::termios::Termios, &'static [u8]);
+/// What must be put back when the wizard ends, however it ends.
+#[derive(Clone)]
+struct Restore {
+    /// The thread that owns the terminal; only its panic restores (a worker's is reported).
+    owner: ThreadId,
+    /// The terminal settings found at start.
+    settings: rustix::termios::Termios,
+    /// Bytes that end the drawing (attribute reset only where escapes are understood).
+    reset: &'static [u8],
+    /// The real stderr, when it was the terminal and got muted.
+    stderr: Option<Arc<OwnedFd>>,
+}
+
+impl Restore {
+    fn apply(&self) {
+        let _ = termios::tcsetattr(std::io::stdin(), &self.settings);
+        if let Some(fd) = &self.stderr {
+            let _ = rustix::stdio::dup2_stderr(fd.as_fd());
+        }
+    }
+}
+
+/// Set while a [`Tty`] is open, for the panic hook.
 static RESTORE: Mutex<Option<Restore>> = Mutex::new(None);
 
 /// The process's controlling terminal on stdin/stdout, switched to the mode the wizard needs.
 pub struct Tty {
-    original: rustix::termios::Termios,
+    restore: Restore,
     lines: bool,
     decoder: KeyDecoder,
     partial_line: Vec<u8>,
@@ -80,11 +102,15 @@ impl Tty {
         let lines = !caps.addressing;
         let wanted = if lines { termios::whole_lines(&original) } else { termios::raw_keys(&original) };
         install_panic_hook();
-        let reset: &'static [u8] = if lines { b"\n" } else { b"\x1b[0m\r\n" };
-        *RESTORE.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((std::thread::current().id(), original.clone(), reset));
+        let restore = Restore {
+            owner: std::thread::current().id(),
+            settings: original,
+            reset: if lines { b"\n" } else { b"\x1b[0m\r\n" },
+            stderr: mute_stderr()?,
+        };
+        *RESTORE.lock().unwrap_or_else(|p| p.into_inner()) = Some(restore.clone());
         let mut tty = Tty {
-            original,
+            restore,
             lines,
             decoder: KeyDecoder::new(),
             partial_line: Vec::new(),
@@ -192,12 +218,26 @@ impl Terminal for Tty {
 
 impl Drop for Tty {
     fn drop(&mut self) {
-        let _ = termios::tcsetattr(std::io::stdin(), &self.original);
+        self.restore.apply();
         *RESTORE.lock().unwrap_or_else(|p| p.into_inner()) = None;
         for id in self.signal_ids.drain(..) {
             signal_hook::low_level::unregister(id);
         }
     }
+}
+
+/// Points stderr at `/dev/null` when it is a terminal, so log lines from library code cannot
+/// scribble over the screen; returns the real stderr to put back. A stderr redirected to a
+/// file or the journal is left alone (`bty-tui 2>/tmp/tui.log` keeps the log).
+fn mute_stderr() -> Result<Option<Arc<OwnedFd>>> {
+    let stderr = std::io::stderr();
+    if !termios::isatty(&stderr) {
+        return Ok(None);
+    }
+    let saved = rustix::io::dup(&stderr).map_err(std::io::Error::from).context("saving stderr")?;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").context("opening /dev/null")?;
+    rustix::stdio::dup2_stderr(&null).map_err(std::io::Error::from).context("muting stderr")?;
+    Ok(Some(Arc::new(saved)))
 }
 
 /// Chains a panic hook that puts the terminal back before the panic message is printed, so
@@ -209,12 +249,10 @@ fn install_panic_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let saved = RESTORE.lock().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone());
-            if let Some((owner, settings, reset)) = saved {
-                if owner == std::thread::current().id() {
-                    let _ = termios::tcsetattr(std::io::stdin(), &settings);
-                    let _ = std::io::stdout().write_all(reset);
-                    let _ = std::io::stdout().flush();
-                }
+            if let Some(restore) = saved.filter(|r| r.owner == std::thread::current().id()) {
+                restore.apply();
+                let _ = std::io::stdout().write_all(restore.reset);
+                let _ = std::io::stdout().flush();
             }
             previous(info);
         }));

@@ -30,7 +30,8 @@ struct Parts {
     body: Vec<Line>,
     /// The body row that must stay visible (the highlighted one).
     focus: Option<usize>,
-    message: Option<Line>,
+    /// The feedback line, wrapped to the width.
+    message: Vec<Line>,
     hints: Line,
     /// The prompt row, and the column where the cursor rests on it.
     prompt: (Line, usize),
@@ -79,7 +80,11 @@ fn place(p: Parts, size: Size) -> Frame {
         return Frame::default();
     }
     // What fits, from most to least needed: prompt, message, title, hints, body, the rest.
-    let message = usize::from(p.message.is_some() && h >= 3);
+    let message = match h {
+        0..=2 => 0,
+        3..=9 => p.message.len().min(1),
+        _ => p.message.len().min(3),
+    };
     let title = usize::from(h >= 2);
     let hints = usize::from(h >= 5);
     let rest_header = if h >= 12 { p.header.len().saturating_sub(1) } else { 0 };
@@ -95,9 +100,7 @@ fn place(p: Parts, size: Size) -> Frame {
     let pad = body_rows - body.len();
     lines.extend(body);
     lines.extend(std::iter::repeat_n(Line::blank(), pad));
-    if message == 1 {
-        lines.extend(p.message);
-    }
+    lines.extend(p.message.into_iter().take(message));
     if hints == 1 {
         lines.push(p.hints);
     }
@@ -129,10 +132,16 @@ fn parts(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Parts {
         header: header(w, g),
         body,
         focus,
-        message: w
-            .message
-            .as_ref()
-            .map(|m| Line::styled(&m.text, if m.error { Style::Error } else { Style::Good })),
+        message: match &w.message {
+            Some(m) => {
+                let style = if m.error { Style::Error } else { Style::Good };
+                Line::wrapped(&m.text, cols.saturating_sub(2), style)
+                    .into_iter()
+                    .map(|l| Line::plain(" ").push(l.text(), style))
+                    .collect()
+            }
+            None => Vec::new(),
+        },
         hints: Line::styled(hints(w, caps, g), Style::Plain),
         prompt: prompt(w),
         live: w.screen == Screen::Flashing && !w.help,

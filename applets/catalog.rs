@@ -1,0 +1,87 @@
+//! `bty catalog [--catalog SRC] [--json]`: the images a catalog offers, merged with the local
+//! image root, as a table or as one JSON object.
+
+use crate::args;
+use argh::FromArgs;
+use bty::catalog::{self, Entry};
+use std::io::Write;
+
+/// List the images of a catalog merged with the local image root ($BTY_IMAGE_ROOT).
+#[derive(FromArgs)]
+struct Args {
+    /// catalog to list: a path, http(s):// URL (e.g. a bty-web's /catalog.toml) or oras:// ref
+    #[argh(option)]
+    catalog: Option<String>,
+    /// print one JSON object ({"schema_version": 1, "entries": [...]})
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Entry point.
+pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
+    let a: Args = match args::parse(shown_as, args) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let root = catalog::image_root();
+    let local = catalog::scan_local(&root)?;
+    let remote = match &a.catalog {
+        Some(src) => catalog::load(src)?.entries,
+        None => Vec::new(),
+    };
+    let entries = catalog::merge(local, remote);
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let doc = serde_json::json!({
+            "schema_version": 1,
+            "image_root": root.display().to_string(),
+            "catalog": a.catalog.as_deref().map(bty::source::url::redact),
+            "entries": entries,
+        });
+        writeln!(out, "{doc:#}")?;
+    } else {
+        print_table(&mut out, &entries)?;
+    }
+    Ok(0)
+}
+
+fn print_table(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()> {
+    if entries.is_empty() {
+        return writeln!(
+            out,
+            "no images (image root {}; add a catalog with --catalog SRC)",
+            catalog::image_root().display()
+        );
+    }
+    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
+    writeln!(out, "{:<width$}  {:<8}  {:>10}  {:<7}  SRC", "NAME", "FORMAT", "SIZE", "ARCH")?;
+    for e in entries {
+        let size = e.size_bytes.map(human).unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{:<width$}  {:<8}  {:>10}  {:<7}  {}",
+            e.name,
+            e.format.as_deref().unwrap_or("-"),
+            size,
+            e.arch.as_deref().unwrap_or("-"),
+            bty::source::url::redact(&e.src)
+        )?;
+    }
+    Ok(())
+}
+
+/// Binary units with one decimal (`1.5 GiB`).
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
