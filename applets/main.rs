@@ -13,6 +13,7 @@ mod inspect;
 mod plan_agent;
 mod table;
 mod tftp;
+mod tui;
 mod web;
 
 use std::io::{IsTerminal, Write};
