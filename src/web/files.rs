@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Upload copy buffer: large, so a fast client is not throttled by syscall count.
 const COPY_BUF: usize = 1 << 20;
 
-/// Marker in temporary upload names (`.NAME.partial-RANDOM`).
+/// Prefix of temporary upload names (`.partial-RANDOM.NAME`: hidden, and still ending in the
+/// final name so format detection by extension works before the rename).
 const PARTIAL: &str = ".partial-";
 
 /// Checks that `name` is a plain file name: no `/`, `\`, NUL, not `.`/`..`, not hidden, not
@@ -40,7 +41,7 @@ pub fn remove_partials(dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.contains(PARTIAL) {
+        if name.starts_with(PARTIAL) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -180,7 +181,7 @@ pub fn receive(
         return Err(HttpError::too_large(limit));
     }
     let suffix = super::auth::random_hex(6).map_err(HttpError::from)?;
-    let path = dir.join(format!(".{name}{PARTIAL}{suffix}"));
+    let path = dir.join(format!("{PARTIAL}{suffix}.{name}"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
