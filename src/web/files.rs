@@ -180,6 +180,24 @@ pub fn receive(
     if req.body_len.is_some_and(|n| n > limit) {
         return Err(HttpError::too_large(limit));
     }
+    let mut body = req.take_body()?;
+    let partial = receive_from(&mut body, dir, name, limit, shutdown, &|_| {})?;
+    if req.body_len.is_some_and(|n| n != partial.size) {
+        return Err(HttpError::bad_request("upload ended before Content-Length bytes arrived"));
+    }
+    Ok(partial)
+}
+
+/// Copies `src` into a temporary file in `dir` (see [`receive`]); `progress` sees the running
+/// byte count after each chunk.
+pub fn receive_from(
+    src: &mut dyn Read,
+    dir: &Path,
+    name: &str,
+    limit: u64,
+    shutdown: &AtomicBool,
+    progress: &dyn Fn(u64),
+) -> Result<Partial, HttpError> {
     let suffix = super::auth::random_hex(6).map_err(HttpError::from)?;
     let path = dir.join(format!("{PARTIAL}{suffix}.{name}"));
     let mut file = std::fs::OpenOptions::new()
@@ -188,30 +206,27 @@ pub fn receive(
         .open(&path)
         .map_err(|e| HttpError::internal(format!("creating {}: {e}", path.display())))?;
     let mut partial = Partial { path, size: 0, sha256: String::new(), committed: false };
-    let mut body = req.take_body()?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; COPY_BUF];
     loop {
         if shutdown.load(Ordering::Relaxed) {
-            return Err(HttpError::new(503, "server is shutting down; upload aborted"));
+            return Err(HttpError::new(503, "server is shutting down; transfer aborted"));
         }
-        let n = match body.read(&mut buf) {
+        let n = match src.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(HttpError::bad_request(format!("reading upload: {e}"))),
+            Err(e) => return Err(HttpError::bad_request(format!("reading {name}: {e}"))),
         };
         partial.size += n as u64;
         if partial.size > limit {
             return Err(HttpError::too_large(limit));
         }
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|e| HttpError::internal(format!("writing upload: {e}")))?;
+        file.write_all(&buf[..n]).map_err(|e| HttpError::internal(format!("writing {name}: {e}")))?;
+        progress(partial.size);
     }
-    if req.body_len.is_some_and(|n| n != partial.size) {
-        return Err(HttpError::bad_request("upload ended before Content-Length bytes arrived"));
-    }
-    file.sync_all().map_err(|e| HttpError::internal(format!("syncing upload: {e}")))?;
+    file.sync_all().map_err(|e| HttpError::internal(format!("syncing {name}: {e}")))?;
     partial.sha256 = hex(&hasher.finalize());
     Ok(partial)
 }
