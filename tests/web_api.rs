@@ -267,10 +267,7 @@ fn events_filter_page_and_acknowledge() {
     let failed = s.get("/events?failed=1").json();
     assert_eq!(failed["events"].as_array().unwrap().len(), 1);
     let id = failed["events"][0]["id"].as_i64().unwrap();
-    assert_eq!(
-        s.get(&format!("/events?subject_id=aa:bb:cc:dd:ee:03")).json()["events"].as_array().unwrap().len(),
-        1
-    );
+    assert_eq!(s.get("/events?subject_id=aa:bb:cc:dd:ee:03").json()["events"].as_array().unwrap().len(), 1);
     let r = s.post_json(&format!("/events/{id}/ack"), &json!({}));
     assert_eq!(r.json(), json!({ "id": id, "acknowledged": true }));
     assert_eq!(s.get("/events?failed=1").json()["events"][0]["acknowledged"], true);
