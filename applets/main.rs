@@ -7,9 +7,13 @@
 
 mod args;
 mod catalog;
+mod disks;
+mod flash;
 mod inspect;
+mod plan_agent;
 mod table;
 mod tftp;
+mod tui;
 mod web;
 
 use std::io::{IsTerminal, Write};
