@@ -13,6 +13,8 @@ mod inspect;
 mod plan_agent;
 mod table;
 mod tftp;
+mod tui;
+mod web;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

@@ -24,4 +24,6 @@ pub const APPLETS: &[Applet] = &[
     Applet { name: "inspect", summary: "show an image's format, sizes and partition table", run: crate::inspect::main },
     Applet { name: "plan-agent", summary: "follow bty-web's plan for this machine: inventory, flash, report, reboot", run: crate::plan_agent::main },
     Applet { name: "tftp", summary: "read-only TFTP server for boot loaders", run: crate::tftp::main },
+    Applet { name: "tui", summary: "the wizard: pick an image and a disk, confirm, flash, reboot", run: crate::tui::main },
+    Applet { name: "web", summary: "PXE control plane, machine API, image store and audit log (bty-web)", run: crate::web::main },
 ];

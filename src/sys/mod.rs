@@ -5,3 +5,4 @@ pub mod module;
 pub mod mount;
 pub mod net;
 pub mod reboot;
+pub mod termios;
