@@ -11,7 +11,9 @@ use crate::catalog::{self, Entry};
 use crate::disk::Disk;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flash::{FlashReport, Progress};
-use std::path::PathBuf;
+use crate::image::{self, Format, InspectOptions, PartitionTable};
+use crate::source::{FileSource, Source};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 /// Where the image list comes from.
@@ -31,8 +33,8 @@ pub struct DiskRow {
     pub disk: Disk,
     /// Why this disk may not be the target of the chosen image (greyed out when `Some`).
     pub refusal: Option<String>,
-    /// Whether the first MiB reads as zeros; `None` when it could not be read.
-    pub first_mib_blank: Option<bool>,
+    /// What the start of the disk holds.
+    pub contents: Contents,
 }
 
 impl DiskRow {
@@ -41,7 +43,52 @@ impl DiskRow {
     pub fn holds_data(&self) -> bool {
         !self.disk.partitions.is_empty()
             || !self.disk.mountpoints.is_empty()
-            || self.first_mib_blank != Some(true)
+            || self.contents != Contents::Blank
+    }
+}
+
+/// What the start of a disk holds, read from the device itself (the kernel may not have parsed
+/// its partition table, as with loop devices).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contents {
+    /// The first MiB reads as zeros.
+    Blank,
+    /// A partition table.
+    Table(PartitionTable),
+    /// Data, but no partition table bty recognises (a bare filesystem, old bytes).
+    Data,
+    /// The disk could not be read; the reason.
+    Unreadable(String),
+}
+
+/// How much of a disk is read to tell a blank disk from one holding data.
+const PROBE_BYTES: usize = 1 << 20;
+
+impl Contents {
+    /// Reads the start of the device at `path`: blank, a partition table, or other data.
+    pub fn probe(path: &Path) -> Contents {
+        let disk = match FileSource::open(path) {
+            Ok(d) => d,
+            Err(e) => return Contents::Unreadable(e.to_string()),
+        };
+        let mut head = vec![0u8; PROBE_BYTES];
+        let mut got = 0;
+        while got < head.len() {
+            match disk.read_at(got as u64, &mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => return Contents::Unreadable(e.to_string()),
+            }
+        }
+        if head[..got].iter().all(|&b| b == 0) {
+            return Contents::Blank;
+        }
+        // The disk is read as a raw image: the image module's partition table reader applies.
+        let options = InspectOptions { format: Some(Format::Raw), ..InspectOptions::default() };
+        match image::inspect_with(&disk, options) {
+            Ok(found) => found.partition_table.map_or(Contents::Data, Contents::Table),
+            Err(e) => Contents::Unreadable(e.to_string()),
+        }
     }
 }
 
@@ -139,5 +186,47 @@ impl Backend for SystemBackend {
 
     fn reboot(&self) -> Result<()> {
         Err(Error::failed("rebooting is not available in this build yet"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(bytes: &[u8]) -> Contents {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::write(&path, bytes).unwrap();
+        Contents::probe(&path)
+    }
+
+    #[test]
+    fn a_zeroed_disk_is_blank_and_any_byte_makes_it_hold_data() {
+        assert_eq!(probe(&vec![0u8; 2 << 20]), Contents::Blank);
+        let mut bytes = vec![0u8; 2 << 20];
+        bytes[4096] = 1;
+        assert_eq!(probe(&bytes), Contents::Data);
+    }
+
+    #[test]
+    fn an_mbr_is_read_from_the_device_itself() {
+        let mut bytes = vec![0u8; 2 << 20];
+        // One primary Linux partition from sector 2048, 2048 sectors long.
+        let entry = &mut bytes[446..462];
+        entry[4] = 0x83;
+        entry[8..12].copy_from_slice(&2048u32.to_le_bytes());
+        entry[12..16].copy_from_slice(&2048u32.to_le_bytes());
+        bytes[510] = 0x55;
+        bytes[511] = 0xaa;
+        match probe(&bytes) {
+            Contents::Table(t) => assert_eq!(t.partitions.len(), 1),
+            other => panic!("expected a table, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_device_is_unreadable_with_the_reason() {
+        let c = Contents::probe(Path::new("/nonexistent/disk"));
+        assert!(matches!(&c, Contents::Unreadable(why) if why.contains("/nonexistent/disk")), "{c:?}");
     }
 }

@@ -7,13 +7,14 @@
 //! least useful first, and never makes this code fail. This module reads state and draws; it
 //! changes nothing.
 
-use super::backend::{DiskRow, FlashResult, SourceChoice};
+use super::backend::{Contents, DiskRow, FlashResult, SourceChoice};
 use super::caps::Caps;
 use super::frame::{Frame, Line, Style};
 use super::state::{DoneItem, Flashing, Loading, Screen, SourceItem, Wizard};
 use super::table::{self, Column};
 use crate::catalog::Entry;
 use crate::flash::Phase;
+use crate::image::{PartitionTable, TableKind};
 
 /// The terminal's size in columns and rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,13 +460,36 @@ fn lost_lines(row: &DiskRow) -> Vec<Line> {
             Style::Warn,
         ));
     } else {
-        lines.push(match row.first_mib_blank {
-            Some(true) => Line::plain(" Lost    nothing found: no partitions, the first MiB is blank"),
-            Some(false) => {
-                Line::styled(" Lost    no partitions found, but the first MiB holds data", Style::Warn)
+        lines.extend(match &row.contents {
+            Contents::Blank => {
+                vec![Line::plain(" Lost    nothing found: no partitions, the first MiB is blank")]
             }
-            None => Line::styled(" Lost    unknown: the disk could not be read", Style::Warn),
+            Contents::Data => {
+                vec![Line::styled(
+                    " Lost    no partition table found, but the first MiB holds data",
+                    Style::Warn,
+                )]
+            }
+            Contents::Unreadable(why) => vec![Line::styled(format!(" Lost    unknown: {why}"), Style::Warn)],
+            Contents::Table(t) => table_lines(t),
         });
+    }
+    lines
+}
+
+/// A partition table found on the disk, one partition per row.
+fn table_lines(t: &PartitionTable) -> Vec<Line> {
+    let kind = match t.kind {
+        TableKind::Gpt => "GPT",
+        TableKind::Mbr => "MBR",
+    };
+    let head = format!(" Lost    a {kind} partition table with {} partition(s):", t.partitions.len());
+    let mut lines = vec![Line::styled(head, Style::Warn)];
+    for p in &t.partitions {
+        let what = p.type_name.map(str::to_string).unwrap_or_else(|| p.type_id.clone());
+        let label = p.name.as_ref().map(|n| format!(" {n:?}")).unwrap_or_default();
+        let text = format!("           {}  {what}  {}{label}", p.index, size_text(p.size));
+        lines.push(Line::styled(text, Style::Warn));
     }
     lines
 }
@@ -747,6 +771,33 @@ mod tests {
         }
         let t = text(&at_confirm('2'), 80, 24, XTERM);
         assert!(t.contains("nothing found") && t.contains("Type y and press Enter"), "{t}");
+    }
+
+    #[test]
+    fn confirm_screen_lists_the_partitions_found_on_the_disk() {
+        let mut w = at_confirm('3');
+        let table = PartitionTable {
+            kind: TableKind::Gpt,
+            sector_size: 512,
+            disk_guid: None,
+            partitions: vec![crate::image::Partition {
+                index: 1,
+                type_id: "c12a7328-f81f-11d2-ba4b-00a0c93ec93b".into(),
+                type_name: Some("EFI System"),
+                start: 1 << 20,
+                size: 512 << 20,
+                name: Some("ESP".into()),
+                guid: None,
+                bootable: None,
+            }],
+            warnings: vec![],
+        };
+        if let Some(d) = w.disk.as_mut() {
+            d.contents = Contents::Table(table);
+        }
+        let t = text(&w, 80, 24, XTERM);
+        assert!(t.contains("a GPT partition table with 1 partition(s)"), "{t}");
+        assert!(t.contains("1  EFI System  512.0 MiB \"ESP\""), "{t}");
     }
 
     #[test]
