@@ -29,7 +29,11 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
         Some(src) => catalog::load(src)?.entries,
         None => Vec::new(),
     };
-    let entries = catalog::merge(local, remote);
+    let mut entries = catalog::merge(local, remote);
+    // Listings are shown and logged: credentials inside a src never leave the catalog file.
+    for e in &mut entries {
+        e.src = bty::source::url::redact(&e.src);
+    }
     let mut out = std::io::stdout().lock();
     if a.json {
         let doc = serde_json::json!({
@@ -64,7 +68,7 @@ fn print_table(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()> {
             e.format.as_deref().unwrap_or("-"),
             size,
             e.arch.as_deref().unwrap_or("-"),
-            bty::source::url::redact(&e.src)
+            e.src
         )?;
     }
     Ok(())

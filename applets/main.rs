@@ -7,10 +7,14 @@
 
 mod args;
 mod catalog;
+mod disks;
+mod flash;
 mod inspect;
+mod plan_agent;
 mod table;
 mod tftp;
 mod tui;
+mod web;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

@@ -78,7 +78,7 @@ const KEYS: &[(&str, &str, Kind, &str)] = &[
     ("tftp", "root", Kind::Str, "\"\""),
     ("tuning", "events_keep_days", Kind::Int, "365"),
     ("tuning", "events_keep_max", Kind::Int, "1000000"),
-    ("tuning", "max_connections", Kind::Int, "512"),
+    ("tuning", "max_connections", Kind::Int, "16"),
     ("tuning", "max_upload_bytes", Kind::Int, "214748364800"),
 ];
 
@@ -139,7 +139,7 @@ pub struct Paths {
 pub struct Tuning {
     /// Largest accepted upload (boot artifacts, images).
     pub max_upload_bytes: u64,
-    /// Open connections above which new requests get 503.
+    /// Requests served at once (the request worker count); more wait in the accept queue.
     pub max_connections: usize,
     /// Events older than this many days are pruned.
     pub events_keep_days: u64,

@@ -18,7 +18,8 @@ pub use local::{merge, scan_local};
 pub use parse::parse;
 
 use crate::error::{Context, Error, ErrorKind, Result};
-use crate::source::{client, url::redact, HashingReader, Source};
+use crate::source::url::{redact, WebUrl};
+use crate::source::{client, HashingReader, Source};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::PathBuf;
@@ -86,8 +87,15 @@ fn read_text(spec: &str) -> Result<String> {
 }
 
 fn fetch_http(url: &str) -> Result<Vec<u8>> {
-    let shown = redact(url);
-    let resp = client::send_with_retries(&shown, || client::agent().get(url).call())?;
+    let parsed = WebUrl::parse(url)?;
+    let (shown, basic) = (parsed.display(), parsed.basic_authorization());
+    let resp = client::send_with_retries(&shown, || {
+        let mut req = client::agent().get(&shown);
+        if let Some(b) = &basic {
+            req = req.header("Authorization", b);
+        }
+        req.call()
+    })?;
     let status = resp.status().as_u16();
     if status != 200 {
         return Err(client::status_error(&shown, status));

@@ -116,8 +116,9 @@ fn parse_gpt(disk: &[u8], sector: u32) -> Parsed {
     if !(92..=ss).contains(&header_size) || entry_size < 128 || entry_size % 8 != 0 || entry_size > 4096 {
         return Parsed::Nothing;
     }
+    let Some(header) = disk.get(ss..ss + header_size) else { return Parsed::Nothing };
     let mut warnings = Vec::new();
-    let mut header = disk[ss..ss + header_size].to_vec();
+    let mut header = header.to_vec();
     let stored_crc = le32(&header, 16);
     header[16..20].fill(0);
     if crc32(&header) != stored_crc {
@@ -390,6 +391,24 @@ mod tests {
                 (2, "0x83", Some("Linux"), 4096 * 512, 8192 * 512, Some(false))
             ]
         );
+    }
+
+    #[test]
+    fn damaged_tables_never_panic() {
+        let clean = gpt_disk(512, 2, 64 << 10);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            let mut d = clean.clone();
+            for _ in 0..4 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = 440 + (seed % 700) as usize;
+                d[at] = (seed >> 32) as u8;
+            }
+            let cut = 512 + (seed >> 40) as usize % d.len();
+            let _ = read_table(&mut &d[..cut.min(d.len())]);
+        }
     }
 
     #[test]

@@ -116,15 +116,20 @@ pub fn send_with_retries(
             Ok(resp) if !is_transient_status(resp.status().as_u16()) => return Ok(resp),
             Ok(resp) => {
                 if attempt >= MAX_ATTEMPTS {
-                    return Err(status_error(shown, resp.status().as_u16())
-                        .context(format!("giving up after {attempt} attempts")));
+                    let status = resp.status().as_u16();
+                    return Err(Error::failed(format!(
+                        "server answered HTTP {status} (gave up after {attempt} attempts)"
+                    ))
+                    .context(format!("fetching {shown}")));
                 }
                 backoff(attempt, retry_after(&resp))
             }
             Err(e) => {
-                let err = transport_error(shown, e);
-                if attempt >= MAX_ATTEMPTS || !is_retryable(&err) {
-                    return Err(err.context(format!("giving up after {attempt} attempts")));
+                let (kind, what) = describe_transport(e);
+                if attempt >= MAX_ATTEMPTS || kind != ErrorKind::Failed {
+                    let what =
+                        if attempt > 1 { format!("{what} (gave up after {attempt} attempts)") } else { what };
+                    return Err(Error::new(kind, what).context(format!("fetching {shown}")));
                 }
                 backoff(attempt, None)
             }
@@ -134,32 +139,25 @@ pub fn send_with_retries(
     }
 }
 
-/// Whether a transport error may go away on its own (everything but a bad URL or TLS setup).
-fn is_retryable(e: &Error) -> bool {
-    e.kind() == ErrorKind::Failed
-}
-
-/// A ureq error as one of ours, worded for people and never showing the URL's credentials
-/// (ureq's own text can contain the URI, so only fixed words are taken from it).
-pub fn transport_error(shown: &str, e: ureq::Error) -> Error {
+/// A ureq error as a kind and words for people. Transport failures (`Failed`) may go away on
+/// their own; a malformed URL (`Invalid`) will not. Only fixed words are taken from ureq,
+/// whose own text can contain the URI and so the URL's credentials.
+fn describe_transport(e: ureq::Error) -> (ErrorKind, String) {
     use ureq::Error as U;
-    let (kind, what) = match e {
+    match e {
         U::Timeout(t) => (ErrorKind::Failed, format!("timed out ({t})")),
         U::HostNotFound => (ErrorKind::Failed, "host not found (DNS)".to_string()),
         U::ConnectionFailed => (ErrorKind::Failed, "connection failed".to_string()),
-        U::Io(io) => (ErrorKind::Failed, crate::error::Error::from(io).to_string()),
-        U::TooManyRedirects | U::RedirectFailed => {
-            (ErrorKind::Failed, "too many or broken redirects".to_string())
-        }
+        U::Io(io) => (ErrorKind::Failed, format!("connection failed: {}", Error::from(io))),
+        U::TooManyRedirects | U::RedirectFailed => (ErrorKind::Failed, "too many or broken redirects".to_string()),
         U::BadUri(_) | U::Http(_) => (ErrorKind::Invalid, "malformed URL".to_string()),
-        #[allow(unreachable_patterns)]
-        U::Tls(_) | U::Rustls(_) | U::Pem(_) => (
+        U::Rustls(r) => (
             ErrorKind::Failed,
-            format!("TLS failed ({e}); set SSL_CERT_FILE to a PEM bundle with the server's CA"),
+            format!("TLS failed ({r}); if the server uses a private CA, set SSL_CERT_FILE to a PEM bundle holding it"),
         ),
+        U::Tls(_) | U::Pem(_) => (ErrorKind::Failed, "TLS setup failed".to_string()),
         other => (ErrorKind::Failed, other.to_string()),
-    };
-    Error::new(kind, what).context(format!("fetching {shown}"))
+    }
 }
 
 /// An unexpected status as an error whose kind fits it (401/403 unauthorized, 404 not found).

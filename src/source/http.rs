@@ -47,7 +47,7 @@ pub struct HttpSource {
 }
 
 struct Inner {
-    /// The URL exactly as given (credentials included): what requests use.
+    /// The URL requests use: as given, less its credentials (sent as a header instead).
     url: String,
     shown: String,
     name: String,
@@ -78,11 +78,12 @@ impl HttpSource {
         let parsed = WebUrl::parse(url)?;
         let shown = opts.shown.unwrap_or_else(|| parsed.display());
         let name = opts.file_name.unwrap_or_else(|| parsed.file_name());
+        let authorization = opts.authorization.or_else(|| parsed.basic_authorization());
         let mut inner = Inner {
-            url: url.to_string(),
+            url: parsed.display(),
             shown,
             name,
-            authorization: Mutex::new(opts.authorization),
+            authorization: Mutex::new(authorization),
             reauth: opts.reauth,
             expected: opts.expected_sha256,
             meta: Meta { len: None, ranges: false, etag: None, last_modified: None },

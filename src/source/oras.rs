@@ -191,21 +191,30 @@ fn resolve_layer(registry: &Registry, r: &OrasRef, auth: Option<&str>) -> Result
         Target::Digest(d) => d.clone(),
     };
     let url = format!("{}/v2/{}/manifests/{reference}", registry.base, r.repo);
-    let resp = client::send_with_retries(&url, || {
+    let send = || {
         let mut req = client::agent().get(&url).header("Accept", ACCEPT);
         if let Some(a) = auth {
             req = req.header("Authorization", a);
         }
         req.call()
-    })?;
+    };
+    let resp = match &r.target {
+        Target::Tag(_) => client::send_with_retries(&url, send)?,
+        // One try: registries answer a blob digest asked for as a manifest with 404 or even
+        // 500 (distribution 2.8), and either way the digest then names a blob.
+        Target::Digest(d) => match send() {
+            Ok(resp) if resp.status().as_u16() == 200 => resp,
+            Ok(resp) if matches!(resp.status().as_u16(), 401 | 403) => resp,
+            _ => return Ok(Layer { digest: d.clone(), size: None, title: None }),
+        },
+    };
     let status = resp.status().as_u16();
-    match (status, &r.target) {
-        (200, _) => {}
-        (404, Target::Digest(d)) => return Ok(Layer { digest: d.clone(), size: None, title: None }),
-        (404, Target::Tag(t)) => {
-            return Err(Error::not_found(format!("the registry has no tag {t:?} in {}", r.repo)));
+    match status {
+        200 => {}
+        404 => {
+            return Err(Error::not_found(format!("the registry has no tag {reference:?} in {}", r.repo)));
         }
-        (401 | 403, _) => {
+        401 | 403 => {
             return Err(Error::new(
                 ErrorKind::Unauthorized,
                 format!("the registry refused access to {} (HTTP {status}); check BTY_ORAS_TOKEN or the docker config", r.repo),

@@ -67,6 +67,15 @@ impl WebUrl {
         format!("{}://{}{}", self.scheme, self.authority(), self.rest)
     }
 
+    /// The `Authorization: Basic …` value for the URL's credentials, when it has any
+    /// (ureq does not send them itself, and they must not reach the Host header).
+    pub fn basic_authorization(&self) -> Option<String> {
+        let info = self.userinfo.as_deref()?;
+        let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+        let pair = format!("{}:{}", percent_decode(user), percent_decode(pass));
+        Some(format!("Basic {}", base64(pair.as_bytes())))
+    }
+
     /// The last path segment (before any query), the object's file name; may be empty.
     pub fn file_name(&self) -> String {
         let path = self.rest.split(['?', '#']).next().unwrap_or("");
@@ -82,6 +91,47 @@ pub fn redact(text: &str) -> String {
         Some((_, host)) => format!("{scheme}://{host}{}", &after[end..]),
         None => text.to_string(),
     }
+}
+
+/// Decodes `%XX` escapes (credentials may escape `@` and `:`); invalid escapes stay literal.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Standard base64 with padding (RFC 4648), for Basic credentials.
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn split_host_port(hostport: &str) -> Option<(&str, Option<u16>)> {
@@ -115,6 +165,15 @@ mod tests {
         assert_eq!(u.userinfo.as_deref(), Some("bob:s3cret"));
         assert_eq!(u.display(), "https://Example.com:8443/a/b%20c.img?x=1#f");
         assert_eq!(u.file_name(), "b%20c.img");
+    }
+
+    #[test]
+    fn credentials_become_basic_authorization() {
+        let u = WebUrl::parse("http://Aladdin:open%20sesame@h/x").unwrap();
+        assert_eq!(u.basic_authorization().as_deref(), Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="));
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(WebUrl::parse("http://h/x").unwrap().basic_authorization(), None);
     }
 
     #[test]

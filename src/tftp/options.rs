@@ -116,16 +116,16 @@ impl Negotiated {
         }
     }
 
-    /// Whether any option was accepted, i.e. whether the transfer starts with an OACK.
-    pub fn needs_oack(&self) -> bool {
-        !self.accepted.is_empty()
-    }
-
-    /// The OACK packet, with `tsize` (the size the client will receive) filled in.
-    pub fn option_ack(&self, tsize: u64) -> Vec<u8> {
+    /// The OACK packet, with `tsize` (the size the client will receive) filled in, or `None`
+    /// when there is nothing to acknowledge and the transfer starts with DATA block 1.
+    ///
+    /// A size of 0 is left out: curl (7.88) treats `tsize 0` in an OACK as illegal and fails
+    /// the download of an empty file, and RFC 2347 lets a server omit any option it likes.
+    pub fn option_ack(&self, tsize: u64) -> Option<Vec<u8>> {
         let values: Vec<(&str, String)> = self
             .accepted
             .iter()
+            .filter(|a| !(**a == Accepted::Tsize && tsize == 0))
             .map(|a| match a {
                 Accepted::Blksize => ("blksize", self.blksize.to_string()),
                 Accepted::Tsize => ("tsize", tsize.to_string()),
@@ -133,9 +133,12 @@ impl Negotiated {
                 Accepted::Windowsize => ("windowsize", self.windowsize.to_string()),
             })
             .collect();
+        if values.is_empty() {
+            return None;
+        }
         let mut out = Vec::with_capacity(64);
         encode_option_ack(&mut out, values.iter().map(|(n, v)| (*n, v.as_str())));
-        out
+        Some(out)
     }
 
     /// The options as `name=value` words for the transfer's log line.
@@ -162,7 +165,7 @@ mod tests {
     const REMOTE: Limits = Limits { max_blksize: 1468, max_windowsize: 64 };
 
     fn oack_pairs(n: &Negotiated, tsize: u64) -> Vec<(String, String)> {
-        let bytes = n.option_ack(tsize);
+        let Some(bytes) = n.option_ack(tsize) else { return Vec::new() };
         let Ok(Packet::OptionAck(pairs)) = Packet::parse(&bytes) else { panic!("not an OACK") };
         pairs.into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
@@ -204,7 +207,7 @@ mod tests {
     #[test]
     fn unknown_options_and_bad_timeouts_are_not_echoed() {
         let n = negotiate(&[("multicast", ""), ("timeout", "0"), ("rollover", "0")], REMOTE).unwrap();
-        assert!(!n.needs_oack());
+        assert_eq!(n.option_ack(10), None);
         assert_eq!(n.timeout, None);
         let n = negotiate(&[("timeout", "6")], REMOTE).unwrap();
         assert_eq!(n.timeout, Some(Duration::from_secs(6)));
@@ -215,6 +218,14 @@ mod tests {
     fn tsize_with_any_value_is_answered_with_the_real_size() {
         let n = negotiate(&[("tsize", "enable")], REMOTE).unwrap();
         assert_eq!(oack_pairs(&n, 99), pairs(&[("tsize", "99")]));
+    }
+
+    #[test]
+    fn a_zero_tsize_is_left_out_of_the_oack() {
+        let n = negotiate(&[("tsize", "0")], REMOTE).unwrap();
+        assert_eq!(n.option_ack(0), None);
+        let n = negotiate(&[("tsize", "0"), ("blksize", "1024")], REMOTE).unwrap();
+        assert_eq!(oack_pairs(&n, 0), pairs(&[("blksize", "1024")]));
     }
 
     #[test]

@@ -105,8 +105,14 @@ impl Server {
     /// Opens the root and binds the listening socket.
     pub fn bind(config: ServerConfig) -> Result<Server> {
         let root = Root::open(&config.root)?;
-        let socket = UdpSocket::bind(config.listen)
-            .with_context(|| format!("binding TFTP socket {} (port 69 needs root)", config.listen))?;
+        let socket = UdpSocket::bind(config.listen).map_err(|e| {
+            let hint = match e.kind() {
+                io::ErrorKind::PermissionDenied => "; port 69 needs root or CAP_NET_BIND_SERVICE",
+                io::ErrorKind::AddrInUse => "; is another TFTP server (tftpd-hpa, dnsmasq) running?",
+                _ => "",
+            };
+            crate::Error::from(e).context(format!("binding TFTP socket {}{hint}", config.listen))
+        })?;
         socket.set_read_timeout(Some(SHUTDOWN_POLL)).context("setting the TFTP socket timeout")?;
         Ok(Server { socket, root, config, hook: None })
     }
@@ -269,7 +275,7 @@ impl Server {
             Mode::Netascii => {
                 let size =
                     if negotiated.tsize { encoded_len(&file).map_err(|e| link.io_failure(e))? } else { 0 };
-                let oack = negotiated.needs_oack().then(|| negotiated.option_ack(size));
+                let oack = negotiated.option_ack(size);
                 link.drive(
                     Transfer::new(NetasciiFile::new(file), &negotiated, oack, retries),
                     timeout,
@@ -278,7 +284,7 @@ impl Server {
             }
             _ => {
                 let size = file_len(&file).map_err(|e| link.io_failure(e))?;
-                let oack = negotiated.needs_oack().then(|| negotiated.option_ack(size));
+                let oack = negotiated.option_ack(size);
                 link.drive(
                     Transfer::new(OctetFile(file), &negotiated, oack, retries),
                     timeout,

@@ -290,7 +290,7 @@ mod tests {
     fn transfer(len: usize, options: &[(&str, &str)]) -> Transfer<Memory> {
         let limits = Limits { max_blksize: 65464, max_windowsize: 64 };
         let n = negotiate(options, limits).unwrap();
-        let oack = n.needs_oack().then(|| n.option_ack(len as u64));
+        let oack = n.option_ack(len as u64);
         let data = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         Transfer::new(Memory { data, reads: 0 }, &n, oack, 3)
     }

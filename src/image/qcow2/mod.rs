@@ -1,11 +1,13 @@
-//! qcow2 images read natively, without qemu-img: the header (`header.rs`) and a sequential
-//! reader of the virtual disk over random-access reads (`reader.rs`).
+//! qcow2 images read natively, without qemu-img: the header (`header.rs`), a sequential
+//! reader of the virtual disk over random-access reads (`reader.rs`), and compressed-cluster
+//! decompression spread over threads (`cluster.rs`).
 //!
 //! Supported: versions 2 and 3, cluster sizes 512 B to 2 MiB, unallocated and zero clusters,
 //! zlib and zstd compressed clusters, extended L2 entries (subclusters). Refused with advice:
 //! backing files, encryption, external data files, unknown incompatible features. Snapshots are
 //! ignored: the active L1 table is the disk.
 
+mod cluster;
 mod header;
 mod reader;
 
