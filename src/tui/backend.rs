@@ -8,11 +8,12 @@
 //! with the state machine.
 
 use crate::catalog::{self, Entry};
-use crate::disk::Disk;
-use crate::error::{Error, ErrorKind, Result};
-use crate::flash::{FlashReport, Progress};
+use crate::disk::{self, Disk};
+use crate::error::{Context, Error, ErrorKind, Result};
+use crate::flash::{self, FlashOptions, FlashReport, Progress};
 use crate::image::{self, Format, InspectOptions, PartitionTable};
-use crate::source::{FileSource, Source};
+use crate::source::{self, FileSource, Source};
+use crate::sys;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -171,22 +172,72 @@ impl Backend for SystemBackend {
         }
     }
 
-    fn disks(&self, _image: &Entry) -> Result<DiskScan> {
-        Err(Error::failed("disk discovery is not available in this build yet"))
+    fn disks(&self, image: &Entry) -> Result<DiskScan> {
+        let image_size = virtual_size(&image.src);
+        // Naming a disk with --disk may name a loop device, which discovery lists only on request.
+        let include_loops = self.all_disks || !self.only_disks.is_empty();
+        let mut disks = disk::discover_system(include_loops)?;
+        if !self.only_disks.is_empty() {
+            // Compare resolved paths, so /dev/disk/by-id/... names work too.
+            let wanted: Vec<PathBuf> = self
+                .only_disks
+                .iter()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+                .collect();
+            disks.retain(|d| wanted.contains(&d.path));
+        }
+        let disks = disks
+            .into_iter()
+            .map(|d| DiskRow {
+                refusal: disk::refusal(&d, image_size),
+                contents: Contents::probe(&d.path),
+                disk: d,
+            })
+            .collect();
+        Ok(DiskScan { image_size, disks })
     }
 
     fn flash(
         &self,
-        _job: &FlashJob,
-        _progress: &mut dyn FnMut(&Progress),
-        _cancel: &AtomicBool,
+        job: &FlashJob,
+        progress: &mut dyn FnMut(&Progress),
+        cancel: &AtomicBool,
     ) -> Result<FlashReport> {
-        Err(Error::failed("the flash engine is not available in this build yet"))
+        let resolved = source::resolve(&job.image.src, None)?;
+        // The catalog's digest is the one the operator was shown; the transport's is the fallback.
+        let listed = job.image.sha256.as_deref().map(source::parse_sha256).transpose()?;
+        let options = FlashOptions {
+            expected_sha256: listed.or(resolved.expected_sha256),
+            verify: job.verify,
+            ..FlashOptions::default()
+        };
+        flash::flash(resolved.source, &job.target, &options, progress, cancel)
     }
 
     fn reboot(&self) -> Result<()> {
-        Err(Error::failed("rebooting is not available in this build yet"))
+        // Under systemd a clean shutdown is systemd's job; in an initramfs there is no one to ask.
+        if Path::new("/run/systemd/system").exists() {
+            let status = std::process::Command::new("systemctl")
+                .arg("reboot")
+                .status()
+                .context("running systemctl reboot")?;
+            return match status.success() {
+                true => Ok(()),
+                false => Err(Error::failed(format!("systemctl reboot failed ({status})"))),
+            };
+        }
+        sys::reboot::sync();
+        sys::reboot::reboot()
     }
+}
+
+/// The image's size once written, when it can be known without decoding it; `None` when not
+/// (the engine then checks the size while writing) or when the source cannot be read now (the
+/// flash will report why).
+fn virtual_size(src: &str) -> Option<u64> {
+    let source = source::open(src).ok()?;
+    let format = image::detect(&*source).ok()?;
+    image::virtual_size(&*source, format).ok().flatten()
 }
 
 #[cfg(test)]

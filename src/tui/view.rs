@@ -13,6 +13,7 @@ use super::frame::{Frame, Line, Style};
 use super::state::{DoneItem, Flashing, Loading, Screen, SourceItem, Wizard};
 use super::table::{self, Column};
 use crate::catalog::Entry;
+use crate::disk::human_size;
 use crate::flash::Phase;
 use crate::image::{PartitionTable, TableKind};
 
@@ -309,7 +310,7 @@ fn image_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>)
             vec![
                 (i + 1).to_string(),
                 e.name.clone(),
-                e.size_bytes.map(size_text).unwrap_or_else(|| "?".into()),
+                e.size_bytes.map(human_size).unwrap_or_else(|| "?".into()),
                 e.format.clone().unwrap_or_else(|| "?".into()),
                 e.arch.clone().unwrap_or_else(|| "-".into()),
                 origin(e),
@@ -360,7 +361,7 @@ fn disk_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>) 
             vec![
                 (i + 1).to_string(),
                 d.disk.path.display().to_string(),
-                size_text(d.disk.size_bytes),
+                human_size(d.disk.size_bytes),
                 d.disk.model.clone().unwrap_or_else(dash),
                 transport(d),
                 d.disk.serial.clone().unwrap_or_else(dash),
@@ -394,12 +395,12 @@ fn confirm_body(w: &Wizard) -> Vec<Line> {
     let disk = &row.disk;
     let path = disk.path.display().to_string();
     let mut lines = vec![Line::plain(format!(" Image   {}", image.name))];
-    let stored = image.size_bytes.map(size_text).unwrap_or_else(|| "size unknown".into());
+    let stored = image.size_bytes.map(human_size).unwrap_or_else(|| "size unknown".into());
     let format = image.format.clone().unwrap_or_else(|| "format detected when read".into());
     lines.push(Line::plain(format!("         {format}, {stored}, from {}", image.src)));
     let model =
         [disk.vendor.as_deref(), disk.model.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
-    lines.push(Line::plain(format!(" Target  {path}  {}  {model}", size_text(disk.size_bytes))));
+    lines.push(Line::plain(format!(" Target  {path}  {}  {model}", human_size(disk.size_bytes))));
     if let Some(serial) = &disk.serial {
         lines.push(Line::plain(format!("         serial {serial}, {}", transport(row))));
     }
@@ -411,12 +412,12 @@ fn confirm_body(w: &Wizard) -> Vec<Line> {
     lines.push(match image_size {
         Some(n) => Line::plain(format!(
             " Size    the image needs {} of the disk's {}: it fits",
-            size_text(n),
-            size_text(disk.size_bytes)
+            human_size(n),
+            human_size(disk.size_bytes)
         )),
         None => Line::plain(format!(
             " Size    the written size is known only while decoding; the disk has {}",
-            size_text(disk.size_bytes)
+            human_size(disk.size_bytes)
         )),
     });
     lines.push(Line::plain(format!(
@@ -450,7 +451,7 @@ fn lost_lines(row: &DiskRow) -> Vec<Line> {
                 format!(", mounted at {}", p.mountpoints.join(" "))
             };
             lines.push(Line::styled(
-                format!("           {} ({}{mounted})", p.name, size_text(p.size_bytes)),
+                format!("           {} ({}{mounted})", p.name, human_size(p.size_bytes)),
                 Style::Warn,
             ));
         }
@@ -488,7 +489,7 @@ fn table_lines(t: &PartitionTable) -> Vec<Line> {
     for p in &t.partitions {
         let what = p.type_name.map(str::to_string).unwrap_or_else(|| p.type_id.clone());
         let label = p.name.as_ref().map(|n| format!(" {n:?}")).unwrap_or_default();
-        let text = format!("           {}  {what}  {}{label}", p.index, size_text(p.size));
+        let text = format!("           {}  {what}  {}{label}", p.index, human_size(p.size));
         lines.push(Line::styled(text, Style::Warn));
     }
     lines
@@ -514,9 +515,9 @@ fn flashing_body(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Vec<Line> {
     let phase = p.map(|p| phase_name(p.phase)).unwrap_or("starting");
     let done = p.map(|p| p.bytes_written).unwrap_or(0);
     let total = p.and_then(|p| p.total_bytes).filter(|&t| t > 0);
-    let mut stats = size_text(done);
+    let mut stats = human_size(done);
     if let Some(t) = total {
-        stats += &format!(" of {}", size_text(t));
+        stats += &format!(" of {}", human_size(t));
     }
     if let Some(p) = p {
         stats += &format!("  {:.1} MB/s", p.rate / 1e6);
@@ -586,11 +587,11 @@ fn result_lines(w: &Wizard) -> Vec<Line> {
                 if report.seconds > 0.0 { report.image_bytes as f64 / report.seconds / 1e6 } else { 0.0 };
             lines.push(Line::plain(format!(
                 " {} in {:.1} s ({rate:.1} MB/s): {} written, {} zeroed, {} unchanged",
-                size_text(report.image_bytes),
+                human_size(report.image_bytes),
                 report.seconds,
-                size_text(report.bytes_written),
-                size_text(report.bytes_zeroed),
-                size_text(report.bytes_unchanged)
+                human_size(report.bytes_written),
+                human_size(report.bytes_zeroed),
+                human_size(report.bytes_unchanged)
             )));
             let digest = match w.image.as_ref().and_then(|i| i.sha256.as_ref()) {
                 Some(_) => "matches the catalog",
@@ -644,23 +645,6 @@ fn clock(seconds: f64) -> String {
     match s / 3600 {
         0 => format!("{}:{:02}", s / 60, s % 60),
         h => format!("{h}:{:02}:{:02}", s / 60 % 60, s % 60),
-    }
-}
-
-/// Bytes in binary units with one decimal (`512.0 MiB`).
-// Replaced by `disk::human_size` once the disk module provides it.
-fn size_text(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -866,10 +850,8 @@ mod tests {
     }
 
     #[test]
-    fn clock_and_sizes_read_naturally() {
+    fn clock_reads_naturally() {
         assert_eq!(clock(75.0), "1:15");
         assert_eq!(clock(3725.0), "1:02:05");
-        assert_eq!(size_text(512), "512 B");
-        assert_eq!(size_text(64 << 20), "64.0 MiB");
     }
 }
