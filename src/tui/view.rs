@@ -135,13 +135,7 @@ fn parts(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Parts {
         body,
         focus,
         message: match &w.message {
-            Some(m) => {
-                let style = if m.error { Style::Error } else { Style::Good };
-                Line::wrapped(&m.text, cols.saturating_sub(2), style)
-                    .into_iter()
-                    .map(|l| Line::plain(" ").push(l.text(), style))
-                    .collect()
-            }
+            Some(m) => paragraph(&m.text, cols, 1, if m.error { Style::Error } else { Style::Good }),
             None => Vec::new(),
         },
         hints: Line::styled(hints(w, caps, g), Style::Plain),
@@ -198,7 +192,10 @@ fn hints(w: &Wizard, caps: Caps, g: &Glyphs) -> String {
     let s = match w.screen {
         Screen::Source => format!("{pick}q quit  ? help"),
         Screen::Image | Screen::Disk => format!("{pick}b back  r rescan  q quit  ? help"),
-        Screen::Confirm => "yes Enter flash  v verify  b back  q quit  ? help".to_string(),
+        Screen::Confirm => {
+            let word = if w.disk.as_ref().is_some_and(|d| !d.holds_data()) { "y" } else { "yes" };
+            format!("{word} Enter flash  v verify  b back  q quit  ? help")
+        }
         Screen::Flashing => match &w.flashing {
             Some(Flashing { asking: true, .. }) => "y cancel the flash  n keep writing".to_string(),
             _ if caps.addressing => "Ctrl+C cancel (asks first)".to_string(),
@@ -228,7 +225,7 @@ fn body(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> (Vec<Line>, Option<u
         Screen::Disk => disk_body(w, cols, g),
         Screen::Confirm => (confirm_body(w), None),
         Screen::Flashing => (flashing_body(w, cols, caps, g), None),
-        Screen::Done => done_body(w, g),
+        Screen::Done => done_body(w, cols, g),
     }
 }
 
@@ -377,7 +374,7 @@ fn disk_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>) 
         }
         lines.push(row(text, i == w.disk_cursor, d.refusal.is_some(), g));
         if let Some(why) = &d.refusal {
-            lines.push(Line::styled(format!("      cannot use: {why}"), Style::Greyed));
+            lines.extend(paragraph(&format!("cannot use: {why}"), cols, 6, Style::Greyed));
         }
     }
     (lines, focus)
@@ -499,17 +496,14 @@ fn flashing_body(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Vec<Line> {
     let (Some(image), Some(row), Some(f)) = (&w.image, &w.disk, &w.flashing) else { return Vec::new() };
     let mut lines = vec![Line::plain(format!(" Writing {} to {}", image.name, row.disk.path.display()))];
     let status = if f.cancelling {
-        Some(Line::styled(" Cancelling; waiting for the writer to stop...", Style::Warn))
+        paragraph("Cancelling; waiting for the writer to stop...", cols, 1, Style::Warn)
     } else if f.asking {
-        Some(Line::styled(
-            format!(
-                " Cancel the flash? {} will hold a partial image. y = cancel, n = keep writing",
-                row.disk.path.display()
-            ),
-            Style::Warn,
-        ))
+        let path = row.disk.path.display();
+        let question =
+            format!("Cancel the flash? {path} will hold a partial image. y = cancel, n = keep writing");
+        paragraph(&question, cols, 1, Style::Warn)
     } else {
-        None
+        Vec::new()
     };
     let p = f.progress.as_ref();
     let phase = p.map(|p| phase_name(p.phase)).unwrap_or("starting");
@@ -557,8 +551,8 @@ fn phase_name(phase: Phase) -> &'static str {
     }
 }
 
-fn done_body(w: &Wizard, g: &Glyphs) -> (Vec<Line>, Option<usize>) {
-    let mut lines = result_lines(w);
+fn done_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>) {
+    let mut lines = result_lines(w, cols);
     lines.push(Line::blank());
     let first = lines.len();
     for (i, item) in DoneItem::ALL.iter().enumerate() {
@@ -572,7 +566,28 @@ fn done_body(w: &Wizard, g: &Glyphs) -> (Vec<Line>, Option<usize>) {
     (lines, Some(first + w.done_cursor))
 }
 
-fn result_lines(w: &Wizard) -> Vec<Line> {
+/// How the image's bytes reached the disk: written, zeroed without copying, found unchanged.
+fn how_written(r: &crate::flash::FlashReport) -> String {
+    let parts = [(r.bytes_written, "written"), (r.bytes_zeroed, "zeroed"), (r.bytes_unchanged, "unchanged")];
+    let said: Vec<String> =
+        parts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{} {what}", human_size(*n))).collect();
+    if said.is_empty() {
+        "nothing to write".to_string()
+    } else {
+        said.join(", ")
+    }
+}
+
+/// `text` wrapped to the width after `indent` spaces, every row indented alike.
+fn paragraph(text: &str, cols: usize, indent: usize, style: Style) -> Vec<Line> {
+    let pad = " ".repeat(indent);
+    Line::wrapped(text, cols.saturating_sub(indent + 1), style)
+        .into_iter()
+        .map(|l| Line::plain(&pad).push(l.text(), style))
+        .collect()
+}
+
+fn result_lines(w: &Wizard, cols: usize) -> Vec<Line> {
     let target = w.disk.as_ref().map(|d| d.disk.path.display().to_string()).unwrap_or_default();
     let name = w.image.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
     let r: &FlashResult = match &w.result {
@@ -586,18 +601,16 @@ fn result_lines(w: &Wizard) -> Vec<Line> {
             let rate =
                 if report.seconds > 0.0 { report.image_bytes as f64 / report.seconds / 1e6 } else { 0.0 };
             lines.push(Line::plain(format!(
-                " {} in {:.1} s ({rate:.1} MB/s): {} written, {} zeroed, {} unchanged",
+                " {} in {:.1} s ({rate:.1} MB/s): {}",
                 human_size(report.image_bytes),
                 report.seconds,
-                human_size(report.bytes_written),
-                human_size(report.bytes_zeroed),
-                human_size(report.bytes_unchanged)
+                how_written(report)
             )));
-            let digest = match w.image.as_ref().and_then(|i| i.sha256.as_ref()) {
-                Some(_) => "matches the catalog",
-                None => "no digest was published to check it against",
-            };
-            lines.push(Line::plain(format!(" Source sha256 {}: {digest}", report.source_sha256)));
+            lines.push(Line::plain(format!(" Source sha256 {}", report.source_sha256)));
+            lines.push(match w.image.as_ref().and_then(|i| i.sha256.as_ref()) {
+                Some(_) => Line::styled(" Digest: matches the catalog's sha256", Style::Good),
+                None => Line::plain(" Digest: none was published to check against"),
+            });
             lines.push(match report.verified {
                 Some(true) => Line::styled(" Read-back verify: the disk matches the image", Style::Good),
                 Some(false) => Line::styled(" Read-back verify: MISMATCH", Style::Error),
@@ -605,14 +618,16 @@ fn result_lines(w: &Wizard) -> Vec<Line> {
             });
             lines
         }
-        Err(f) if f.kind == crate::ErrorKind::Cancelled => vec![
-            Line::styled(format!(" Flash cancelled: {target} holds a partial image"), Style::Error),
-            Line::plain(format!(" {}", f.message)),
-        ],
-        Err(f) => vec![
-            Line::styled(format!(" Flash FAILED: {name} onto {target}"), Style::Error),
-            Line::plain(format!(" {}", f.message)),
-        ],
+        Err(f) => {
+            let head = if f.kind == crate::ErrorKind::Cancelled {
+                format!(" Flash cancelled: {target} holds a partial image")
+            } else {
+                format!(" Flash FAILED: {name} onto {target}")
+            };
+            let mut lines = vec![Line::styled(head, Style::Error)];
+            lines.extend(paragraph(&f.message, cols, 1, Style::Plain));
+            lines
+        }
     }
 }
 
