@@ -385,3 +385,42 @@ fn help_and_back_work_from_the_keyboard() {
     pane.keys(&["q"]);
     assert_eq!(pane.wait_exit(), 0);
 }
+
+#[test]
+fn without_a_terminal_on_stdin_it_refuses_with_exit_2() {
+    let out = bty().arg("tui").stdin(std::process::Stdio::null()).output().expect("running bty tui");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a terminal"), "{}", text(&out));
+}
+
+#[test]
+fn colour_unicode_ascii_and_no_color_follow_the_environment() {
+    need_loop_and_tmux!();
+    let (root, _) = image_root("x.img", 1 << 20);
+    let root_s = root.path().display().to_string();
+    let red = "\x1b[0;1;31m";
+
+    let fancy =
+        Pane::start(80, 24, &[("TERM", "xterm"), ("LANG", "C.UTF-8"), ("BTY_IMAGE_ROOT", &root_s)], &[]);
+    fancy.wait_for("x.img");
+    fancy.keys(&["7"]);
+    let s = fancy.wait_for("7 is out of range");
+    assert!(s.contains("▶ 1  x.img") && s.contains("↑↓ move"), "{s}");
+    fancy.keys(&["q"]);
+    assert_eq!(fancy.wait_exit(), 0);
+    assert!(fancy.file("raw").contains(red), "the error is not red");
+
+    // The Linux VT gets ASCII even with a UTF-8 locale, and NO_COLOR keeps colour away.
+    let env =
+        [("TERM", "linux"), ("LANG", "C.UTF-8"), ("NO_COLOR", "1"), ("BTY_IMAGE_ROOT", root_s.as_str())];
+    let plain = Pane::start(80, 24, &env, &[]);
+    plain.wait_for("x.img");
+    plain.keys(&["7"]);
+    let s = plain.wait_for("7 is out of range");
+    assert!(s.is_ascii() && s.contains("> 1  x.img") && s.contains("Up/Dn move"), "{s}");
+    plain.keys(&["q"]);
+    assert_eq!(plain.wait_exit(), 0);
+    let raw = plain.file("raw");
+    assert!(raw.is_ascii(), "non-ASCII bytes on an ASCII terminal");
+    assert!(!raw.contains(red) && !raw.contains(";31m") && !raw.contains("[0;2m"), "colour despite NO_COLOR");
+}

@@ -757,6 +757,7 @@ pub(super) mod tests {
     use crate::disk::{Disk, Partition, Transport};
     use crate::error::ErrorKind;
     use crate::flash::{FlashReport, Phase};
+    use crate::tui::backend::Contents;
     use crate::tui::backend::FlashFailure;
     use std::path::PathBuf;
 
@@ -793,7 +794,7 @@ pub(super) mod tests {
                 holds_running_system: false,
             },
             refusal: refusal.map(str::to_string),
-            first_mib_blank: Some(blank),
+            contents: if blank { Contents::Blank } else { Contents::Data },
         }
     }
 
@@ -1272,7 +1273,7 @@ pub(super) mod tests {
         assert!(!disk("a", None, true).holds_data());
         assert!(disk("a", None, false).holds_data());
         let mut unread = disk("a", None, true);
-        unread.first_mib_blank = None;
+        unread.contents = Contents::Unreadable("I/O error".into());
         assert!(unread.holds_data());
         let mut partitioned = disk("a", None, true);
         partitioned.disk.partitions.push(Partition {
