@@ -1,4 +1,4 @@
-//! `bty inspect SRC [--json] [--hash] [--decoded-hash] [--format FMT]`: what an image is.
+//! `bty inspect SRC [--catalog SRC] [--json] [--hash] [--decoded-hash] [--format FMT]`: what an image is.
 
 use crate::args;
 use bty::image::{self, Inspection, PartitionTable};
@@ -20,7 +20,10 @@ struct Args {
     /// treat the image as this format instead of detecting it (raw, zst, gz, xz, bz2, qcow2)
     #[argh(option)]
     format: Option<String>,
-    /// the image: a path (more source kinds as this build supports them)
+    /// catalog to look SRC up in when SRC is an image name: a path, http(s):// URL or oras:// ref
+    #[argh(option)]
+    catalog: Option<String>,
+    /// the image: a path, http(s):// URL, oras:// ref, or the name of a catalog image
     #[argh(positional)]
     src: String,
 }
@@ -32,7 +35,7 @@ pub fn main(shown_as: &str, argv: &[String]) -> bty::Result<i32> {
         Err(code) => return Ok(code),
     };
     let format = args.format.as_deref().map(image::parse_format).transpose()?;
-    let src = bty::source::open(&args.src)?;
+    let src = bty::source::resolve(&args.src, args.catalog.as_deref())?.source;
     let opts = image::InspectOptions { hash: args.hash, decoded_hash: args.decoded_hash, format };
     let found = image::inspect_with(&*src, opts)?;
     let mut out = std::io::stdout().lock();
