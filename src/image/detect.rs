@@ -2,7 +2,8 @@
 //!
 //! The magic decides whenever there is one, so a mislabelled file still decodes. A name is only
 //! trusted for raw images, which have no magic; a name promising a compressed format whose
-//! bytes say otherwise is an error rather than a guess. This module decides the format and
+//! bytes say otherwise is an error rather than a guess. A source with no telling name (a block
+//! device) is raw when its first sector carries the 55 AA boot signature. This module decides the format and
 //! nothing else: decoding is `stream.rs` and `qcow2/`.
 
 use super::{stream, Format};
@@ -48,6 +49,9 @@ pub fn detect(src: &dyn Source) -> Result<Format> {
     }
     match by_name(&lower) {
         Some(Format::Raw) => Ok(Format::Raw),
+        // A disk or a copy of one (`/dev/sdb`, `disk.bin`) has no magic of its own, but a
+        // partitioned or bootable one ends its first sector with the 55 AA boot signature.
+        None if has_boot_signature(&head) => Ok(Format::Raw),
         Some(named) => Err(Error::invalid(format!(
             "{name} is named like a {} image but does not start with the {} magic bytes: it is corrupt \
              or mislabelled (pass --format raw if it is an uncompressed disk image)",
@@ -118,6 +122,11 @@ fn by_name(lower: &str) -> Option<Format> {
 
 fn is_tar_name(lower: &str) -> bool {
     TAR_SUFFIXES.iter().any(|s| lower.ends_with(s)) || lower.contains(".tar.")
+}
+
+/// An MBR (protective or not) or a boot sector ends with 55 AA at offset 510.
+fn has_boot_signature(head: &[u8]) -> bool {
+    head.get(510..512) == Some(&[0x55, 0xaa])
 }
 
 /// A POSIX or GNU tar header has `ustar` at offset 257.
@@ -203,6 +212,13 @@ mod tests {
         for name in ["disk.img", "DISK.RAW", "x.iso"] {
             assert_eq!(detect(&mem(name, vec![0u8; 4096])).unwrap(), Format::Raw, "{name}");
         }
+    }
+
+    #[test]
+    fn an_unnamed_disk_with_a_boot_signature_is_raw() {
+        let mut disk = vec![0u8; 4096];
+        disk[510..512].copy_from_slice(&[0x55, 0xaa]);
+        assert_eq!(detect(&mem("sdb", disk)).unwrap(), Format::Raw);
     }
 
     #[test]

@@ -4,13 +4,18 @@
 //! natively through random access. This module does not write anything.
 
 mod detect;
+mod inspect;
 #[cfg(test)]
 mod mem;
+mod partition;
 mod qcow2;
 mod size;
 mod stream;
 
 pub use detect::{detect, parse_format};
+pub use inspect::{inspect, inspect_with, InspectOptions, Inspection, Qcow2Info, SCHEMA_VERSION};
+pub use partition::{Partition, PartitionTable, TableKind};
+pub use qcow2::Compression as Qcow2Compression;
 pub use stream::decode_stream;
 
 use crate::error::Result;
