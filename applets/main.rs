@@ -6,8 +6,15 @@
 //! with the list, as BusyBox does.
 
 mod args;
+mod catalog;
+mod disks;
+mod flash;
+mod inspect;
+mod plan_agent;
 mod table;
 mod tftp;
+mod tui;
+mod web;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;

@@ -15,6 +15,15 @@ pub struct Applet {
     pub run: AppletMain,
 }
 
-/// Every applet, sorted by name.
-pub const APPLETS: &[Applet] =
-    &[Applet { name: "tftp", summary: "read-only TFTP server for boot loaders", run: crate::tftp::main }];
+/// Every applet, sorted by name. One line per row keeps parallel additions from colliding.
+#[rustfmt::skip]
+pub const APPLETS: &[Applet] = &[
+    Applet { name: "catalog", summary: "list a catalog's images merged with the local image root", run: crate::catalog::main },
+    Applet { name: "disks", summary: "list target disks (sysfs): size, model, serial, in use", run: crate::disks::main },
+    Applet { name: "flash", summary: "write an image onto a disk or a file, with zero runs, delta, verify", run: crate::flash::main },
+    Applet { name: "inspect", summary: "show an image's format, sizes and partition table", run: crate::inspect::main },
+    Applet { name: "plan-agent", summary: "follow bty-web's plan for this machine: inventory, flash, report, reboot", run: crate::plan_agent::main },
+    Applet { name: "tftp", summary: "read-only TFTP server for boot loaders", run: crate::tftp::main },
+    Applet { name: "tui", summary: "the wizard: pick an image and a disk, confirm, flash, reboot", run: crate::tui::main },
+    Applet { name: "web", summary: "PXE control plane, machine API, image store and audit log (bty-web)", run: crate::web::main },
+];

@@ -7,7 +7,7 @@ packages=(
   qemu-system-x86 ipxe ovmf
   dnsmasq-base iproute2 kmod cpio busybox-static
   tftp-hpa atftp tftpd-hpa
-  nginx-light wrk docker-registry
+  nginx-light wrk docker-registry apache2-utils
   chromium chromium-driver
   mtools dosfstools gdisk e2fsprogs
   zstd xz-utils bzip2 gzip qemu-utils curl

@@ -3,8 +3,37 @@
 //! The engine takes its source and target as parameters and reports through a progress
 //! callback, so the CLI, the tui and the plan agent share it. It never reports a target as
 //! good unless every byte of the image's virtual size is on it.
+//!
+//! The stages: [`readahead`] fetches and hashes the stored bytes, the decoder from `image/`
+//! runs on the decode thread of [`pipeline`], and [`writer`] turns chunks into writes, zero
+//! ranges and skipped blocks on a [`target`]. The caller's thread only reports progress and
+//! watches the cancel flag. This module does not parse formats or discover disks.
 
+mod buffer;
+mod pipeline;
+mod rate;
+mod readahead;
+mod target;
+mod verify;
+mod writer;
+mod zero;
+
+pub use target::{check_target, TargetInfo};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::image;
+use crate::source::{self, Source};
+use pipeline::{Job, Shared};
+use readahead::ReadAhead;
 use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often progress is reported (at most four times a second).
+const TICK: Duration = Duration::from_millis(250);
 
 /// What the caller asks of one flash.
 #[derive(Debug, Clone, Default)]
@@ -65,10 +94,119 @@ pub struct FlashReport {
     pub bytes_zeroed: u64,
     /// Bytes read from the target and found equal (`--delta`).
     pub bytes_unchanged: u64,
-    /// sha256 of the source bytes as stored (compressed), hex.
+    /// sha256 of the source bytes as stored (compressed), hex; empty after a dry run, or when
+    /// a random-access decoder (qcow2) read the source and no digest was asked for.
     pub source_sha256: String,
     /// Whether `--verify` read the target back and it matched (`None` without `--verify`).
     pub verified: Option<bool>,
     /// Wall time in seconds.
     pub seconds: f64,
+}
+
+/// Writes the image in `source` onto `target` (a block device or a regular file).
+///
+/// Checks the safety rules before the first byte (a refusal is [`ErrorKind::Refused`]),
+/// streams the decoded image with zero runs as BLKZEROOUT or holes, writes the first MiB
+/// last, checks the source digest when one is known (mismatch: [`ErrorKind::Integrity`]) and
+/// with `opts.verify` reads the target back. `progress` is called on this thread at most four
+/// times a second; setting `cancel` stops the flash within a second with
+/// [`ErrorKind::Cancelled`] and a message saying how far it got.
+pub fn flash(
+    source: Arc<dyn Source>,
+    target: &Path,
+    opts: &FlashOptions,
+    progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<FlashReport> {
+    let started = Instant::now();
+    progress(&Progress {
+        phase: Phase::Checking,
+        bytes_written: 0,
+        total_bytes: None,
+        rate: 0.0,
+        eta_seconds: None,
+    });
+    let format = match opts.format {
+        Some(format) => format,
+        None => image::detect(source.as_ref())?,
+    };
+    let tap = Arc::new(ReadAhead::new(source.clone()));
+    let decoded = image::open(tap.clone(), format)?;
+    let total = decoded.virtual_size;
+    if opts.dry_run {
+        check_target(target, total)?;
+        return Ok(FlashReport {
+            format,
+            image_bytes: total.unwrap_or(0),
+            bytes_written: 0,
+            bytes_zeroed: 0,
+            bytes_unchanged: 0,
+            source_sha256: String::new(),
+            verified: None,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    let opened = target::Target::open(target, total)?;
+    let job = Job {
+        expected_sha256: opts.expected_sha256.or_else(|| source.expected_sha256()),
+        source,
+        tap,
+        virtual_size: total,
+        delta: opts.delta,
+        verify: opts.verify,
+    };
+    let shared = Arc::new(Shared::default());
+    let done = pipeline::start(decoded.reader, opened, job, shared.clone())?;
+    let mut meter = rate::Meter::default();
+    let result = loop {
+        match done.recv_timeout(TICK) {
+            Ok(result) => break result,
+            Err(RecvTimeoutError::Timeout) => {
+                if cancel.load(Ordering::Relaxed) {
+                    shared.stop.store(true, Ordering::Relaxed);
+                }
+                let bytes = shared.done.load(Ordering::Relaxed);
+                let (rate, eta_seconds) = meter.sample(Instant::now(), bytes, total);
+                progress(&Progress {
+                    phase: shared.phase(),
+                    bytes_written: bytes,
+                    total_bytes: total,
+                    rate,
+                    eta_seconds,
+                });
+            }
+            Err(RecvTimeoutError::Disconnected) => break Err(Error::failed("the writer thread crashed")),
+        }
+    };
+    let outcome = result.map_err(|e| match e.kind() {
+        ErrorKind::Cancelled => {
+            let at = shared.done.load(Ordering::Relaxed);
+            Error::new(
+                ErrorKind::Cancelled,
+                format!(
+                    "cancelled after {at} bytes at offset {at}; {} is incomplete and not bootable",
+                    target.display()
+                ),
+            )
+        }
+        _ => e,
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    progress(&Progress {
+        phase: Phase::Done,
+        bytes_written: outcome.image_bytes,
+        total_bytes: Some(outcome.image_bytes),
+        rate: outcome.image_bytes as f64 / seconds.max(1e-9),
+        eta_seconds: Some(0.0),
+    });
+    Ok(FlashReport {
+        format,
+        image_bytes: outcome.image_bytes,
+        bytes_written: outcome.counts.written,
+        bytes_zeroed: outcome.counts.zeroed,
+        bytes_unchanged: outcome.counts.unchanged,
+        source_sha256: outcome.source_sha256.map(|d| source::hex(&d)).unwrap_or_default(),
+        verified: outcome.verified,
+        seconds,
+    })
 }

@@ -3,7 +3,26 @@
 //! Decoders turn a [`crate::source::Source`] into the stream of the disk's bytes; qcow2 is read
 //! natively through random access. This module does not write anything.
 
+mod detect;
+mod inspect;
+#[cfg(test)]
+mod mem;
+mod partition;
+mod qcow2;
+mod size;
+mod stream;
+
+pub use detect::{detect, parse_format};
+pub use inspect::{inspect, inspect_with, InspectOptions, Inspection, Qcow2Info, SCHEMA_VERSION};
+pub use partition::{Partition, PartitionTable, TableKind};
+pub use qcow2::Compression as Qcow2Compression;
+pub use stream::decode_stream;
+
+use crate::error::Result;
+use crate::source::Source;
 use serde::Serialize;
+use std::io::Read;
+use std::sync::Arc;
 
 /// A supported image format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -43,5 +62,58 @@ impl Format {
             Format::Bzip2 => "bz2",
             Format::Qcow2 => "qcow2",
         }
+    }
+
+    /// The name messages use (`decoding xz stream of ...`).
+    pub fn long_name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Zstd => "zstd",
+            Format::Gzip => "gzip",
+            Format::Xz => "xz",
+            Format::Bzip2 => "bzip2",
+            Format::Qcow2 => "qcow2",
+        }
+    }
+}
+
+/// An image opened for decoding: the disk's bytes in order, and how many there will be.
+pub struct Decoded {
+    /// The format being decoded.
+    pub format: Format,
+    /// The decoded disk bytes, sequentially from offset 0. Errors carry a [`crate::Error`]
+    /// (convert with `bty::Error::from`) naming the source, the format and where it failed;
+    /// a truncated or corrupt image is always an error, never an early end of file.
+    pub reader: Box<dyn Read + Send>,
+    /// The number of bytes `reader` will yield, when the format records it.
+    pub virtual_size: Option<u64>,
+}
+
+/// Opens `src` as an image of `format` (from [`detect`] or `--format`) for sequential decoding.
+pub fn open(src: Arc<dyn Source>, format: Format) -> Result<Decoded> {
+    let virtual_size = virtual_size(&*src, format)?;
+    let reader = match format {
+        Format::Qcow2 => qcow2::open(src)?,
+        _ => decode_stream(src.open_stream(0)?, format, &src.describe(), src.len())?,
+    };
+    Ok(Decoded { format, reader, virtual_size })
+}
+
+/// The number of disk bytes `src` decodes to, when the format records it without decoding:
+/// raw (the length), qcow2 (the header), zstd (every frame's content size), xz (the stream
+/// indexes). gzip's size field wraps at 4 GiB and bzip2 has none: both are `None`, as is any
+/// compressed format on a source without random access.
+pub fn virtual_size(src: &dyn Source, format: Format) -> Result<Option<u64>> {
+    if format == Format::Raw {
+        return Ok(src.len());
+    }
+    if !src.supports_random_access() {
+        return Ok(None);
+    }
+    match format {
+        Format::Qcow2 => qcow2::virtual_size(src).map(Some),
+        Format::Zstd => size::zstd_content_size(src),
+        Format::Xz => size::xz_uncompressed_size(src),
+        Format::Raw | Format::Gzip | Format::Bzip2 => Ok(None),
     }
 }

@@ -4,14 +4,14 @@ use super::Source;
 use crate::error::{Context, Result};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
 /// A local file opened once; streams and random reads share the descriptor.
 pub struct FileSource {
     path: PathBuf,
     file: File,
-    len: u64,
+    len: Option<u64>,
 }
 
 impl FileSource {
@@ -21,11 +21,14 @@ impl FileSource {
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let meta = file.metadata().with_context(|| format!("reading metadata of {}", path.display()))?;
         let len = if meta.is_file() {
-            meta.len()
+            Some(meta.len())
+        } else if meta.file_type().is_fifo() {
+            // A pipe (`<(zstdcat x.zst)`, a FIFO) has no length and streams only once.
+            None
         } else {
             // A block device reports size 0 in metadata; seeking to the end gives the real size.
             let mut f = &file;
-            f.seek(SeekFrom::End(0)).with_context(|| format!("sizing {}", path.display()))?
+            Some(f.seek(SeekFrom::End(0)).with_context(|| format!("sizing {}", path.display()))?)
         };
         Ok(FileSource { path, file, len })
     }
@@ -42,14 +45,16 @@ impl Source for FileSource {
     }
 
     fn len(&self) -> Option<u64> {
-        Some(self.len)
+        self.len
     }
 
     fn open_stream(&self, offset: u64) -> Result<Box<dyn Read + Send>> {
         // A fresh descriptor, not a dup: dups share the file offset, and two streams of one
         // source (hashing and flashing) must not move each other's position.
         let mut f = File::open(&self.path).with_context(|| format!("reopening {}", self.describe()))?;
-        f.seek(SeekFrom::Start(offset)).with_context(|| format!("seeking in {}", self.describe()))?;
+        if offset > 0 {
+            f.seek(SeekFrom::Start(offset)).with_context(|| format!("seeking in {}", self.describe()))?;
+        }
         Ok(Box::new(f))
     }
 

@@ -6,9 +6,17 @@
 //! fails; it never silently restarts. Hashing what was read is done by [`HashingReader`] so
 //! every source gets it the same way. This module does not decode formats (see `image/`).
 
+pub mod client;
 mod file;
+pub mod http;
+pub mod oras;
+mod registry_auth;
+pub mod resolve;
+pub mod url;
 
 pub use file::FileSource;
+pub use http::HttpSource;
+pub use resolve::{resolve, Resolved};
 
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -53,8 +61,12 @@ pub fn open(spec: &str) -> Result<Arc<dyn Source>> {
     if let Some(path) = spec.strip_prefix("file://") {
         return Ok(Arc::new(FileSource::open(path)?));
     }
-    if spec.starts_with("http://") || spec.starts_with("https://") || spec.starts_with("oras://") {
-        return Err(Error::invalid(format!("{spec}: remote sources are not supported by this build yet")));
+    let lower = spec.get(..8).unwrap_or(spec).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Ok(Arc::new(HttpSource::open(spec)?));
+    }
+    if lower.starts_with("oras://") {
+        return Ok(Arc::new(oras::open(spec)?));
     }
     Ok(Arc::new(FileSource::open(spec)?))
 }

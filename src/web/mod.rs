@@ -1,1 +1,46 @@
-//! bty-web: router, handlers, auth, templates, static assets; the only place that knows tiny_http.
+//! bty-web: the PXE control plane, the machine API, the image store and the audit log.
+//!
+//! `server.rs` is the only file that knows tiny_http; `templates.rs` the only one that knows
+//! minijinja. Requests become our own [`Request`]; `router.rs` maps `(method, path)` to plain
+//! handler functions in `handlers/` and does authentication and CSRF around them; errors become
+//! responses in `response.rs`. Decisions about what a machine boots live in `plan/`, SQL in
+//! `db/`. Browser pages (`ui/`, `templates/ui/`, `static/`) build on this router.
+
+pub mod auth;
+pub mod context;
+pub mod csrf;
+pub mod files;
+pub mod handlers;
+mod housekeeping;
+pub mod jobs;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod server;
+pub mod sse;
+pub mod templates;
+
+pub use context::AppContext;
+pub use request::Request;
+pub use response::{Body, HttpError, Reply, Response};
+
+use crate::error::Result;
+use std::sync::Arc;
+
+/// Runs bty-web on a bound listener until `ctx.shutdown` is set; then finishes in-flight
+/// requests, stops background work and closes the database cleanly.
+pub fn run(ctx: Arc<AppContext>, listener: server::Listener) -> Result<()> {
+    *ctx.fallback_host.lock().unwrap_or_else(|p| p.into_inner()) = listener.addr.to_string();
+    let keeper = housekeeping::start(ctx.clone());
+    let runner = jobs::start(ctx.clone());
+    server::serve(ctx.clone(), listener);
+    let _ = keeper.join();
+    if let Some(r) = runner {
+        let _ = r.join();
+    }
+    // An upload abandoned at shutdown leaves its hidden temporary file; never keep one.
+    files::remove_partials(&ctx.config.paths.boot_dir);
+    files::remove_partials(&ctx.config.paths.images_dir);
+    ctx.db.close();
+    Ok(())
+}

@@ -1,6 +1,12 @@
 //! Helpers shared by the black-box tests: the real binary, scratch directories, loop devices.
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
+pub mod httpd;
+pub mod nginx;
+pub mod registry;
+pub mod token;
+pub mod webserver;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,207 @@
+//! `bty flash SRC TARGET`: writes an image onto a disk (or a file), with a confirmation on a
+//! terminal, a progress bar or JSON progress lines, and SIGINT/SIGTERM as cancel.
+
+use argh::FromArgs;
+use bty::disk;
+use bty::flash::{self, FlashOptions, FlashReport, Progress, TargetInfo};
+use bty::{Context, Error};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Write an image (raw, .zst, .gz, .xz, .bz2, qcow2) onto a disk or a regular file.
+#[derive(FromArgs)]
+struct Args {
+    /// the image: a path, http(s)://, oras://, or the name of a catalog image
+    #[argh(positional)]
+    src: String,
+    /// the target: a block device (see `bty disks`) or a regular file
+    #[argh(positional)]
+    target: PathBuf,
+    /// do not ask for confirmation
+    #[argh(switch)]
+    yes: bool,
+    /// check everything, write nothing
+    #[argh(switch)]
+    dry_run: bool,
+    /// read the target back after writing and compare
+    #[argh(switch)]
+    verify: bool,
+    /// write only the blocks that differ from what the target holds
+    #[argh(switch)]
+    delta: bool,
+    /// the sha256 the image file must have (hex)
+    #[argh(option)]
+    sha256: Option<String>,
+    /// force the image format (raw, zst, gz, xz, bz2, qcow2)
+    #[argh(option)]
+    format: Option<String>,
+    /// print JSON lines: progress events, then a result object
+    #[argh(switch)]
+    json: bool,
+    /// catalog to look SRC up in when SRC is an image name: a path, http(s):// URL or oras:// ref
+    #[argh(option)]
+    catalog: Option<String>,
+}
+
+/// Entry point (see `table.rs`).
+pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
+    let args: Args = match crate::args::parse(shown_as, args) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let resolved = bty::source::resolve(&args.src, args.catalog.as_deref())?;
+    let opts = FlashOptions {
+        format: args.format.as_deref().map(bty::image::parse_format).transpose()?,
+        expected_sha256: match args.sha256.as_deref() {
+            Some(hex) => Some(bty::source::parse_sha256(hex)?),
+            None => resolved.expected_sha256,
+        },
+        verify: args.verify,
+        delta: args.delta,
+        dry_run: args.dry_run,
+    };
+    let source = resolved.source;
+    let info = flash::check_target(&args.target, None)?;
+    if !args.yes && !args.dry_run {
+        confirm(&args.src, &info)?;
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, cancel.clone())
+            .context("installing the SIGINT/SIGTERM handler")?;
+    }
+    let bar = !args.json && std::io::stderr().is_terminal();
+    let mut on_progress = |p: &Progress| {
+        if args.json {
+            let line = serde_json::json!({
+                "event": "progress",
+                "phase": p.phase,
+                "bytes_written": p.bytes_written,
+                "total_bytes": p.total_bytes,
+                "rate": p.rate,
+                "eta_seconds": p.eta_seconds,
+            });
+            println!("{line}");
+        } else if bar {
+            eprint!("\r\x1b[K{}", progress_line(p));
+        }
+    };
+    let result = flash::flash(source, &args.target, &opts, &mut on_progress, &cancel);
+    if bar {
+        eprintln!();
+    }
+    match result {
+        Ok(report) => {
+            print_report(&args, &report)?;
+            Ok(0)
+        }
+        Err(e) => {
+            if args.json {
+                let line = serde_json::json!({
+                    "event": "error",
+                    "schema_version": 1,
+                    "exit_code": e.kind().exit_code(),
+                    "message": e.to_string(),
+                });
+                println!("{line}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Asks on the terminal; without one, refuses and says how to go on.
+fn confirm(src: &str, info: &TargetInfo) -> bty::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::refused(format!(
+            "refusing to overwrite {} without confirmation: there is no terminal to ask on; pass --yes",
+            info.path.display()
+        )));
+    }
+    let what = match &info.disk {
+        Some(d) => format!(
+            "{} ({}, {}{})",
+            info.path.display(),
+            disk::human_size(info.size_bytes.unwrap_or(d.size_bytes)),
+            [d.vendor.as_deref(), d.model.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" "),
+            d.serial.as_deref().map(|s| format!(", serial {s}")).unwrap_or_default()
+        ),
+        None => format!("the file {}", info.path.display()),
+    };
+    eprint!("bty: write {src} onto {what}?\nEverything on it will be lost. Type yes to continue: ");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).context("reading the confirmation")?;
+    if answer.trim() != "yes" {
+        return Err(Error::refused(format!("not confirmed; {} was not touched", info.path.display())));
+    }
+    Ok(())
+}
+
+/// `[#########-----------]  45%  1.2 GiB / 2.0 GiB  150.3 MB/s  ETA 0:12  writing`
+fn progress_line(p: &Progress) -> String {
+    let phase =
+        serde_json::to_value(p.phase).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let rate = format!("{:.1} MB/s", p.rate / 1e6);
+    match p.total_bytes.filter(|&t| t > 0) {
+        Some(total) => {
+            let frac = (p.bytes_written as f64 / total as f64).clamp(0.0, 1.0);
+            let filled = (frac * 30.0) as usize;
+            let eta = p
+                .eta_seconds
+                .map(|s| format!("ETA {}:{:02}", s as u64 / 60, s as u64 % 60))
+                .unwrap_or_default();
+            format!(
+                "[{}{}] {:3.0}%  {} / {}  {rate}  {eta}  {phase}",
+                "#".repeat(filled),
+                "-".repeat(30 - filled),
+                frac * 100.0,
+                disk::human_size(p.bytes_written),
+                disk::human_size(total)
+            )
+        }
+        None => format!("{}  {rate}  {phase}", disk::human_size(p.bytes_written)),
+    }
+}
+
+fn print_report(args: &Args, r: &FlashReport) -> bty::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            map.insert("event".into(), "result".into());
+            map.insert("schema_version".into(), 1.into());
+            map.insert("target".into(), args.target.display().to_string().into());
+            map.insert("dry_run".into(), args.dry_run.into());
+        }
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
+    let target = args.target.display();
+    if args.dry_run {
+        writeln!(
+            out,
+            "dry run: {} ({}) could be written onto {target}; nothing was written",
+            args.src,
+            r.format.name()
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "wrote {} ({}, {}) onto {target} in {:.1} s: {} written, {} zeroed, {} unchanged{}",
+        args.src,
+        r.format.name(),
+        disk::human_size(r.image_bytes),
+        r.seconds,
+        disk::human_size(r.bytes_written),
+        disk::human_size(r.bytes_zeroed),
+        disk::human_size(r.bytes_unchanged),
+        if r.verified == Some(true) { "; verified by reading back" } else { "" }
+    )?;
+    if !r.source_sha256.is_empty() {
+        writeln!(out, "sha256 of {}: {}", args.src, r.source_sha256)?;
+    }
+    Ok(())
+}

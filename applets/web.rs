@@ -1,0 +1,50 @@
+//! `bty-web`: the PXE control plane and machine API. Arguments, signals and process life only;
+//! the server is `bty::web`.
+
+use argh::FromArgs;
+use bty::config::{Config, LoadOptions};
+use bty::web::{server, AppContext};
+use bty::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Serve the PXE control plane, machine API, image store and audit log over HTTP.
+///
+/// Configuration layers: defaults < /etc/bty/bty.toml < /etc/bty/conf.d/*.toml < --config <
+/// BTY_<SECTION>_<KEY> < these flags. Set BTY_CONFIG_DIR to read another directory than
+/// /etc/bty (an empty one to read none).
+#[derive(FromArgs)]
+struct Args {
+    /// a bty.toml read after the system files
+    #[argh(option)]
+    config: Option<PathBuf>,
+    /// address and port to listen on (default 0.0.0.0:8080; port 0 picks one)
+    #[argh(option)]
+    listen: Option<String>,
+    /// state directory, created if missing (default /var/lib/bty)
+    #[argh(option)]
+    state_dir: Option<PathBuf>,
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts down cleanly (exit 0).
+pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
+    let args: Args = match crate::args::parse(shown_as, args) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let mut opts = LoadOptions::from_process_env();
+    opts.config_file = args.config;
+    opts.listen = args.listen;
+    opts.state_dir = args.state_dir;
+    let config = Config::load(&opts)?;
+    let ctx = Arc::new(AppContext::open(config)?);
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, ctx.shutdown.clone()).context("installing signal handlers")?;
+    }
+    let listener = server::bind(&ctx.config.server.listen)?;
+    // One line tests and operators can parse for the real port.
+    eprintln!("bty-web: listening on http://{}", listener.addr);
+    bty::web::run(ctx, listener)?;
+    eprintln!("bty-web: stopped");
+    Ok(0)
+}

@@ -1,0 +1,149 @@
+//! Browser sessions and API tokens. Only hashes are stored: a leaked database does not hand
+//! out live credentials.
+
+use super::Db;
+use crate::error::Result;
+use rusqlite::{params, OptionalExtension};
+
+/// A live browser session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Unix time after which the session is refused.
+    pub expires_at: i64,
+}
+
+/// An API token as listed (never its value).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiToken {
+    /// Id used to revoke it.
+    pub id: i64,
+    /// What the operator called it.
+    pub name: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Last successful use.
+    pub last_used_at: Option<String>,
+}
+
+impl Db {
+    /// Stores a new session by the hash of its id.
+    pub fn create_session(&self, id_hash: &str, expires_at: i64, ip: &str) -> Result<()> {
+        let now = super::now();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO sessions (id_hash, created_at, expires_at, source_ip) VALUES (?1, ?2, ?3, ?4)",
+                params![id_hash, now, expires_at, ip],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The session with this id hash, if it was not logged out.
+    pub fn session(&self, id_hash: &str) -> Result<Option<SessionRow>> {
+        self.with(|c| {
+            c.query_row("SELECT expires_at FROM sessions WHERE id_hash = ?1", [id_hash], |r| {
+                Ok(SessionRow { expires_at: r.get(0)? })
+            })
+            .optional()
+        })
+    }
+
+    /// Slides a session's expiry forward.
+    pub fn extend_session(&self, id_hash: &str, expires_at: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sessions SET expires_at = ?2 WHERE id_hash = ?1",
+                params![id_hash, expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Ends a session (logout).
+    pub fn delete_session(&self, id_hash: &str) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash]).map(|_| ()))
+    }
+
+    /// Forgets sessions that expired before `now_unix`.
+    pub fn prune_sessions(&self, now_unix: i64) -> Result<u64> {
+        self.with(|c| c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_unix]).map(|n| n as u64))
+    }
+
+    /// Stores a new API token by its hash; returns its id.
+    pub fn create_token(&self, name: &str, token_hash: &str) -> Result<ApiToken> {
+        let now = super::now();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?1, ?2, ?3)",
+                params![name, token_hash, now],
+            )?;
+            Ok(ApiToken {
+                id: c.last_insert_rowid(),
+                name: name.to_string(),
+                created_at: now,
+                last_used_at: None,
+            })
+        })
+    }
+
+    /// Every token, oldest first.
+    pub fn tokens(&self) -> Result<Vec<ApiToken>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT id, name, created_at, last_used_at FROM api_tokens ORDER BY id")?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(ApiToken {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                        last_used_at: r.get(3)?,
+                    })
+                })?
+                .collect();
+            rows
+        })
+    }
+
+    /// Looks a token up by hash and records the use; its id when valid.
+    pub fn use_token(&self, token_hash: &str) -> Result<Option<i64>> {
+        let now = super::now();
+        self.with(|c| {
+            let id: Option<i64> = c
+                .query_row("SELECT id FROM api_tokens WHERE token_hash = ?1", [token_hash], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = id {
+                c.execute("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1", params![id, now])?;
+            }
+            Ok(id)
+        })
+    }
+
+    /// Revokes a token; whether it existed.
+    pub fn delete_token(&self, id: i64) -> Result<bool> {
+        self.with(|c| c.execute("DELETE FROM api_tokens WHERE id = ?1", [id]).map(|n| n > 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_and_tokens_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("state.db")).unwrap();
+        db.create_session("h1", 100, "ip").unwrap();
+        assert_eq!(db.session("h1").unwrap(), Some(SessionRow { expires_at: 100 }));
+        db.extend_session("h1", 200).unwrap();
+        assert_eq!(db.session("h1").unwrap().unwrap().expires_at, 200);
+        assert_eq!(db.prune_sessions(150).unwrap(), 0);
+        db.delete_session("h1").unwrap();
+        assert_eq!(db.session("h1").unwrap(), None);
+        let t = db.create_token("ci", "th").unwrap();
+        assert_eq!(db.use_token("th").unwrap(), Some(t.id));
+        assert!(db.tokens().unwrap()[0].last_used_at.is_some());
+        assert!(db.delete_token(t.id).unwrap());
+        assert_eq!(db.use_token("th").unwrap(), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! The read stage: a [`Source`] wrapper whose sequential stream is fetched on its own thread,
+//! ahead of the decoder, and hashed as it is fetched.
+//!
+//! The decoder sees an ordinary `Read`; the bytes come from a bounded channel of recycled
+//! buffers filled by the fetch thread, so a slow network read and a slow decode overlap. The
+//! sha256 covers exactly the stored bytes of the last stream opened at offset 0; whatever the
+//! decoder left unread (trailing padding) is drained into the hash by [`ReadAhead::finish`].
+//! Random-access reads (qcow2) pass straight through and are not hashed here.
+
+use crate::error::{Error, Result};
+use crate::source::{HashingReader, Source};
+use std::io::{self, Read};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Size of one fetched block.
+const BLOCK: usize = 1 << 20;
+/// Blocks in flight between the fetch thread and the decoder.
+const DEPTH: usize = 8;
+
+type Stream = HashingReader<Box<dyn Read + Send>>;
+/// The fetch thread hands back its stream and how its reading ended.
+type Fetch = JoinHandle<(Stream, io::Result<()>)>;
+
+/// A source whose stream from offset 0 is fetched ahead and hashed.
+pub struct ReadAhead {
+    inner: Arc<dyn Source>,
+    /// The fetch thread of the most recent stream from offset 0; it hands its reader back.
+    fetch: Mutex<Option<Fetch>>,
+}
+
+impl ReadAhead {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Source>) -> ReadAhead {
+        ReadAhead { inner, fetch: Mutex::new(None) }
+    }
+
+    /// Waits for the fetch thread, hashes whatever the decoder did not read, and returns the
+    /// sha256 of the whole stored object; `None` when no stream from offset 0 was read (the
+    /// decoder used random access), so the caller must hash separately if it needs to.
+    pub fn finish(&self) -> Result<Option<[u8; 32]>> {
+        let handle = self.fetch.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(handle) = handle else { return Ok(None) };
+        let (mut stream, result) = handle
+            .join()
+            .map_err(|_| Error::failed(format!("the reader of {} crashed", self.inner.describe())))?;
+        result.map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
+        io::copy(&mut stream, &mut io::sink())
+            .map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
+        Ok(Some(stream.digest_handle().finish()))
+    }
+}
+
+impl Source for ReadAhead {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn len(&self) -> Option<u64> {
+        self.inner.len()
+    }
+
+    fn open_stream(&self, offset: u64) -> Result<Box<dyn Read + Send>> {
+        if offset != 0 {
+            return self.inner.open_stream(offset);
+        }
+        let stream = HashingReader::new(self.inner.open_stream(0)?);
+        let (full_tx, full_rx) = mpsc::sync_channel(DEPTH);
+        let (empty_tx, empty_rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("bty-fetch".into())
+            .spawn(move || fetch(stream, full_tx, empty_rx))
+            .map_err(|e| Error::failed(format!("starting the reader thread: {e}")))?;
+        // An earlier stream (format detection) is simply abandoned: its thread ends when its
+        // channel closes.
+        *self.fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(Box::new(ChannelReader { full: full_rx, empty: empty_tx, current: Vec::new(), pos: 0 }))
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.inner.read_at(offset, buf)
+    }
+
+    fn supports_random_access(&self) -> bool {
+        self.inner.supports_random_access()
+    }
+
+    fn expected_sha256(&self) -> Option<[u8; 32]> {
+        self.inner.expected_sha256()
+    }
+
+    fn file_name(&self) -> String {
+        self.inner.file_name()
+    }
+}
+
+/// The fetch thread: fills blocks until the end, an error, or the reader going away; returns
+/// the stream so its unread rest can be hashed.
+fn fetch(
+    mut stream: Stream,
+    full: SyncSender<io::Result<Vec<u8>>>,
+    empty: Receiver<Vec<u8>>,
+) -> (Stream, io::Result<()>) {
+    loop {
+        let mut block = empty.try_recv().unwrap_or_else(|_| vec![0u8; BLOCK]);
+        block.resize(BLOCK, 0);
+        let n = match stream.read(&mut block) {
+            Ok(0) => return (stream, Ok(())),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                let _ = full.send(Err(copy));
+                return (stream, Err(e));
+            }
+        };
+        block.truncate(n);
+        if full.send(Ok(block)).is_err() {
+            return (stream, Ok(()));
+        }
+    }
+}
+
+/// The decoder's end of the channel.
+struct ChannelReader {
+    full: Receiver<io::Result<Vec<u8>>>,
+    empty: Sender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.full.recv() {
+                Ok(block) => {
+                    let used = std::mem::replace(&mut self.current, block?);
+                    let _ = self.empty.send(used);
+                    self.pos = 0;
+                }
+                // The fetch thread ended after the last block: end of stream.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{hex, FileSource};
+
+    #[test]
+    fn stream_is_complete_and_the_hash_covers_unread_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let data: Vec<u8> = (0..3 * BLOCK + 123).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let src: Arc<dyn Source> = Arc::new(FileSource::open(&path).unwrap());
+        let expected = crate::source::sha256_of(src.as_ref()).unwrap();
+
+        let ra = ReadAhead::new(src.clone());
+        let mut all = Vec::new();
+        ra.open_stream(0).unwrap().read_to_end(&mut all).unwrap();
+        assert!(all == data);
+        assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
+
+        // A decoder that stops early still yields the digest of the whole object.
+        let ra = ReadAhead::new(src);
+        let mut first = vec![0u8; 10];
+        let mut stream = ra.open_stream(0).unwrap();
+        stream.read_exact(&mut first).unwrap();
+        drop(stream);
+        assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
+    }
+}

@@ -1,0 +1,322 @@
+//! The flash target: a block device or a regular file, checked against the safety rules and
+//! opened for large sequential writes.
+//!
+//! Block devices are opened `O_EXCL` (the kernel then refuses a device that is mounted or held
+//! by dm/md) and, where the kernel allows, a second `O_DIRECT` descriptor carries the aligned
+//! writes. Zero ranges become BLKZEROOUT on devices and holes in files. This file decides how
+//! bytes reach the target; what to write and in which order is `writer.rs`'s business.
+
+use crate::disk::{self, Disk};
+use crate::error::{Context, Error, ErrorKind, Result};
+use crate::sys::blockdev;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// What the target is, as checked before the first byte.
+#[derive(Debug, Clone)]
+pub struct TargetInfo {
+    /// The path the user gave.
+    pub path: PathBuf,
+    /// The device or file size in bytes (`None` for a file that does not exist yet).
+    pub size_bytes: Option<u64>,
+    /// The whole disk the target is or belongs to, for block devices.
+    pub disk: Option<Disk>,
+}
+
+/// Checks `path` against the safety rules without opening it for writing: refuses (exit 3)
+/// a directory, a character device, a mounted disk or one with a mounted partition, the disk
+/// the system runs from, a read-only disk, and a device smaller than `image_size`.
+pub fn check_target(path: &Path, image_size: Option<u64>) -> Result<TargetInfo> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(TargetInfo { path: path.to_path_buf(), size_bytes: None, disk: None })
+        }
+        Err(e) => return Err(Error::from(e).context(format!("checking {}", path.display()))),
+    };
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return Ok(TargetInfo { path: path.to_path_buf(), size_bytes: Some(meta.len()), disk: None });
+    }
+    if !kind.is_block_device() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else {
+            "not a block device"
+        };
+        return Err(Error::refused(format!(
+            "{} is {what}; the target must be a block device (see `bty disks`) or a regular file",
+            path.display()
+        )));
+    }
+    let rdev = meta.rdev();
+    let dev = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+    let tree = disk::Tree::read(Path::new("/sys"), &disk::system_mountinfo()?)?;
+    let Some((name, parent)) = tree.name_of_dev(dev) else {
+        return Err(Error::refused(format!(
+            "{} (device {}:{}) is not in /sys/class/block, so its mounts cannot be checked; refusing to write it",
+            path.display(),
+            dev.0,
+            dev.1
+        )));
+    };
+    // A partition target is judged with its whole disk: a mounted sibling or the system on the
+    // same disk refuses too, which is stricter than needed and never wrong.
+    let whole = tree.disk(parent.as_deref().unwrap_or(&name))?;
+    if let Some(rule) = disk::refusal(&whole, None) {
+        return Err(Error::refused(format!("refusing to write {}: {rule}", path.display())));
+    }
+    let size = match &parent {
+        None => whole.size_bytes,
+        Some(_) => whole.partitions.iter().find(|p| p.name == name).map(|p| p.size_bytes).unwrap_or(0),
+    };
+    if let Some(rule) = image_size.and_then(|need| too_small(path, size, need)) {
+        return Err(Error::refused(rule));
+    }
+    Ok(TargetInfo { path: path.to_path_buf(), size_bytes: Some(size), disk: Some(whole) })
+}
+
+fn too_small(path: &Path, size: u64, need: u64) -> Option<String> {
+    (need > size).then(|| {
+        format!(
+            "refusing to write {}: the image needs {} ({need} bytes) but the target holds only {} ({size} bytes); pick a larger disk",
+            path.display(),
+            disk::human_size(need),
+            disk::human_size(size)
+        )
+    })
+}
+
+/// How bytes reach the target.
+enum Kind {
+    /// A block device of `size` bytes with its logical sector size.
+    Block { size: u64, sector: u64 },
+    /// A regular file that was `original_len` bytes long when opened; ranges past that
+    /// length are holes already and need no zeroing.
+    File { original_len: u64 },
+}
+
+/// An open, checked target.
+pub struct Target {
+    path: PathBuf,
+    /// The buffered descriptor: unaligned writes, reads, fsync, ioctls.
+    file: File,
+    /// An `O_DIRECT` descriptor for aligned writes on block devices, when the kernel allows.
+    direct: Option<File>,
+    kind: Kind,
+}
+
+impl Target {
+    /// Runs [`check_target`] again (the state may have changed since a confirmation prompt)
+    /// and opens the target for writing; a missing regular file is created.
+    pub fn open(path: &Path, image_size: Option<u64>) -> Result<Target> {
+        let info = check_target(path, image_size)?;
+        let is_block = info.disk.is_some();
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        if is_block {
+            options.custom_flags(rustix::fs::OFlags::EXCL.bits() as i32);
+        } else {
+            options.create(true);
+        }
+        let file = options.open(path).map_err(|e| {
+            let busy = e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error());
+            let err = Error::from(e).context(format!("opening {} for writing", path.display()));
+            if busy {
+                err.context("the kernel reports the device busy (mounted, or held by dm/md/raid); stop what uses it first")
+                    .with_kind(ErrorKind::Refused)
+            } else {
+                err
+            }
+        })?;
+        let kind = if is_block {
+            if blockdev::blkroget(&file)
+                .with_context(|| format!("asking {} whether it is read-only", path.display()))?
+            {
+                return Err(Error::refused(format!(
+                    "refusing to write {}: the device is read-only",
+                    path.display()
+                )));
+            }
+            let size = blockdev::blkgetsize64(&file).with_context(|| format!("sizing {}", path.display()))?;
+            let sector = u64::from(blockdev::blksszget(&file).unwrap_or(512).max(512));
+            if let Some(rule) = image_size.and_then(|need| too_small(path, size, need)) {
+                return Err(Error::refused(rule));
+            }
+            Kind::Block { size, sector }
+        } else {
+            Kind::File {
+                original_len: file.metadata().with_context(|| format!("reading {}", path.display()))?.len(),
+            }
+        };
+        // O_DIRECT keeps a multi-gigabyte image from evicting the page cache and lets the
+        // device see large requests; some stacks (tmpfs-backed loops, old kernels) refuse it,
+        // and then every write goes through the buffered descriptor.
+        let direct = match kind {
+            Kind::Block { .. } => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+                .open(path)
+                .ok(),
+            Kind::File { .. } => None,
+        };
+        Ok(Target { path: path.to_path_buf(), file, direct, kind })
+    }
+
+    /// The path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the target is a block device.
+    pub fn is_block(&self) -> bool {
+        matches!(self.kind, Kind::Block { .. })
+    }
+
+    /// Writes `data` at `offset`, through `O_DIRECT` when both are sector-aligned.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.fits(offset, data.len() as u64)?;
+        let context = || format!("writing {} at offset {offset}", self.path.display());
+        if let Some(direct) = self.direct.as_ref().filter(|_| self.aligned(offset, data)) {
+            match direct.write_all_at(data, offset) {
+                Ok(()) => return Ok(()),
+                // The device rejected this alignment after all: drop O_DIRECT for good.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                    self.direct = None
+                }
+                Err(e) => return Err(Error::from(e).context(context())),
+            }
+        }
+        self.file.write_all_at(data, offset).with_context(context)
+    }
+
+    /// Reads `buf.len()` bytes at `offset`; bytes past the end of a file read as zeros, which
+    /// is what they will be once the file has its final length.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let context = || format!("reading {} at offset {offset}", self.path.display());
+        let fd = self.direct.as_ref().filter(|_| self.aligned(offset, buf)).unwrap_or(&self.file);
+        let mut done = 0;
+        while done < buf.len() {
+            match fd.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::from(e).context(context())),
+            }
+        }
+        buf[done..].fill(0);
+        Ok(())
+    }
+
+    /// Makes `range` read back as zeros without copying zeros from user space where possible:
+    /// BLKZEROOUT on devices, a punched hole in files (ranges past a file's original end are
+    /// holes already).
+    pub fn zero_range(&mut self, range: Range<u64>) -> Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        self.fits(range.start, range.end - range.start)?;
+        match self.kind {
+            Kind::Block { sector, .. } => {
+                let start = range.start.next_multiple_of(sector).min(range.end);
+                let end = (range.end / sector * sector).max(start);
+                self.write_zeros(range.start..start)?;
+                self.write_zeros(end..range.end)?;
+                if start < end && blockdev::blkzeroout(&self.file, start, end - start).is_err() {
+                    // Not every stack implements it (and some only for some ranges); the
+                    // result must be zeros either way.
+                    self.write_zeros(start..end)?;
+                }
+                Ok(())
+            }
+            Kind::File { original_len } => {
+                let end = range.end.min(original_len);
+                if range.start >= end {
+                    return Ok(());
+                }
+                let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+                if rustix::fs::fallocate(&self.file, flags, range.start, end - range.start).is_err() {
+                    self.write_zeros(range.start..end)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn write_zeros(&mut self, range: Range<u64>) -> Result<()> {
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut at = range.start;
+        while at < range.end {
+            let n = (range.end - at).min(ZEROS.len() as u64) as usize;
+            self.file
+                .write_all_at(&ZEROS[..n], at)
+                .with_context(|| format!("zeroing {} at offset {at}", self.path.display()))?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Flushes everything written so far to stable storage.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_all().with_context(|| format!("flushing {}", self.path.display()))
+    }
+
+    /// Gives a file its final length (`len`, the image's size) and flushes; on a device,
+    /// flushes and asks the kernel to re-read the partition table.
+    pub fn finish(&self, len: u64) -> Result<()> {
+        if let Kind::File { .. } = self.kind {
+            self.file
+                .set_len(len)
+                .with_context(|| format!("setting the length of {}", self.path.display()))?;
+        }
+        self.sync()?;
+        if self.is_block() {
+            // Loop devices without partition scanning answer EINVAL; the flash is complete
+            // either way, the kernel just keeps its old view until the next scan.
+            if let Err(e) = blockdev::blkrrpart(&self.file) {
+                crate::log_debug!("re-reading the partition table of {}: {e}", self.path.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops cached pages of the target so a read-back comes from the device (`--verify`).
+    pub fn drop_caches(&self) -> Result<()> {
+        self.sync()?;
+        if self.is_block() {
+            blockdev::blkflsbuf(&self.file)
+                .with_context(|| format!("dropping the buffer cache of {}", self.path.display()))?;
+        }
+        rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
+            .with_context(|| format!("dropping cached pages of {}", self.path.display()))
+    }
+
+    fn aligned(&self, offset: u64, buf: &[u8]) -> bool {
+        let sector = match self.kind {
+            Kind::Block { sector, .. } => sector,
+            Kind::File { .. } => return false,
+        };
+        offset % sector == 0
+            && buf.len() as u64 % sector == 0
+            && buf.as_ptr() as u64 % super::buffer::ALIGN as u64 == 0
+    }
+
+    /// Fails when a write would run past the end of a device (the image's size was unknown).
+    fn fits(&self, offset: u64, len: u64) -> Result<()> {
+        match self.kind {
+            Kind::Block { size, .. } if offset + len > size => Err(Error::failed(format!(
+                "the image is larger than {} ({size} bytes, {}): it does not fit past offset {size}; the target is incomplete and not bootable",
+                self.path.display(),
+                disk::human_size(size)
+            ))),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The write stage's logic: turns decoded chunks into data writes, zero ranges and (with
+//! `--delta`) skipped blocks, holding the first MiB back until everything else is on disk.
+//!
+//! Ordering is the crash-safety rule: before anything else, the target's first MiB is zeroed
+//! (a plain flash) so an interrupted run never leaves the old partition table pointing at new
+//! data; the image's own first MiB is written last, after a flush, so an interrupted run never
+//! leaves a disk that looks bootable. With `--delta` the first MiB is zeroed only when it
+//! differs, so an unchanged target receives no write at all.
+
+use super::buffer::AlignedBuf;
+use super::target::Target;
+use super::verify::Checks;
+use super::zero::{self, Kind};
+use crate::error::{Error, ErrorKind, Result};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The part of the image written last.
+pub const HEAD: usize = 1 << 20;
+/// Largest zero range handed to the kernel at once, so a cancel is noticed between pieces.
+const ZERO_PIECE: u64 = 256 << 20;
+
+/// Byte counts of a flash, as the report shows them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    /// Bytes written with data.
+    pub written: u64,
+    /// Bytes made zero without copying (BLKZEROOUT, holes).
+    pub zeroed: u64,
+    /// Bytes found equal on the target (`--delta`).
+    pub unchanged: u64,
+}
+
+/// Writes one image onto one target.
+pub struct Writer<'a> {
+    target: &'a mut Target,
+    delta: bool,
+    /// The image's first MiB, once seen, and whether the target must receive it.
+    head: Option<(AlignedBuf, usize, bool)>,
+    /// A zero range not issued yet, grown while neighbouring granules are zeros too.
+    pending_zero: Option<Range<u64>>,
+    /// Where `--delta` reads the target's current bytes.
+    scratch: Option<AlignedBuf>,
+    /// Per-chunk fingerprints for `--verify`.
+    pub checks: Option<Checks>,
+    /// What was done so far.
+    pub counts: Counts,
+    stop: &'a AtomicBool,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer for chunks of at most `chunk` bytes. A plain flash zeroes the target's first
+    /// MiB right away.
+    pub fn begin(
+        target: &'a mut Target,
+        delta: bool,
+        verify: bool,
+        chunk: usize,
+        stop: &'a AtomicBool,
+    ) -> Result<Writer<'a>> {
+        if !delta {
+            target.zero_range(0..HEAD as u64)?;
+        }
+        Ok(Writer {
+            target,
+            delta,
+            head: None,
+            pending_zero: None,
+            scratch: delta.then(|| AlignedBuf::new(chunk)),
+            checks: verify.then(Checks::default),
+            counts: Counts::default(),
+            stop,
+        })
+    }
+
+    /// Handles the decoded bytes `data` that belong at `offset` of the image.
+    pub fn chunk(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        if let Some(checks) = &mut self.checks {
+            checks.record(offset, data);
+        }
+        let mut body = data;
+        let mut at = offset;
+        if offset == 0 {
+            let n = data.len().min(HEAD);
+            self.hold_head(&data[..n])?;
+            body = &data[n..];
+            at = n as u64;
+        }
+        if body.is_empty() {
+            return Ok(());
+        }
+        let runs = match &mut self.scratch {
+            Some(scratch) => {
+                let current = &mut scratch.as_mut_slice()[..body.len()];
+                self.target.read_at(at, current)?;
+                zero::delta_runs(body, current)
+            }
+            None => zero::data_runs(body),
+        };
+        self.apply(at, body, &runs)
+    }
+
+    /// Flushes the last zero range, gives the target its final length `len`, and syncs.
+    pub fn finish_body(&mut self, len: u64) -> Result<()> {
+        self.flush_zero()?;
+        self.target.finish(len)
+    }
+
+    /// Writes the held-back first MiB (when the target needs it) and syncs again.
+    pub fn write_head(&mut self) -> Result<()> {
+        let Some((buf, len, needed)) = self.head.take() else { return Ok(()) };
+        if needed {
+            // The target's first MiB is already zero (zeroed at the start, or when `--delta`
+            // found it different), so only the data runs need writing.
+            let data = &buf.as_slice()[..len];
+            for run in zero::data_runs(data) {
+                match run.kind {
+                    Kind::Data => {
+                        self.target.write_at(run.start as u64, &data[run.start..run.end])?;
+                        self.counts.written += (run.end - run.start) as u64;
+                    }
+                    _ => self.counts.zeroed += (run.end - run.start) as u64,
+                }
+            }
+            self.target.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The target's path, for messages.
+    pub fn target_path(&self) -> &std::path::Path {
+        self.target.path()
+    }
+
+    fn hold_head(&mut self, data: &[u8]) -> Result<()> {
+        let mut buf = AlignedBuf::new(HEAD);
+        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+        let needed = if self.delta {
+            let mut current = AlignedBuf::new(HEAD);
+            self.target.read_at(0, &mut current.as_mut_slice()[..data.len()])?;
+            let same = current.as_slice()[..data.len()] == *data;
+            if same {
+                self.counts.unchanged += data.len() as u64;
+            } else {
+                // Invalidate the old boot sector before touching anything else.
+                self.target.zero_range(0..data.len() as u64)?;
+            }
+            !same
+        } else {
+            true
+        };
+        self.head = Some((buf, data.len(), needed));
+        Ok(())
+    }
+
+    fn apply(&mut self, at: u64, body: &[u8], runs: &[zero::Run]) -> Result<()> {
+        for run in runs {
+            let range = at + run.start as u64..at + run.end as u64;
+            let len = range.end - range.start;
+            match run.kind {
+                Kind::Same => self.counts.unchanged += len,
+                Kind::Zero => {
+                    self.counts.zeroed += len;
+                    match &mut self.pending_zero {
+                        Some(pending) if pending.end == range.start => pending.end = range.end,
+                        _ => {
+                            self.flush_zero()?;
+                            self.pending_zero = Some(range);
+                        }
+                    }
+                }
+                Kind::Data => {
+                    self.target.write_at(range.start, &body[run.start..run.end])?;
+                    self.counts.written += len;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_zero(&mut self) -> Result<()> {
+        let Some(range) = self.pending_zero.take() else { return Ok(()) };
+        let mut at = range.start;
+        while at < range.end {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(Error::new(ErrorKind::Cancelled, "cancelled"));
+            }
+            let end = (at + ZERO_PIECE).min(range.end);
+            self.target.zero_range(at..end)?;
+            at = end;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,483 @@
+//! The sequential qcow2 reader: walks the virtual disk from offset 0 to its end, resolving each
+//! cluster through the L1/L2 tables, and yields the disk's bytes in order.
+//!
+//! Runs are served in as few reads as possible: adjacent unallocated or zero clusters become one
+//! zero fill, data clusters that are also adjacent in the file become one `read_at` straight
+//! into the caller's buffer, and compressed clusters are read through a large window (qemu
+//! writes them back to back) and decompressed in place when they fit. L2 tables are loaded
+//! lazily, one at a time. Every offset taken from the file is bounds-checked: a corrupt table is
+//! an error naming the image, never a panic or a huge allocation. It does not seek backwards
+//! and does not write.
+
+use super::cluster::{self, Codec};
+use super::header::{Compression, Header};
+use crate::error::{Error, Result};
+use crate::source::Source;
+use std::io::{self, Read};
+use std::ops::Deref;
+
+/// Host offsets in L1 and standard L2 entries: bits 9..=55.
+const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+/// L2 entry flag: the cluster is compressed.
+const COMPRESSED: u64 = 1 << 62;
+/// L2 entry flag (v3, standard entries): the cluster reads as zeros.
+const ZERO: u64 = 1;
+/// Subclusters per cluster with extended L2 entries.
+const SUBCLUSTERS: u32 = 32;
+/// How much compressed data one read fetches.
+const COMPRESSED_WINDOW: u64 = 4 << 20;
+/// The widest stretch of the file one batch of compressed clusters may span (qemu writes them
+/// back to back, so a batch normally spans about its compressed size).
+const MAX_BATCH_SPAN: u64 = 32 << 20;
+/// The most threads that decompress clusters.
+const MAX_THREADS: usize = 4;
+
+/// Where the bytes of one granule (a cluster, or a subcluster with extended L2 entries) are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Granule {
+    /// Unallocated or explicitly zero: reads as zeros.
+    Zero,
+    /// Stored uncompressed at this file offset.
+    Data(u64),
+    /// Part of compressed cluster `cluster`, whose data starts at `offset` and spans `len` bytes.
+    Compressed { cluster: u64, offset: u64, len: u64 },
+}
+
+/// Decodes a qcow2 image's virtual disk sequentially. `S` is how the source is held: an
+/// `Arc` for a reader handed to another thread, a plain reference for a quick look.
+pub struct Reader<S> {
+    src: S,
+    name: String,
+    h: Header,
+    file_len: u64,
+    /// log2 of the granule size: the cluster, or one of its 32 subclusters.
+    granule_bits: u32,
+    l1: Vec<u64>,
+    /// The L2 table currently loaded: its L1 index and raw entries.
+    l2: Option<(u64, Vec<u64>)>,
+    pos: u64,
+    /// The last compressed cluster decompressed (index and bytes), for reads that split it.
+    cluster: Option<(u64, Vec<u8>)>,
+    /// Compressed bytes read ahead: file offset of `window[0]`.
+    window_base: u64,
+    window: Vec<u8>,
+    /// One set of decompression contexts per thread.
+    codecs: Vec<Codec>,
+}
+
+impl<S: Deref<Target: Source>> Reader<S> {
+    /// A reader for the image behind `src`, whose header is `h`.
+    pub fn new(src: S, h: Header, file_len: u64) -> Result<Reader<S>> {
+        let name = src.describe();
+        let l1_bytes = h.l1_size * 8;
+        if h.l1_table_offset.checked_add(l1_bytes).is_none_or(|end| end > file_len) {
+            return Err(truncated(&name, "the L1 table", h.l1_table_offset, file_len));
+        }
+        let mut raw = vec![0u8; l1_bytes as usize];
+        crate::image::size::read_exact_at(&*src, h.l1_table_offset, &mut raw)?;
+        let l1 = be_words(&raw);
+        let granule_bits = h.cluster_bits - if h.extended_l2 { SUBCLUSTERS.trailing_zeros() } else { 0 };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
+        Ok(Reader {
+            src,
+            name,
+            file_len,
+            granule_bits,
+            l1,
+            l2: None,
+            pos: 0,
+            cluster: None,
+            window_base: 0,
+            window: Vec::new(),
+            codecs: (0..threads).map(|_| Codec::new(h.compression)).collect(),
+            h,
+        })
+    }
+
+    fn corrupt(&self, what: String) -> Error {
+        Error::failed(format!("{}: corrupt qcow2 image: {what}", self.name))
+    }
+
+    /// Where granule `g` of the virtual disk is stored.
+    fn granule(&mut self, g: u64) -> Result<Granule> {
+        let sub_bits = self.h.cluster_bits - self.granule_bits;
+        let cluster = g >> sub_bits;
+        let (l1_index, l2_index) = (cluster / self.h.l2_entries(), cluster % self.h.l2_entries());
+        let Some(&l1_entry) = self.l1.get(l1_index as usize) else {
+            return Err(self.corrupt(format!("cluster {cluster} lies beyond the L1 table")));
+        };
+        let table_at = l1_entry & OFFSET_MASK;
+        if table_at == 0 {
+            return Ok(Granule::Zero);
+        }
+        if self.l2.as_ref().is_none_or(|(i, _)| *i != l1_index) {
+            self.l2 = Some((l1_index, self.load_l2(table_at)?));
+        }
+        let words_per_entry = (self.h.l2_entry_bytes() / 8) as usize;
+        let Some((_, table)) = &self.l2 else { return Err(self.corrupt("no L2 table loaded".into())) };
+        let at = l2_index as usize * words_per_entry;
+        let entry = table[at];
+        if entry & COMPRESSED != 0 {
+            // Bits 0..x are the byte offset, bits x..62 the count of further 512-byte sectors.
+            let x = 62 - (self.h.cluster_bits - 8);
+            let offset = entry & ((1u64 << x) - 1);
+            let sectors = (entry & !(COMPRESSED | 1 << 63)) >> x;
+            let len = (offset & !511) + (sectors + 1) * 512 - offset;
+            return Ok(Granule::Compressed { cluster, offset, len });
+        }
+        let host = entry & OFFSET_MASK;
+        let granule = if self.h.extended_l2 {
+            let bitmap = table[at + 1];
+            let sub = (g & u64::from(SUBCLUSTERS - 1)) as u32;
+            if bitmap >> (32 + sub) & 1 != 0 || bitmap >> sub & 1 == 0 {
+                Granule::Zero
+            } else if host == 0 {
+                return Err(self.corrupt(format!("cluster {cluster} is marked allocated without an offset")));
+            } else {
+                Granule::Data(host + (u64::from(sub) << self.granule_bits))
+            }
+        } else if entry & ZERO != 0 || host == 0 {
+            Granule::Zero
+        } else {
+            Granule::Data(host)
+        };
+        if let Granule::Data(at) = granule {
+            if host % self.h.cluster_size() != 0 {
+                return Err(self.corrupt(format!("cluster {cluster} has unaligned offset {host}")));
+            }
+            if at >= self.file_len {
+                return Err(truncated(&self.name, &format!("data of cluster {cluster}"), at, self.file_len));
+            }
+        }
+        Ok(granule)
+    }
+
+    fn load_l2(&self, at: u64) -> Result<Vec<u64>> {
+        let size = self.h.cluster_size();
+        if at % size != 0 {
+            return Err(self.corrupt(format!("an L2 table offset {at} is not cluster-aligned")));
+        }
+        if at.checked_add(size).is_none_or(|end| end > self.file_len) {
+            return Err(truncated(&self.name, "an L2 table", at, self.file_len));
+        }
+        let mut raw = vec![0u8; size as usize];
+        crate::image::size::read_exact_at(&*self.src, at, &mut raw)?;
+        Ok(be_words(&raw))
+    }
+
+    /// Serves the run starting at `self.pos` into `out` (non-empty, within the disk); returns
+    /// how many bytes it produced.
+    fn fill(&mut self, out: &mut [u8]) -> Result<usize> {
+        let gsize = 1u64 << self.granule_bits;
+        let g = self.pos >> self.granule_bits;
+        let within = self.pos & (gsize - 1);
+        let first = self.granule(g)?;
+        // How many bytes the run covers when `k` granules follow the first one.
+        let reach = |k: u64| (k + 1) * gsize - within;
+        match first {
+            Granule::Zero => {
+                let mut k = 0;
+                while reach(k) < out.len() as u64 && self.granule(g + k + 1)? == Granule::Zero {
+                    k += 1;
+                }
+                let n = reach(k).min(out.len() as u64) as usize;
+                out[..n].fill(0);
+                Ok(n)
+            }
+            Granule::Data(host) => {
+                let mut k = 0;
+                while reach(k) < out.len() as u64
+                    && self.granule(g + k + 1)? == Granule::Data(host + (k + 1) * gsize)
+                {
+                    k += 1;
+                }
+                let n = reach(k).min(out.len() as u64) as usize;
+                self.read_data(host + within, &mut out[..n], gsize)?;
+                Ok(n)
+            }
+            Granule::Compressed { cluster, offset, len } => {
+                let csize = self.h.cluster_size();
+                let within = self.pos & (csize - 1);
+                let cached = self.cluster.as_ref().is_some_and(|c| c.0 == cluster);
+                if within == 0 && out.len() as u64 >= csize && !cached {
+                    // Whole clusters fit: decompress the run straight into the caller's buffer.
+                    let run = self.compressed_run(cluster, (offset, len), out.len() as u64 / csize)?;
+                    let n = run.len() * csize as usize;
+                    self.decompress(&run, &mut out[..n])?;
+                    return Ok(n);
+                }
+                if !cached {
+                    let mut buf = self.cluster.take().map(|c| c.1).unwrap_or_default();
+                    buf.resize(csize as usize, 0);
+                    self.decompress(&[(offset, len)], &mut buf)?;
+                    self.cluster = Some((cluster, buf));
+                }
+                let Some((_, buf)) = &self.cluster else {
+                    return Err(self.corrupt("no cluster cached".into()));
+                };
+                let n = ((csize - within) as usize).min(out.len());
+                out[..n].copy_from_slice(&buf[within as usize..within as usize + n]);
+                Ok(n)
+            }
+        }
+    }
+
+    /// The compressed clusters from `cluster` on (whose data is `first`), up to `max` of them,
+    /// as (offset, length) of their data, stopping at the first other kind of cluster.
+    fn compressed_run(&mut self, cluster: u64, first: (u64, u64), max: u64) -> Result<Vec<(u64, u64)>> {
+        let sub_bits = self.h.cluster_bits - self.granule_bits;
+        let mut run = vec![first];
+        let (mut lo, mut hi) = (first.0, first.0.saturating_add(first.1));
+        for next in cluster + 1..cluster + max {
+            let Granule::Compressed { offset, len, .. } = self.granule(next << sub_bits)? else { break };
+            let (l, h) = (lo.min(offset), hi.max(offset.saturating_add(len)));
+            if h - l > MAX_BATCH_SPAN {
+                break;
+            }
+            (lo, hi) = (l, h);
+            run.push((offset, len));
+        }
+        Ok(run)
+    }
+
+    /// Decompresses the clusters whose data is at `run` (offset, length) into `out`, one
+    /// cluster each, through the compressed-data window and across the codec threads.
+    fn decompress(&mut self, run: &[(u64, u64)], out: &mut [u8]) -> Result<()> {
+        let mut spans = Vec::with_capacity(run.len());
+        for &(offset, len) in run {
+            if offset >= self.file_len {
+                return Err(truncated(&self.name, "a compressed cluster", offset, self.file_len));
+            }
+            // The sector count rounds up, so the last cluster's span may run past the end.
+            spans.push((offset, len.min(self.file_len - offset)));
+        }
+        let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
+        let hi = spans.iter().map(|s| s.0 + s.1).max().unwrap_or(0);
+        if lo < self.window_base || hi > self.window_base + self.window.len() as u64 {
+            let want = (hi - lo).max(COMPRESSED_WINDOW).min(self.file_len - lo);
+            self.window.resize(want as usize, 0);
+            crate::image::size::read_exact_at(&*self.src, lo, &mut self.window)?;
+            self.window_base = lo;
+        }
+        let base = self.window_base;
+        let inputs: Vec<&[u8]> =
+            spans.iter().map(|&(o, l)| &self.window[(o - base) as usize..(o - base + l) as usize]).collect();
+        let csize = self.h.cluster_size() as usize;
+        let result = cluster::decompress_all(&mut self.codecs, &inputs, out, csize);
+        result.map_err(|(i, why)| self.bad_cluster(spans[i].0, &why))
+    }
+
+    /// Reads stored data at `at`. qemu does not always extend the file over the whole last
+    /// cluster (the rest reads as zeros), so up to one granule missing at the end of the file is
+    /// zero; more than that means the file was cut short.
+    fn read_data(&self, at: u64, out: &mut [u8], gsize: u64) -> Result<()> {
+        let mut done = 0;
+        while done < out.len() {
+            let n = self.src.read_at(at + done as u64, &mut out[done..])?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        if done < out.len() {
+            if (out.len() - done) as u64 >= gsize || at + (done as u64) < self.file_len {
+                return Err(truncated(&self.name, "cluster data", at + done as u64, self.file_len));
+            }
+            out[done..].fill(0);
+        }
+        Ok(())
+    }
+
+    fn bad_cluster(&self, offset: u64, why: &str) -> Error {
+        self.corrupt(format!(
+            "the {} compressed cluster at byte {offset} does not decompress: {why}",
+            match self.h.compression {
+                Compression::Zlib => "zlib",
+                Compression::Zstd => "zstd",
+            }
+        ))
+    }
+}
+
+fn truncated(name: &str, what: &str, at: u64, file_len: u64) -> Error {
+    Error::failed(format!(
+        "{name}: {what} at byte {at} lies beyond the end of the file ({file_len} bytes): the qcow2 image is \
+         truncated or corrupt"
+    ))
+}
+
+fn be_words(raw: &[u8]) -> Vec<u64> {
+    raw.chunks_exact(8)
+        .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect()
+}
+
+impl<S: Deref<Target: Source>> Read for Reader<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() && self.pos < self.h.size {
+            let want = ((buf.len() - filled) as u64).min(self.h.size - self.pos) as usize;
+            let n = self.fill(&mut buf[filled..filled + want])?;
+            filled += n;
+            self.pos += n as u64;
+        }
+        Ok(filled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::mem::Mem;
+    use crate::ErrorKind;
+    use std::io::Write;
+
+    /// A 64 KiB disk with 512-byte clusters: header at 0, L1 at 512, one L2 table at 1024
+    /// (the second L1 entry is unallocated), data clusters at 1536 and 2048, and compressed
+    /// data at 2560. `l2` gives the first L2 entries.
+    fn image(l2: &[u64], compressed: &[u8], zstd: bool) -> Vec<u8> {
+        let mut f = vec![0u8; 2560];
+        f[..4].copy_from_slice(b"QFI\xfb");
+        f[4..8].copy_from_slice(&3u32.to_be_bytes());
+        f[20..24].copy_from_slice(&9u32.to_be_bytes());
+        f[24..32].copy_from_slice(&(64u64 << 10).to_be_bytes());
+        f[36..40].copy_from_slice(&2u32.to_be_bytes());
+        f[40..48].copy_from_slice(&512u64.to_be_bytes());
+        f[100..104].copy_from_slice(&112u32.to_be_bytes());
+        if zstd {
+            f[72..80].copy_from_slice(&(1u64 << 3).to_be_bytes());
+            f[104] = 1;
+        }
+        f[512..520].copy_from_slice(&(1024u64 | 1 << 63).to_be_bytes());
+        for (i, e) in l2.iter().enumerate() {
+            f[1024 + 8 * i..1032 + 8 * i].copy_from_slice(&e.to_be_bytes());
+        }
+        f[1536..2048].fill(0x11);
+        f[2048..2560].fill(0x22);
+        f.extend_from_slice(compressed);
+        f
+    }
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// A compressed L2 entry for data at `offset` (512-byte clusters: one sector-count bit).
+    fn compressed_at(offset: u64) -> u64 {
+        COMPRESSED | offset
+    }
+
+    fn decode(file: Vec<u8>) -> Result<Vec<u8>> {
+        let src = Mem::new("t.qcow2", file);
+        let mut r = super::super::open_borrowed(&src)?;
+        let mut out = Vec::new();
+        r.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn expected() -> Vec<u8> {
+        let mut d = vec![0u8; 64 << 10];
+        d[..512].fill(0x11);
+        d[512..1024].fill(0x22);
+        d[2048..2560].fill(0x33);
+        d
+    }
+
+    const DATA: [u64; 4] = [1536 | 1 << 63, 2048 | 1 << 63, ZERO, 0];
+
+    #[test]
+    fn data_zero_unallocated_and_zlib_clusters_decode_in_order() {
+        let l2 = [&DATA[..], &[compressed_at(2560)]].concat();
+        assert!(decode(image(&l2, &deflate(&[0x33; 512]), false)).unwrap() == expected());
+    }
+
+    #[test]
+    fn zstd_clusters_decode() {
+        let l2 = [&DATA[..], &[compressed_at(2560)]].concat();
+        let z = zstd::bulk::compress(&[0x33; 512], 3).unwrap();
+        assert!(decode(image(&l2, &z, true)).unwrap() == expected());
+    }
+
+    #[test]
+    fn small_reads_split_runs_and_clusters_correctly() {
+        let l2 = [&DATA[..], &[compressed_at(2560)]].concat();
+        let src = Mem::new("t.qcow2", image(&l2, &deflate(&[0x33; 512]), false));
+        let mut r = super::super::open_borrowed(&src).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 100];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert!(out == expected());
+    }
+
+    #[test]
+    fn a_short_last_cluster_reads_as_zeros_as_in_qemu() {
+        let mut file = image(&DATA, &[], false);
+        file.truncate(2048 + 100);
+        let mut want = expected();
+        want[512 + 100..1024].fill(0);
+        want[2048..2560].fill(0);
+        assert!(decode(file).unwrap() == want);
+    }
+
+    #[test]
+    fn corrupt_tables_are_errors_naming_the_image() {
+        let cases: [(Vec<u64>, &str); 3] = [
+            (vec![1 << 20], "beyond the end of the file"),
+            (vec![compressed_at(2560)], "does not decompress"),
+            (vec![compressed_at(1 << 40)], "beyond the end of the file"),
+        ];
+        for (l2, expected) in cases {
+            let Err(e) = decode(image(&l2, b"not deflate at all", false)) else { panic!("{l2:x?} decoded") };
+            assert_eq!(e.kind(), ErrorKind::Failed);
+            let msg = e.to_string();
+            assert!(msg.contains("t.qcow2") && msg.contains(expected), "{msg}");
+        }
+    }
+
+    #[test]
+    fn an_l1_entry_past_the_file_is_an_error() {
+        let mut file = image(&DATA, &[], false);
+        file[512..520].copy_from_slice(&(1u64 << 30).to_be_bytes());
+        let Err(e) = decode(file) else { panic!("decoded through a bad L1 entry") };
+        assert!(e.to_string().contains("an L2 table at byte 1073741824"), "{e}");
+    }
+
+    #[test]
+    fn damaged_images_fail_or_decode_but_never_panic() {
+        let l2 = [&DATA[..], &[compressed_at(2560)]].concat();
+        let clean = image(&l2, &deflate(&[0x33; 512]), false);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            let mut f = clean.clone();
+            for _ in 0..3 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                // Header fields, the L1 table and the first L2 entries.
+                let at = [(seed % 112) as usize, 512 + (seed % 16) as usize, 1024 + (seed % 48) as usize]
+                    [(seed >> 60) as usize % 3];
+                f[at] = (seed >> 24) as u8;
+            }
+            let _ = decode(f);
+        }
+    }
+
+    #[test]
+    fn a_backing_file_is_refused_with_its_name() {
+        let mut file = image(&DATA, &[], false);
+        file[8..16].copy_from_slice(&200u64.to_be_bytes());
+        file[16..20].copy_from_slice(&8u32.to_be_bytes());
+        file[200..208].copy_from_slice(b"base.img");
+        let Err(e) = decode(file) else { panic!("decoded an image with a backing file") };
+        assert_eq!(e.kind(), ErrorKind::Refused);
+        assert!(e.to_string().contains("has a backing file (base.img); flatten it first"), "{e}");
+    }
+}

@@ -1,0 +1,17 @@
+//! `sync(2)` and `reboot(2)`: how the plan agent ends a cycle.
+
+use crate::error::{Context, Result};
+
+/// Flushes every filesystem buffer to its device (see sync(2)).
+pub fn sync() {
+    rustix::fs::sync();
+}
+
+/// Restarts the machine at once (`reboot(RB_AUTOBOOT)`, see reboot(2)); call [`sync`] first.
+///
+/// Returns only on failure (e.g. not PID 1 in the initial namespace, or no CAP_SYS_BOOT).
+pub fn reboot() -> Result<()> {
+    rustix::system::reboot(rustix::system::RebootCommand::Restart)
+        .map_err(std::io::Error::from)
+        .context("rebooting")
+}

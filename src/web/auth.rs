@@ -1,0 +1,240 @@
+//! Who is asking: browser sessions (signed `bty-token` cookie), API tokens (`Authorization:
+//! Bearer`), the admin password check and per-address login rate limiting.
+//!
+//! A session cookie is `SID.EXPIRES.SIG` with `SIG = HMAC-SHA256(secret, "SID.EXPIRES")`; the
+//! server also keeps the session (by the sha256 of SID) so logout really ends it. Expiry slides:
+//! a cookie used after its first hour is re-issued for another 7 days. API tokens are random,
+//! shown once, and stored as sha256 only. Every secret comparison is constant-time. Which routes
+//! need a principal is the router's business; CSRF is in `csrf.rs`.
+
+use super::context::AppContext;
+use super::request::{Principal, Request};
+use crate::error::{Context, Result};
+use crate::source::hex;
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The session cookie's name (compatible with the reference).
+pub const COOKIE: &str = "bty-token";
+
+/// How long a session lives without use.
+pub const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// A session is re-issued when older than this, so active users never expire.
+const REFRESH_AFTER_SECS: i64 = 3600;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// `HMAC-SHA256(key, msg)`.
+pub fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut m =
+        <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key"));
+    m.update(msg);
+    m.finalize().into_bytes().into()
+}
+
+/// Constant-time equality of two byte strings (length is not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// sha256 as hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> Result<String> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).map_err(|e| crate::Error::failed(format!("reading random bytes: {e}")))?;
+    Ok(hex(&buf))
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Whether `given` is the admin password, compared in constant time (via HMAC so lengths do
+/// not leak either).
+pub fn password_matches(ctx: &AppContext, given: &str) -> bool {
+    let a = hmac(&ctx.secret, given.as_bytes());
+    let b = hmac(&ctx.secret, ctx.admin_password.as_bytes());
+    ct_eq(&a, &b)
+}
+
+fn cookie_value(ctx: &AppContext, sid: &str, expires: i64) -> String {
+    let payload = format!("{sid}.{expires}");
+    let sig = hex(&hmac(&ctx.secret, payload.as_bytes()));
+    format!("{payload}.{sig}")
+}
+
+/// The `Set-Cookie` value for a session cookie (empty value and `Max-Age=0` to delete it).
+pub fn set_cookie(value: &str, max_age: i64) -> String {
+    format!("{COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict")
+}
+
+/// Starts a session; returns the cookie value.
+pub fn create_session(ctx: &AppContext, ip: &str) -> Result<String> {
+    let sid = random_hex(32)?;
+    let expires = unix_now() + SESSION_TTL_SECS;
+    ctx.db.create_session(&sha256_hex(sid.as_bytes()), expires, ip).context("storing the session")?;
+    Ok(cookie_value(ctx, &sid, expires))
+}
+
+/// A verified session: its id hash and, when expiry slid forward, the cookie to re-issue.
+pub struct SessionCheck {
+    /// sha256 of the session id.
+    pub id_hash: String,
+    /// A new cookie value to send back.
+    pub refreshed: Option<String>,
+}
+
+/// Verifies a cookie value: signature, expiry, and that the session was not logged out.
+pub fn check_session(ctx: &AppContext, value: &str) -> Result<Option<SessionCheck>> {
+    let mut parts = value.rsplitn(2, '.');
+    let (Some(sig), Some(payload)) = (parts.next(), parts.next()) else {
+        return Ok(None);
+    };
+    let want = hex(&hmac(&ctx.secret, payload.as_bytes()));
+    if !ct_eq(want.as_bytes(), sig.as_bytes()) {
+        return Ok(None);
+    }
+    let Some((sid, expires)) = payload.split_once('.') else {
+        return Ok(None);
+    };
+    let Ok(expires) = expires.parse::<i64>() else {
+        return Ok(None);
+    };
+    let now = unix_now();
+    if expires <= now {
+        return Ok(None);
+    }
+    let id_hash = sha256_hex(sid.as_bytes());
+    match ctx.db.session(&id_hash)? {
+        Some(row) if row.expires_at > now => {}
+        _ => return Ok(None),
+    }
+    let refreshed = if SESSION_TTL_SECS - (expires - now) > REFRESH_AFTER_SECS {
+        let new_expires = now + SESSION_TTL_SECS;
+        ctx.db.extend_session(&id_hash, new_expires)?;
+        Some(cookie_value(ctx, sid, new_expires))
+    } else {
+        None
+    };
+    Ok(Some(SessionCheck { id_hash, refreshed }))
+}
+
+/// Ends the session a cookie names (logout); unknown or forged cookies are ignored.
+pub fn end_session(ctx: &AppContext, value: &str) -> Result<bool> {
+    match check_session(ctx, value)? {
+        Some(s) => {
+            ctx.db.delete_session(&s.id_hash)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Creates an API token; returns its row and the value, which is never shown again.
+pub fn create_token(ctx: &AppContext, name: &str) -> Result<(crate::db::ApiToken, String)> {
+    let value = format!("bty_{}", random_hex(24)?);
+    let row = ctx.db.create_token(name, &sha256_hex(value.as_bytes()))?;
+    Ok((row, value))
+}
+
+/// Who is asking, if anyone: a Bearer token first, then the session cookie. Returns the
+/// principal and a cookie to re-issue when the session slid forward.
+pub fn authenticate(ctx: &AppContext, req: &Request<'_>) -> Result<Option<(Principal, Option<String>)>> {
+    if let Some(auth) = req.header("authorization") {
+        let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).map(str::trim);
+        return Ok(match token {
+            Some(t) if !t.is_empty() => {
+                ctx.db.use_token(&sha256_hex(t.as_bytes()))?.map(|id| (Principal::Token { id }, None))
+            }
+            _ => None,
+        });
+    }
+    let Some(cookie) = req.cookie(COOKIE) else {
+        return Ok(None);
+    };
+    Ok(check_session(ctx, cookie)?.map(|s| (Principal::Session { id_hash: s.id_hash }, s.refreshed)))
+}
+
+/// Failed logins allowed per address per window before 429.
+pub const LOGIN_MAX_FAILURES: u32 = 5;
+
+/// The rate-limit window.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
+
+/// Per-address login failure counts.
+#[derive(Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    /// `Err(seconds to wait)` when `ip` has failed too often recently.
+    pub fn check(&self, ip: &str) -> std::result::Result<(), u64> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(ip) {
+            Some(&(n, since)) if n >= LOGIN_MAX_FAILURES && since.elapsed() < LOGIN_WINDOW => {
+                Err((LOGIN_WINDOW - since.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure.
+    pub fn failed(&self, ip: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget old windows so a scan of many addresses cannot grow the map without bound.
+        if map.len() > 10_000 {
+            map.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
+        }
+        let entry = map.entry(ip.to_string()).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= LOGIN_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    /// Clears an address after a successful login.
+    pub fn succeeded(&self, ip: &str) {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc4231_case_2() {
+        let mac = hmac(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(hex(&mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+
+    #[test]
+    fn ct_eq_compares_content_and_length() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn limiter_blocks_after_repeated_failures_and_resets_on_success() {
+        let l = LoginLimiter::default();
+        for _ in 0..LOGIN_MAX_FAILURES {
+            assert!(l.check("1.2.3.4").is_ok());
+            l.failed("1.2.3.4");
+        }
+        assert!(l.check("1.2.3.4").is_err());
+        assert!(l.check("5.6.7.8").is_ok());
+        l.succeeded("1.2.3.4");
+        assert!(l.check("1.2.3.4").is_ok());
+    }
+}

@@ -1,0 +1,78 @@
+//! The machine API (compatible with reference §4.2/§4.3): list, get, full-replace PUT, DELETE,
+//! and the stored inventory blobs.
+
+use super::{notify_machine, parse_mac, SMALL_JSON};
+use crate::web::context::{event, AppContext};
+use crate::web::request::Request;
+use crate::web::response::{Body, HttpError, Reply, Response};
+use crate::wire::{Machine, MachineUpsert};
+
+fn not_found() -> HttpError {
+    HttpError::not_found("machine not found")
+}
+
+/// `GET /machines`: every machine, ordered by MAC.
+pub fn list(ctx: &AppContext, _req: &Request<'_>) -> Reply {
+    let machines: Vec<Machine> = ctx.db.machines()?.into_iter().map(|r| r.machine).collect();
+    Ok(Response::json(200, &machines))
+}
+
+/// `GET /machines/{mac}`.
+pub fn get(ctx: &AppContext, _req: &Request<'_>, mac: &str) -> Reply {
+    let mac = parse_mac(mac)?;
+    let rec = ctx.db.machine(&mac)?.ok_or_else(not_found)?;
+    Ok(Response::json(200, &rec.machine))
+}
+
+/// `PUT /machines/{mac}`: creates or fully replaces the assignment.
+pub fn put(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Reply {
+    let mac = parse_mac(mac)?;
+    let upsert: MachineUpsert = req.json(SMALL_JSON)?;
+    let a = upsert.validate().map_err(HttpError::unprocessable)?;
+    let (rec, created) = ctx.db.upsert_machine(&mac, &a, &crate::db::now())?;
+    let kind = if created { "machine.created" } else { "machine.upserted" };
+    let mut e =
+        event(kind, ("machine", &mac), "operator", format!("{mac}: boot_mode={}", a.boot_mode.as_str()));
+    e.details = Some(serde_json::json!({
+        "bty_image_ref": a.bty_image_ref, "boot_mode": a.boot_mode.as_str(), "sanboot_drive": a.sanboot_drive,
+        "labels": a.labels, "target_disk_serial": a.target_disk_serial,
+    }));
+    ctx.audit(Some(req), e);
+    notify_machine(ctx, &rec);
+    Ok(Response::json(200, &rec.machine))
+}
+
+/// `DELETE /machines/{mac}`.
+pub fn delete(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Reply {
+    let mac = parse_mac(mac)?;
+    if !ctx.db.delete_machine(&mac)? {
+        return Err(not_found());
+    }
+    ctx.progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&mac);
+    ctx.audit(Some(req), event("machine.deleted", ("machine", &mac), "operator", format!("{mac} deleted")));
+    ctx.bus.publish("machine-deleted", &serde_json::json!({ "mac": mac }));
+    Ok(Response::no_content())
+}
+
+fn attachment(mac: &str, what: &str, json: String) -> Response {
+    Response::new(200, Body::Bytes(json.into_bytes())).header("Content-Type", "application/json").header(
+        "Content-Disposition",
+        format!("attachment; filename=\"{}-{what}.json\"", mac.replace(':', "-")),
+    )
+}
+
+/// `GET /machines/{mac}/lshw.json`: the stored hardware blob as posted.
+pub fn lshw(ctx: &AppContext, _req: &Request<'_>, mac: &str) -> Reply {
+    let mac = parse_mac(mac)?;
+    let blob =
+        ctx.db.machine_lshw(&mac)?.ok_or_else(not_found)?.ok_or_else(|| HttpError::not_found("no lshw"))?;
+    Ok(attachment(&mac, "lshw", blob))
+}
+
+/// `GET /machines/{mac}/disks.json`: the last inventory's disks.
+pub fn disks(ctx: &AppContext, _req: &Request<'_>, mac: &str) -> Reply {
+    let mac = parse_mac(mac)?;
+    let rec = ctx.db.machine(&mac)?.ok_or_else(not_found)?;
+    let disks = rec.machine.known_disks.ok_or_else(|| HttpError::not_found("no inventory"))?;
+    Ok(attachment(&mac, "disks", serde_json::to_string(&disks).unwrap_or_default()))
+}

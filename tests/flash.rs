@@ -1,0 +1,498 @@
+//! Black-box tests of `bty flash`: every format onto files and loop devices, zero runs over old
+//! data, crash-safe ordering after failures, safety refusals, delta, verify, cancel, ENOSPC.
+//!
+//! Images are built here (a disk-like layout: a boot sector, scattered data, long zero runs, an
+//! unaligned tail) and compressed with the real zstd/gzip/xz/bzip2/qemu-img tools. Results are
+//! checked with `sha256sum` and `cmp`, never with bty itself. Loop-device tests need root.
+
+mod common;
+use common::*;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const MIB: u64 = 1 << 20;
+/// The test image's size: not a multiple of 4 KiB, so the unaligned tail path runs too.
+const IMAGE_LEN: u64 = 20 * MIB + 25 * 512;
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Writes a disk-like raw image: data in the first MiB (a "boot sector"), scattered chunks of
+/// various sizes, zeros elsewhere, and data in the unaligned last bytes.
+fn disk_image(path: &Path, len: u64) {
+    let mut img = vec![0u8; len as usize];
+    let chunks: [(u64, usize); 5] = [
+        (0, 70_000),
+        (MIB + 4096, 300_000),
+        (3 * MIB + 4096, 1 << 20),
+        (9 * MIB, 70 * 1024),
+        (len - 5000, 5000),
+    ];
+    for (i, (at, n)) in chunks.into_iter().enumerate().filter(|(_, (at, n))| at + *n as u64 <= len) {
+        img[at as usize..at as usize + n].copy_from_slice(&noise(n, 7 + i as u64));
+    }
+    fs::write(path, img).unwrap();
+}
+
+/// Fills `path` (a file or device) with `len` random bytes, as a used disk would hold.
+fn fill_random(path: &Path, len: u64) {
+    let f = fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).unwrap();
+    let mut w = std::io::BufWriter::new(f);
+    for i in 0..len.div_ceil(MIB) {
+        let n = MIB.min(len - i * MIB) as usize;
+        w.write_all(&noise(n, 1000 + i)).unwrap();
+    }
+    w.flush().unwrap();
+    w.get_ref().sync_all().unwrap();
+}
+
+/// Compresses `raw` into `format` with the real tool; returns the new file.
+fn encode(raw: &Path, format: &str) -> PathBuf {
+    let out = raw.with_extension(format!("img.{format}"));
+    let status = match format {
+        "raw" => return raw.to_path_buf(),
+        "qcow2" | "qcow2c" => {
+            let out = raw.with_extension(format!("{format}.qcow2"));
+            let mut cmd = Command::new("qemu-img");
+            cmd.args(["convert", "-q", "-f", "raw", "-O", "qcow2"]);
+            if format == "qcow2c" {
+                cmd.arg("-c");
+            }
+            let status = cmd.arg(raw).arg(&out).status().expect("running qemu-img");
+            assert!(status.success(), "qemu-img failed");
+            return out;
+        }
+        _ => {
+            let tool = match format {
+                "zst" => "zstd -q -c",
+                "gz" => "gzip -c",
+                "xz" => "xz -T1 -0 -c",
+                "bz2" => "bzip2 -c",
+                other => panic!("unknown format {other}"),
+            };
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("{tool} '{}' > '{}'", raw.display(), out.display()))
+                .status()
+                .expect("running the compressor")
+        }
+    };
+    assert!(status.success(), "compressing to {format} failed");
+    out
+}
+
+fn flash(args: &[&str]) -> std::process::Output {
+    bty().arg("flash").args(args).stdin(Stdio::null()).output().expect("running bty flash")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The final JSON result object of `bty flash --json`.
+fn result_json(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {}", text(out)))
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A loop device over a scratch file of `len` random bytes.
+fn random_loop(dir: &Path, name: &str, len: u64) -> LoopDevice {
+    let backing = dir.join(name);
+    fill_random(&backing, len);
+    LoopDevice::attach(&backing)
+}
+
+fn loops_or_skip() -> bool {
+    if !can_use_loop_devices() {
+        eprintln!("skipping: needs root and /dev/loop-control");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn every_format_round_trips_onto_a_file_full_of_old_data() {
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let want = sha256sum(&raw);
+    for format in ["raw", "zst", "gz", "xz", "bz2", "qcow2", "qcow2c"] {
+        let src = encode(&raw, format);
+        let target = dir.path().join(format!("target-{format}"));
+        fill_random(&target, IMAGE_LEN + 3 * MIB);
+        let out = flash(&[p(&src), p(&target), "--yes", "--json"]);
+        assert!(out.status.success(), "{format}: {}", text(&out));
+        assert_eq!(sha256sum(&target), want, "{format}: target differs from the image");
+        let result = result_json(&out);
+        assert_eq!(result["event"], "result", "{format}");
+        assert_eq!(result["schema_version"], 1, "{format}");
+        assert_eq!(result["image_bytes"], IMAGE_LEN, "{format}");
+        assert!(
+            result["bytes_zeroed"].as_u64().unwrap() > 10 * MIB,
+            "{format}: zero runs were copied: {result}"
+        );
+        assert!(result["bytes_written"].as_u64().unwrap() < 3 * MIB, "{format}: {result}");
+        assert_eq!(result["source_sha256"], sha256sum(&src), "{format}");
+        let first =
+            String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string).unwrap_or_default();
+        let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+        assert_eq!(first["event"], "progress", "{format}");
+    }
+}
+
+#[test]
+fn zero_runs_really_zero_a_loop_device_full_of_old_data() {
+    if !loops_or_skip() {
+        return;
+    }
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let dev = random_loop(dir.path(), "backing", 24 * MIB);
+    for format in ["raw", "zst"] {
+        fill_random(&dev.path, 24 * MIB);
+        let src = encode(&raw, format);
+        let out = flash(&[p(&src), p(&dev.path), "--yes", "--json"]);
+        assert!(out.status.success(), "{format}: {}", text(&out));
+        assert_eq!(
+            sha256_prefix(&dev.path, IMAGE_LEN),
+            sha256sum(&raw),
+            "{format}: device differs from the image"
+        );
+        assert!(result_json(&out)["bytes_zeroed"].as_u64().unwrap() > 10 * MIB, "{format}");
+    }
+}
+
+#[test]
+fn truncated_and_corrupt_images_fail_without_leaving_a_bootable_head() {
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let head = sha256_prefix(&raw, MIB);
+    for format in ["zst", "gz", "xz", "bz2", "qcow2"] {
+        let good = fs::read(encode(&raw, format)).unwrap();
+        let mut corrupt = good.clone();
+        let mid = corrupt.len() / 2;
+        for b in &mut corrupt[mid..mid + 64] {
+            *b ^= 0x5a;
+        }
+        let mut cases = vec![("truncated", good[..good.len() * 3 / 4].to_vec())];
+        // qcow2 carries no checksums: flipped data bytes decode "fine", so only truncation is tested.
+        if format != "qcow2" {
+            cases.push(("corrupt", corrupt));
+        }
+        for (what, bytes) in cases {
+            let src = dir.path().join(format!("{what}.img.{format}"));
+            fs::write(&src, bytes).unwrap();
+            let target = dir.path().join(format!("target-{what}-{format}"));
+            fill_random(&target, IMAGE_LEN);
+            let out = flash(&[p(&src), p(&target), "--yes"]);
+            let code = out.status.code();
+            assert!(code != Some(0) && code.is_some(), "{what} {format}: {}", text(&out));
+            assert!(stderr(&out).contains("bty: error:"), "{what} {format}: {}", text(&out));
+            assert_ne!(sha256_prefix(&target, MIB), head, "{what} {format}: the target looks bootable");
+        }
+    }
+}
+
+/// Unmounts on drop, so a failing assertion does not leave a mount behind.
+struct Mounted(PathBuf);
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_mounted_loop_device_is_refused_and_left_untouched() {
+    if !loops_or_skip() {
+        return;
+    }
+    let dir = scratch();
+    let fs_file = dir.path().join("ext4.img");
+    fs::write(&fs_file, vec![0u8; 16 << 20]).unwrap();
+    assert!(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4"])
+        .arg(&fs_file)
+        .status()
+        .unwrap()
+        .success());
+    let dev = LoopDevice::attach(&fs_file);
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    assert!(Command::new("mount").arg(&dev.path).arg(&mnt).status().unwrap().success());
+    let _mounted = Mounted(mnt.clone());
+    let before = sha256sum(&dev.path);
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, 8 * MIB);
+    let out = flash(&[p(&raw), p(&dev.path), "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(stderr(&out).contains("in use") && stderr(&out).contains(p(&mnt)), "{}", text(&out));
+    assert_eq!(sha256sum(&dev.path), before, "the mounted device was modified");
+}
+
+#[test]
+fn an_image_larger_than_the_target_is_refused_before_any_write() {
+    if !loops_or_skip() {
+        return;
+    }
+    let dir = scratch();
+    let dev = random_loop(dir.path(), "small", 8 * MIB);
+    let before = sha256sum(&dev.path);
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let out = flash(&[p(&raw), p(&dev.path), "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(stderr(&out).contains("pick a larger disk"), "{}", text(&out));
+    assert_eq!(sha256sum(&dev.path), before, "the device was written although the image does not fit");
+}
+
+#[test]
+fn an_image_of_unknown_size_that_does_not_fit_fails_while_writing() {
+    if !loops_or_skip() {
+        return;
+    }
+    let dir = scratch();
+    let dev = random_loop(dir.path(), "small", 8 * MIB);
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let gz = encode(&raw, "gz"); // gzip records no usable size
+    let out = flash(&[p(&gz), p(&dev.path), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("does not fit"), "{}", text(&out));
+    assert_ne!(sha256_prefix(&dev.path, MIB), sha256_prefix(&raw, MIB), "the target looks bootable");
+}
+
+#[test]
+fn delta_writes_nothing_onto_an_identical_target_and_only_changed_blocks_otherwise() {
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let target = dir.path().join("target");
+    assert!(flash(&[p(&raw), p(&target), "--yes"]).status.success());
+
+    let out = flash(&[p(&raw), p(&target), "--yes", "--delta", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let r = result_json(&out);
+    assert_eq!((r["bytes_written"].as_u64(), r["bytes_zeroed"].as_u64()), (Some(0), Some(0)), "{r}");
+    assert_eq!(r["bytes_unchanged"], IMAGE_LEN, "{r}");
+
+    // One changed byte in a data block and one in a zero run: one 64 KiB block each.
+    let f = fs::OpenOptions::new().write(true).open(&target).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(&[0xee], 3 * MIB + 4096 + 10).unwrap();
+    f.write_all_at(&[0xee], 15 * MIB + 3).unwrap();
+    drop(f);
+    let out = flash(&[p(&raw), p(&target), "--yes", "--delta", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let r = result_json(&out);
+    assert_eq!(
+        (r["bytes_written"].as_u64(), r["bytes_zeroed"].as_u64()),
+        (Some(64 * 1024), Some(64 * 1024)),
+        "{r}"
+    );
+    assert_eq!(r["bytes_unchanged"], IMAGE_LEN - 128 * 1024, "{r}");
+    assert_eq!(sha256sum(&target), sha256sum(&raw));
+
+    // A changed first MiB is repaired too.
+    let f = fs::OpenOptions::new().write(true).open(&target).unwrap();
+    f.write_all_at(&[0xee], 100).unwrap();
+    drop(f);
+    assert!(flash(&[p(&raw), p(&target), "--yes", "--delta"]).status.success());
+    assert_eq!(sha256sum(&target), sha256sum(&raw));
+}
+
+#[test]
+fn delta_onto_a_loop_device_skips_equal_blocks() {
+    if !loops_or_skip() {
+        return;
+    }
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let dev = random_loop(dir.path(), "backing", 24 * MIB);
+    let out = flash(&[p(&raw), p(&dev.path), "--yes", "--delta", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sha256_prefix(&dev.path, IMAGE_LEN), sha256sum(&raw));
+    let out = flash(&[p(&raw), p(&dev.path), "--yes", "--delta", "--json"]);
+    let r = result_json(&out);
+    assert_eq!(
+        (r["bytes_written"].as_u64(), r["bytes_unchanged"].as_u64()),
+        (Some(0), Some(IMAGE_LEN)),
+        "{r}"
+    );
+}
+
+#[test]
+fn verify_passes_on_a_good_flash_and_catches_a_block_changed_behind_the_engines_back() {
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let mut targets = vec![(dir.path().join("target"), None)];
+    if can_use_loop_devices() {
+        let dev = random_loop(dir.path(), "backing", 24 * MIB);
+        targets.push((dev.path.clone(), Some(dev)));
+    }
+    for (target, _dev) in &targets {
+        let out = flash(&[p(&raw), p(target), "--yes", "--verify", "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(result_json(&out)["verified"], true);
+        for (offset, expect) in
+            [(3 * MIB + 4096 + 5, "between offsets 3145728 and"), (15 * MIB + 7, "at offset 15728647")]
+        {
+            let out = bty()
+                .args(["flash", p(&raw), p(target), "--yes", "--verify"])
+                .env("BTY_TEST_CORRUPT_AFTER_WRITE", offset.to_string())
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+            assert!(
+                stderr(&out).contains("verify failed") && stderr(&out).contains(expect),
+                "{}",
+                text(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wrong_sha256_exits_4_and_leaves_no_bootable_head() {
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let zst = encode(&raw, "zst");
+    let target = dir.path().join("target");
+    let wrong = "0".repeat(64);
+    let out = flash(&[p(&zst), p(&target), "--yes", "--sha256", &wrong]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(stderr(&out).contains("unverified data"), "{}", text(&out));
+    assert_ne!(sha256_prefix(&target, MIB), sha256_prefix(&raw, MIB));
+    let right = sha256sum(&zst);
+    let out = flash(&[p(&zst), p(&target), "--yes", "--sha256", &right]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sha256sum(&target), sha256sum(&raw));
+}
+
+#[test]
+fn sigint_mid_flash_exits_130_and_says_how_far_it_got() {
+    let dir = scratch();
+    let fifo = dir.path().join("slow.img");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let target = dir.path().join("target");
+    let mut child = bty()
+        .args(["flash", p(&fifo), p(&target), "--yes", "--json", "--format", "raw"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The feeder gives 20 MiB, then holds the pipe open without writing: the flash can get
+    // no further than two 8 MiB chunks, whatever the machine's speed.
+    let feeder_path = fifo.clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || {
+        let mut w = fs::OpenOptions::new().write(true).open(&feeder_path).unwrap();
+        let _ = w.write_all(&noise(20 << 20, 3));
+        let _ = done_rx.recv();
+    });
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let started = lines.by_ref().map_while(Result::ok).any(|line| {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        v["event"] == "progress" && v["bytes_written"].as_u64().unwrap_or(0) >= 16 * MIB
+    });
+    assert!(started, "no progress event showed the first chunks written");
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let _ = done_tx.send(());
+    let _ = feeder.join();
+    assert_eq!(status.code(), Some(130), "stderr: {err}");
+    assert!(err.contains("cancelled after 16777216 bytes at offset 16777216"), "stderr: {err}");
+    assert!(err.contains("incomplete and not bootable"), "stderr: {err}");
+}
+
+#[test]
+fn running_out_of_space_names_the_target_and_offset() {
+    if !loops_or_skip() {
+        return; // mounting a tmpfs needs root as well
+    }
+    let dir = scratch();
+    let small = dir.path().join("small");
+    fs::create_dir(&small).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap()
+        .success());
+    let _mounted = Mounted(small.clone());
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let target = small.join("target");
+    let out = flash(&[p(&raw), p(&target), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("writing {} at offset", target.display())), "{}", text(&out));
+    assert!(err.to_lowercase().contains("no space left on device"), "{}", text(&out));
+}
+
+#[test]
+fn without_yes_and_without_a_terminal_nothing_is_written() {
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, 2 * MIB);
+    let target = dir.path().join("target");
+    let out = flash(&[p(&raw), p(&target)]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(stderr(&out).contains("pass --yes"), "{}", text(&out));
+    assert!(!target.exists());
+}
+
+#[test]
+fn dry_run_checks_and_writes_nothing() {
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, 2 * MIB);
+    let target = dir.path().join("target");
+    let out = flash(&[p(&raw), p(&target), "--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(result_json(&out)["dry_run"], true);
+    assert!(!target.exists());
+}
+
+#[test]
+fn directories_character_devices_and_unknown_formats_are_refused() {
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, 2 * MIB);
+    for (target, what) in [(dir.path(), "a directory"), (Path::new("/dev/null"), "a character device")] {
+        let out = flash(&[p(&raw), p(target), "--yes"]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        assert!(stderr(&out).contains(what), "{}", text(&out));
+    }
+    let odd = dir.path().join("notes.bin");
+    fs::write(&odd, b"just some text, not a disk image").unwrap();
+    let out = flash(&[p(&odd), p(&dir.path().join("t")), "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(stderr(&out).contains("unrecognised image format"), "{}", text(&out));
+}
