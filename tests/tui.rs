@@ -424,3 +424,98 @@ fn colour_unicode_ascii_and_no_color_follow_the_environment() {
     assert!(raw.is_ascii(), "non-ASCII bytes on an ASCII terminal");
     assert!(!raw.contains(red) && !raw.contains(";31m") && !raw.contains("[0;2m"), "colour despite NO_COLOR");
 }
+
+/// A loopback HTTP server offering `/catalog.toml` with one image, `/slow.img`, whose bytes
+/// arrive at a trickle: slow enough that a flash of it is still running when the test acts.
+fn trickle_server(image_len: u64) -> u16 {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let catalog = format!(
+        "version = 1\n[[images]]\nname = \"slow.img\"\nsrc = \"http://127.0.0.1:{port}/slow.img\"\nsize_bytes = {image_len}\n"
+    );
+    std::thread::spawn(move || {
+        for conn in server.incoming().flatten() {
+            let catalog = catalog.clone();
+            std::thread::spawn(move || serve_one(conn, &catalog, image_len));
+        }
+    });
+    port
+}
+
+fn serve_one(mut conn: std::net::TcpStream, catalog: &str, image_len: u64) {
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+        request.push(byte[0]);
+    }
+    let request = String::from_utf8_lossy(&request);
+    if request.starts_with("GET /catalog.toml") {
+        let head =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", catalog.len());
+        let _ = conn.write_all(head.as_bytes()).and_then(|()| conn.write_all(catalog.as_bytes()));
+        return;
+    }
+    // The whole image (no Range support), 64 KiB every 20 ms, until the client hangs up.
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {image_len}\r\nConnection: close\r\n\r\n");
+    if conn.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let chunk: Vec<u8> =
+        (0..65536u32).map(|i| (i.wrapping_mul(7).wrapping_add(13) % 251) as u8 + 1).collect();
+    let mut sent = 0u64;
+    while sent < image_len {
+        let n = chunk.len().min((image_len - sent) as usize);
+        if conn.write_all(&chunk[..n]).is_err() {
+            return;
+        }
+        sent += n as u64;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_flash_from_a_catalog_url_asks_then_cancels() {
+    need_loop_and_tmux!();
+    let image_len = 64u64 << 20;
+    let port = trickle_server(image_len);
+    let empty_root = scratch();
+    let disk_dir = scratch();
+    let backing = disk_dir.path().join("disk.bin");
+    std::fs::File::create(&backing).unwrap().set_len(image_len).unwrap();
+    let disk = LoopDevice::attach(&backing);
+    let dev = disk.path.display().to_string();
+    let root_s = empty_root.path().display().to_string();
+    let catalog = format!("http://127.0.0.1:{port}/catalog.toml");
+    let mut env = XTERM_ASCII.to_vec();
+    env.push(("BTY_IMAGE_ROOT", &root_s));
+    let pane = Pane::start(80, 24, &env, &["--catalog", &catalog, "--disk", &dev]);
+
+    let s = pane.wait_for("slow.img");
+    assert!(s.contains("64.0 MiB") && s.contains("127.0.0.1"), "{s}");
+    pane.keys(&["Enter"]);
+    pane.wait_for(&dev);
+    pane.keys(&["Enter"]);
+    // A zeroed disk holds nothing: a single y confirms.
+    pane.wait_for("Type y and press Enter");
+    pane.keys(&["y", "Enter"]);
+    let s = pane.wait_for("writing:");
+    assert!(s.contains("Flashing") && s.contains("of 64.0 MiB") && s.contains("MB/s"), "{s}");
+    pane.keys(&["C-c"]);
+    pane.wait_for("Cancel the flash?");
+    // n keeps writing; the second Ctrl+C and y cancel.
+    pane.keys(&["n"]);
+    let s = pane.wait_for("Ctrl+C cancel");
+    assert!(!s.contains("Cancel the flash?"), "{s}");
+    pane.keys(&["C-c"]);
+    pane.wait_for("Cancel the flash?");
+    pane.keys(&["y"]);
+    let s = pane.wait_for("Flash cancelled");
+    assert!(
+        s.contains(&format!("{dev} holds a partial image")) && s.contains("Back to the disk list"),
+        "{s}"
+    );
+    pane.keys(&["q"]);
+    assert_eq!(pane.wait_exit(), 0);
+    let (before, after) = pane.stty_before_and_after();
+    assert_eq!(before, after);
+}
