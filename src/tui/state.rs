@@ -263,11 +263,6 @@ impl Wizard {
         self.message.as_ref()
     }
 
-    /// Whether the wizard is waiting for a worker (a list loading or a flash running).
-    pub fn busy(&self) -> bool {
-        self.images == Loading::Pending || self.disks == Loading::Pending || self.flashing.is_some()
-    }
-
     /// Applies one event; returns what the driver must do.
     pub fn handle(&mut self, event: Event) -> Vec<Effect> {
         match event {
@@ -296,8 +291,8 @@ impl Wizard {
     }
 
     fn key(&mut self, key: Key) -> Vec<Effect> {
-        if self.help && key != Key::Interrupt {
-            self.help = false;
+        if std::mem::take(&mut self.help) && key != Key::Interrupt {
+            // Any key closes the help; Ctrl+C also does what it always does.
             return Vec::new();
         }
         self.message = None;
@@ -1137,6 +1132,15 @@ pub(super) mod tests {
         assert!(keys(&mut w, &[Key::Char('q')]).is_empty());
         assert!(!w.help);
         assert_eq!(w.screen, Screen::Image);
+    }
+
+    #[test]
+    fn ctrl_c_with_help_open_closes_it_and_still_acts() {
+        let mut w = flashing();
+        keys(&mut w, &[Key::Char('?')]);
+        assert!(keys(&mut w, &[Key::Interrupt]).is_empty());
+        assert!(!w.help);
+        assert!(w.flashing.as_ref().is_some_and(|f| f.asking));
     }
 
     #[test]

@@ -131,7 +131,7 @@ fn sequence(p: Parts) -> Frame {
 fn parts(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Parts {
     let (body, focus) = if w.help { (help(caps), None) } else { body(w, cols, caps, g) };
     Parts {
-        header: header(w, g),
+        header: header(w, cols, g),
         body,
         focus,
         message: match &w.message {
@@ -155,21 +155,26 @@ fn title(screen: Screen) -> &'static str {
     }
 }
 
-fn header(w: &Wizard, g: &Glyphs) -> Vec<Line> {
+fn header(w: &Wizard, cols: usize, g: &Glyphs) -> Vec<Line> {
     let mut lines =
         vec![Line::styled(format!(" bty {} - {} ", crate::VERSION, title(w.screen)), Style::Title)];
-    let mut steps = Line::plain(" ");
-    for (i, s) in Screen::ALL.iter().enumerate() {
-        if i > 0 {
-            steps = steps.push(g.sep, Style::Plain);
+    let crumbs = |named_all: bool| {
+        let mut steps = Line::plain(" ");
+        for (i, s) in Screen::ALL.iter().enumerate() {
+            if i > 0 {
+                steps = steps.push(g.sep, Style::Plain);
+            }
+            steps = match (*s == w.screen, named_all) {
+                (true, _) => steps.push(format!("[{}.{}]", i + 1, s.name()), Style::Bold),
+                (false, true) => steps.push(format!("{}.{}", i + 1, s.name()), Style::Plain),
+                (false, false) => steps.push((i + 1).to_string(), Style::Plain),
+            };
         }
-        steps = if *s == w.screen {
-            steps.push(format!("[{}.{}]", i + 1, s.name()), Style::Bold)
-        } else {
-            steps.push(format!("{}.{}", i + 1, s.name()), Style::Plain)
-        };
-    }
-    lines.push(steps);
+        steps
+    };
+    // On a narrow terminal only the current step keeps its name.
+    let full = crumbs(true);
+    lines.push(if full.width() <= cols { full } else { crumbs(false) });
     if let Some(b) = &w.setup.banner {
         lines.push(Line::styled(format!(" {b}"), Style::Warn));
     }
@@ -742,6 +747,7 @@ mod tests {
         // At 40 columns the number, name and size remain.
         let t = text(&w, 40, 12, VT100);
         assert!(t.contains("2  remote.img.zst") && t.contains("4.0 MiB"), "{t}");
+        assert!(t.contains(" 1 > [2.Image] > 3 > 4 > 5 > 6"), "{t}");
     }
 
     #[test]
