@@ -72,7 +72,7 @@ impl Display {
                 let old = &self.shown[r];
                 let start = first_difference(old, &line);
                 out.push_str(&format!("\x1b[{};{}H", r + 1, start + 1));
-                self.write_line(&mut out, &line.from_column(start));
+                self.write_line(&mut out, &line.tail_from(start));
                 if line.width() < old.width() {
                     out.push_str("\x1b[K");
                 }

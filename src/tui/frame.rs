@@ -104,7 +104,7 @@ impl Line {
     }
 
     /// The part of the row from column `col` on.
-    pub fn from_column(&self, col: usize) -> Line {
+    pub fn tail_from(&self, col: usize) -> Line {
         let mut skip = col;
         let mut spans = Vec::new();
         for span in &self.spans {
