@@ -314,6 +314,8 @@ impl Wizard {
                 Vec::new()
             }
             Key::Esc | Key::Char('b') => self.back(),
+            // "No" to the confirm question is a step back, as in the Python bty.
+            Key::Char('n') if self.screen == Screen::Confirm => self.back(),
             Key::Char('r') => self.rescan(),
             Key::Char('v') if self.screen == Screen::Confirm => {
                 self.verify = !self.verify;
@@ -1065,11 +1067,13 @@ pub(super) mod tests {
         let mut w = at_disks();
         keys(&mut w, &[Key::Esc]);
         assert_eq!((w.screen, w.image.is_none()), (Screen::Image, true));
-        // Confirm → Disk, listing disks again.
-        let mut w = at_confirm('2');
-        let effects = keys(&mut w, &[Key::Char('b')]);
-        assert!(matches!(&effects[..], [Effect::ScanDisks { .. }]));
-        assert_eq!((w.screen, w.disk.is_none()), (Screen::Disk, true));
+        // Confirm → Disk, listing disks again; n (no) does the same.
+        for key in [Key::Char('b'), Key::Char('n'), Key::Esc] {
+            let mut w = at_confirm('2');
+            let effects = keys(&mut w, &[key]);
+            assert!(matches!(&effects[..], [Effect::ScanDisks { .. }]), "{key:?}");
+            assert_eq!((w.screen, w.disk.is_none()), (Screen::Disk, true), "{key:?}");
+        }
         // Done → Disk with the same image.
         let mut w = flashing();
         w.handle(Event::Finished(Ok(report())));
