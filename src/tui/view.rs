@@ -139,7 +139,7 @@ fn parts(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Parts {
             None => Vec::new(),
         },
         hints: Line::styled(hints(w, caps, g), Style::Plain),
-        prompt: prompt(w),
+        prompt: prompt(w, cols, g),
         live: w.screen == Screen::Flashing && !w.help,
     }
 }
@@ -211,13 +211,19 @@ fn hints(w: &Wizard, caps: Caps, g: &Glyphs) -> String {
     format!(" {s}")
 }
 
-fn prompt(w: &Wizard) -> (Line, usize) {
-    let text = match (&w.source_input, w.screen) {
+fn prompt(w: &Wizard, cols: usize, g: &Glyphs) -> (Line, usize) {
+    let mut text = match (&w.source_input, w.screen) {
         (Some(t), _) => format!("Catalog path or URL: {t}"),
         (None, Screen::Confirm) => format!("Confirm: {}", w.typed),
         (None, Screen::Flashing) => String::new(),
         (None, _) => format!("> {}", w.typed),
     };
+    // A long URL being typed keeps its end, where the typing happens, in view.
+    let room = cols.saturating_sub(2);
+    let len = text.chars().count();
+    if len > room && room > 0 {
+        text = std::iter::once(g.ellipsis).chain(text.chars().skip(len - room + 1)).collect();
+    }
     let col = text.chars().count();
     (Line::plain(text), col)
 }
@@ -868,6 +874,24 @@ mod tests {
         assert_eq!(f.lines.len(), 24);
         assert_eq!(f.lines[23].text(), "> 3");
         assert_eq!(f.cursor, Some((23, 3)));
+    }
+
+    #[test]
+    fn a_long_typed_url_keeps_its_end_in_view() {
+        let (mut w, _) = Wizard::new(setup(None));
+        w.handle(Event::Images { generation: 1, result: Ok(Vec::new()) });
+        w.handle(Event::Key(Key::Char('3')));
+        w.handle(Event::Key(Key::Enter));
+        for c in "http://bty-server.example.org:8080/catalog.toml".chars() {
+            w.handle(Event::Key(Key::Char(c)));
+        }
+        let f = frame(&w, Size { cols: 40, rows: 12 }, VT100);
+        let prompt = f.lines.last().map(Line::text).unwrap_or_default();
+        assert!(
+            prompt.starts_with('~') && prompt.ends_with("org:8080/catalog.toml") && prompt.len() == 38,
+            "{prompt:?}"
+        );
+        assert_eq!(f.cursor, Some((11, 38)));
     }
 
     #[test]
