@@ -2,8 +2,10 @@
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
 pub mod httpd;
+pub mod nginx;
 pub mod registry;
 pub mod token;
+pub mod webserver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
