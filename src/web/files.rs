@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Upload copy buffer: large, so a fast client is not throttled by syscall count.
 const COPY_BUF: usize = 1 << 20;
 
-/// Marker in temporary upload names (`.NAME.partial-RANDOM`).
+/// Prefix of temporary upload names (`.partial-RANDOM.NAME`: hidden, and still ending in the
+/// final name so format detection by extension works before the rename).
 const PARTIAL: &str = ".partial-";
 
 /// Checks that `name` is a plain file name: no `/`, `\`, NUL, not `.`/`..`, not hidden, not
@@ -40,7 +41,7 @@ pub fn remove_partials(dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.contains(PARTIAL) {
+        if name.starts_with(PARTIAL) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -179,38 +180,53 @@ pub fn receive(
     if req.body_len.is_some_and(|n| n > limit) {
         return Err(HttpError::too_large(limit));
     }
+    let mut body = req.take_body()?;
+    let partial = receive_from(&mut body, dir, name, limit, shutdown, &|_| {})?;
+    if req.body_len.is_some_and(|n| n != partial.size) {
+        return Err(HttpError::bad_request("upload ended before Content-Length bytes arrived"));
+    }
+    Ok(partial)
+}
+
+/// Copies `src` into a temporary file in `dir` (see [`receive`]); `progress` sees the running
+/// byte count after each chunk.
+pub fn receive_from(
+    src: &mut dyn Read,
+    dir: &Path,
+    name: &str,
+    limit: u64,
+    shutdown: &AtomicBool,
+    progress: &dyn Fn(u64),
+) -> Result<Partial, HttpError> {
     let suffix = super::auth::random_hex(6).map_err(HttpError::from)?;
-    let path = dir.join(format!(".{name}{PARTIAL}{suffix}"));
+    let path = dir.join(format!("{PARTIAL}{suffix}.{name}"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
         .map_err(|e| HttpError::internal(format!("creating {}: {e}", path.display())))?;
     let mut partial = Partial { path, size: 0, sha256: String::new(), committed: false };
-    let mut body = req.take_body()?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; COPY_BUF];
     loop {
         if shutdown.load(Ordering::Relaxed) {
-            return Err(HttpError::new(503, "server is shutting down; upload aborted"));
+            return Err(HttpError::new(503, "server is shutting down; transfer aborted"));
         }
-        let n = match body.read(&mut buf) {
+        let n = match src.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(HttpError::bad_request(format!("reading upload: {e}"))),
+            Err(e) => return Err(HttpError::bad_request(format!("reading {name}: {e}"))),
         };
         partial.size += n as u64;
         if partial.size > limit {
             return Err(HttpError::too_large(limit));
         }
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|e| HttpError::internal(format!("writing upload: {e}")))?;
+        file.write_all(&buf[..n]).map_err(|e| HttpError::internal(format!("writing {name}: {e}")))?;
+        progress(partial.size);
     }
-    if req.body_len.is_some_and(|n| n != partial.size) {
-        return Err(HttpError::bad_request("upload ended before Content-Length bytes arrived"));
-    }
-    file.sync_all().map_err(|e| HttpError::internal(format!("syncing upload: {e}")))?;
+    file.sync_all().map_err(|e| HttpError::internal(format!("syncing {name}: {e}")))?;
     partial.sha256 = hex(&hasher.finalize());
     Ok(partial)
 }

@@ -32,8 +32,12 @@ use std::sync::Arc;
 pub fn run(ctx: Arc<AppContext>, listener: server::Listener) -> Result<()> {
     *ctx.fallback_host.lock().unwrap_or_else(|p| p.into_inner()) = listener.addr.to_string();
     let keeper = housekeeping::start(ctx.clone());
+    let runner = jobs::start(ctx.clone());
     server::serve(ctx.clone(), listener);
     let _ = keeper.join();
+    if let Some(r) = runner {
+        let _ = r.join();
+    }
     ctx.db.close();
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod httpd;
 pub mod registry;
 pub mod token;
+pub mod webserver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

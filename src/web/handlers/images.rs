@@ -196,3 +196,112 @@ pub fn delete(ctx: &AppContext, req: &Request<'_>, image_ref: &str) -> Reply {
     );
     Ok(Response::no_content())
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchRequest {
+    src: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Only remote sources: the API must not read the server's own files.
+fn check_remote_src(src: &str) -> Result<(), HttpError> {
+    let lower = src.get(..8).unwrap_or(src).to_ascii_lowercase();
+    if ["http://", "https://", "oras://"].iter().any(|p| lower.starts_with(p)) {
+        return Ok(());
+    }
+    Err(HttpError::new(422, format!("src must be an http://, https:// or oras:// URL, not {src:?}")))
+}
+
+/// The last path segment of a URL (before any query), percent-decoded.
+fn url_basename(src: &str) -> String {
+    let path = src.split(['?', '#']).next().unwrap_or(src);
+    let last = path.rsplit(['/', ':', '@']).next().unwrap_or("");
+    crate::web::request::percent_decode(last)
+}
+
+/// `POST /images {"src": URL[, "name"]}`: queues a fetch into the store; 202 with the job.
+pub fn fetch(ctx: &AppContext, req: &Request<'_>) -> Reply {
+    let body: FetchRequest = req.json(super::SMALL_JSON)?;
+    check_remote_src(&body.src)?;
+    let image_ref = crate::catalog::image_ref(&body.src).map_err(|e| HttpError::new(422, e.to_string()))?;
+    let name = body.name.unwrap_or_else(|| url_basename(&body.src));
+    let name = files::valid_basename(&name)?.to_string();
+    if ctx.db.image(&image_ref)?.is_some() {
+        return Err(HttpError::new(409, format!("{} is already in the catalog", body.src)));
+    }
+    if ctx.db.image_by_name(&name)?.is_some() || ctx.jobs.pending_name(&name) {
+        return Err(HttpError::new(409, format!("an image named {name:?} exists or is being fetched")));
+    }
+    let job = ctx.jobs.enqueue(&body.src, &name);
+    let mut e = event(
+        "image.fetch.requested",
+        ("image", &name),
+        "operator",
+        format!("fetch of {} requested", body.src),
+    );
+    e.details = Some(serde_json::json!({ "src": body.src, "job": job.id }));
+    ctx.audit(Some(req), e);
+    Ok(Response::json(202, &job))
+}
+
+/// `GET /images/jobs`: fetch jobs with their progress.
+pub fn jobs(ctx: &AppContext, _req: &Request<'_>) -> Reply {
+    Ok(Response::json(200, &serde_json::json!({ "jobs": ctx.jobs.list() })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteEntry {
+    name: String,
+    src: String,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    size_bytes: Option<u64>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    arch: Option<String>,
+}
+
+/// `POST /catalog/entries`: a remote-only entry (a URL or `oras://` ref, no local bytes);
+/// `ref = sha256(canonical src)`. 201 with its `ImageEntry`.
+pub fn add_remote(ctx: &AppContext, req: &Request<'_>) -> Reply {
+    let e: RemoteEntry = req.json(super::SMALL_JSON)?;
+    check_remote_src(&e.src)?;
+    let image_ref = crate::catalog::image_ref(&e.src).map_err(|err| HttpError::new(422, err.to_string()))?;
+    let sha256 = e.sha256.map(|s| s.to_ascii_lowercase());
+    if sha256.as_deref().is_some_and(|s| !crate::wire::is_hex64(s)) {
+        return Err(HttpError::new(422, "sha256 must be 64 hex digits"));
+    }
+    let name = e.name.trim().to_string();
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(HttpError::new(422, "name must be 1-255 printable characters"));
+    }
+    if ctx.db.image(&image_ref)?.is_some() || ctx.db.image_by_name(&name)?.is_some() {
+        return Err(HttpError::new(409, format!("{name:?} or its src is already in the catalog")));
+    }
+    let row = ImageRow {
+        image_ref: image_ref.clone(),
+        format: e.format.or_else(|| crate::catalog::format_id(&name).map(str::to_string)),
+        arch: e.arch.or_else(|| crate::catalog::arch_hint(&name).map(str::to_string)),
+        name,
+        kind: ImageKind::Remote,
+        src: Some(e.src),
+        sha256,
+        size_bytes: e.size_bytes,
+        virtual_size: None,
+        description: e.description,
+        created_at: crate::db::now(),
+    };
+    ctx.db.insert_image(&row)?;
+    let mut ev =
+        event("image.remote.added", ("image", &image_ref), "operator", format!("{} added", row.name));
+    ev.details = Some(serde_json::json!({ "src": row.src }));
+    ctx.audit(Some(req), ev);
+    Ok(Response::json(201, &entry(&ctx.base_url(req), &row)))
+}
