@@ -196,6 +196,12 @@ fn env_with_root(root: &Path, vars: &[(&'static str, &str)]) -> Vec<(&'static st
 fn picks_confirms_and_flashes_the_image_onto_the_loop_device() {
     need_loop_and_tmux!();
     let (root, image) = image_root("test-x86_64.img", 4 << 20);
+    // A sidecar digest makes the flash check the source against it.
+    std::fs::write(
+        root.path().join("test-x86_64.img.sha256"),
+        format!("{}  test-x86_64.img\n", sha256sum(&image)),
+    )
+    .unwrap();
     let scratch_dir = scratch();
     let disk = loop_disk(scratch_dir.path(), 4 << 20);
     let dev = disk.path.display().to_string();
@@ -223,6 +229,7 @@ fn picks_confirms_and_flashes_the_image_onto_the_loop_device() {
 
     let s = pane.wait_for("Flash complete");
     assert!(s.contains(&format!("test-x86_64.img is on {dev}")) && s.contains("Reboot now"), "{s}");
+    assert!(s.contains("Digest: the source matches its published sha256"), "{s}");
     assert_eq!(sha256sum(&disk.path), sha256sum(&image));
     pane.keys(&["q"]);
     assert_eq!(pane.wait_exit(), 0);
@@ -538,4 +545,30 @@ fn the_front_door_opens_the_wizard_with_no_arguments_and_with_a_catalog() {
     assert!(s.contains(&format!("1  Catalog {}", catalog.display())), "{s}");
     with_catalog.keys(&["q"]);
     assert_eq!(with_catalog.wait_exit(), 0);
+}
+
+#[test]
+fn a_wrong_published_digest_fails_the_flash_and_the_done_screen_says_so() {
+    need_loop_and_tmux!();
+    let (root, _) = image_root("bad.img", 1 << 20);
+    std::fs::write(root.path().join("bad.img.sha256"), format!("{}  bad.img\n", "0".repeat(64))).unwrap();
+    let scratch_dir = scratch();
+    let disk = loop_disk(scratch_dir.path(), 1 << 20);
+    let dev = disk.path.display().to_string();
+    let pane = Pane::start(80, 24, &env_with_root(root.path(), &XTERM_ASCII), &["tui", "--disk", &dev]);
+    pane.wait_for("bad.img");
+    pane.keys(&["Enter"]);
+    pane.wait_for(&dev);
+    pane.keys(&["Enter"]);
+    pane.wait_for("Type yes");
+    pane.type_text("yes");
+    pane.keys(&["Enter"]);
+    let s = pane.wait_for("Flash FAILED");
+    assert!(s.contains("sha256") && s.contains("> 2  Back to the disk list"), "{s}");
+    // Back goes to the disk list with the same image.
+    pane.keys(&["Enter"]);
+    let s = pane.wait_for("Pick a target disk");
+    assert!(s.contains("Image: bad.img"), "{s}");
+    pane.keys(&["q"]);
+    assert_eq!(pane.wait_exit(), 0);
 }
