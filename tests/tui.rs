@@ -219,6 +219,9 @@ fn picks_confirms_and_flashes_the_image_onto_the_loop_device() {
 
     let s = pane.wait_for("Type yes");
     assert!(s.contains("Confirm the flash") && s.contains("first MiB holds data") && s.contains(&dev), "{s}");
+    assert!(s.contains("Verify  off"), "{s}");
+    pane.keys(&["v"]);
+    pane.wait_for("Verify  on: read the disk back");
     // A bare y is not enough for a disk that holds data.
     pane.keys(&["y", "Enter"]);
     let s = pane.wait_for("type yes and press Enter to erase");
@@ -230,6 +233,7 @@ fn picks_confirms_and_flashes_the_image_onto_the_loop_device() {
     let s = pane.wait_for("Flash complete");
     assert!(s.contains(&format!("test-x86_64.img is on {dev}")) && s.contains("Reboot now"), "{s}");
     assert!(s.contains("Digest: the source matches its published sha256"), "{s}");
+    assert!(s.contains("Read-back verify: the disk matches the image"), "{s}");
     assert_eq!(sha256sum(&disk.path), sha256sum(&image));
     pane.keys(&["q"]);
     assert_eq!(pane.wait_exit(), 0);
