@@ -27,6 +27,15 @@ struct Pane {
 impl Pane {
     /// Starts `bty ARGS` in a `cols`×`rows` pane with `env` set, after recording `stty -a`.
     fn start(cols: u16, rows: u16, env: &[(&str, String)], args: &[&str]) -> Pane {
+        Pane::launch(cols, rows, "", env, args)
+    }
+
+    /// Like [`Pane::start`], on a terminal that reports no window size, as a serial line does.
+    fn start_serial(env: &[(&str, String)], args: &[&str]) -> Pane {
+        Pane::launch(80, 24, "stty rows 0 cols 0;", env, args)
+    }
+
+    fn launch(cols: u16, rows: u16, prelude: &str, env: &[(&str, String)], args: &[&str]) -> Pane {
         let dir = scratch();
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let socket = format!("bty-tui-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
@@ -41,7 +50,7 @@ impl Pane {
         let d = dir.path().display();
         // `raw` keeps every byte the wizard wrote (through tee), for the dumb-terminal checks.
         let script = format!(
-            "stty -a > {d}/before; {command} | tee {d}/raw; echo ${{PIPESTATUS[0]}} > {d}/exit; \
+            "{prelude} stty -a > {d}/before; {command} | tee {d}/raw; echo ${{PIPESTATUS[0]}} > {d}/exit; \
              stty -a > {d}/after; sleep 600"
         );
         let status = tmux(&socket)
@@ -573,6 +582,23 @@ fn a_wrong_published_digest_fails_the_flash_and_the_done_screen_says_so() {
     pane.keys(&["Enter"]);
     let s = pane.wait_for("Pick a target disk");
     assert!(s.contains("Image: bad.img"), "{s}");
+    pane.keys(&["q"]);
+    assert_eq!(pane.wait_exit(), 0);
+}
+
+#[test]
+fn on_a_serial_like_line_without_a_size_it_uses_columns_and_lines_and_works_with_digits() {
+    need_loop_and_tmux!();
+    let (root, _) = image_root("serial-console-image-with-a-long-name.img", 1 << 20);
+    let env =
+        env_with_root(root.path(), &[("TERM", "vt100"), ("LANG", "C"), ("COLUMNS", "40"), ("LINES", "12")]);
+    let pane = Pane::start_serial(&env, &["tui"]);
+    let s = pane.wait_for("serial-console");
+    // Laid out for 40x12 although the pane is 80 wide: the last row is the prompt on row 12.
+    assert!(s.lines().all(|l| l.chars().count() <= 40), "{s}");
+    assert_eq!(s.lines().nth(11), Some(">"), "{s}");
+    pane.keys(&["1", "Enter"]);
+    pane.wait_for("Pick a target disk");
     pane.keys(&["q"]);
     assert_eq!(pane.wait_exit(), 0);
 }
