@@ -11,6 +11,7 @@ packages=(
   chromium chromium-driver
   mtools dosfstools gdisk e2fsprogs grub-efi-amd64-bin
   zstd xz-utils bzip2 gzip qemu-utils curl
+  tmux
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -619,7 +619,7 @@ fn result_lines(w: &Wizard, cols: usize) -> Vec<Line> {
             )));
             lines.push(Line::plain(format!(" Source sha256 {}", report.source_sha256)));
             lines.push(match w.image.as_ref().and_then(|i| i.sha256.as_ref()) {
-                Some(_) => Line::styled(" Digest: matches the catalog's sha256", Style::Good),
+                Some(_) => Line::styled(" Digest: the source matches its published sha256", Style::Good),
                 None => Line::plain(" Digest: none was published to check against"),
             });
             lines.push(match report.verified {
