@@ -4,6 +4,7 @@
 pub mod httpd;
 pub mod registry;
 pub mod token;
+pub mod webdriver;
 pub mod webserver;
 
 use std::path::{Path, PathBuf};
