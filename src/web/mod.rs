@@ -39,6 +39,9 @@ pub fn run(ctx: Arc<AppContext>, listener: server::Listener) -> Result<()> {
     if let Some(r) = runner {
         let _ = r.join();
     }
+    // An upload abandoned at shutdown leaves its hidden temporary file; never keep one.
+    files::remove_partials(&ctx.config.paths.boot_dir);
+    files::remove_partials(&ctx.config.paths.images_dir);
     ctx.db.close();
     Ok(())
 }

@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 /// Upper bound on request workers, whatever `[tuning] max_connections` says.
 const MAX_WORKERS: usize = 256;
 
+/// How long in-flight requests may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// File bodies are copied in chunks this large (few syscalls per GiB).
 const FILE_CHUNK: usize = 1 << 20;
 
@@ -66,8 +69,19 @@ pub fn serve(ctx: Arc<AppContext>, listener: Listener) {
         })
         .filter_map(|t| t.map_err(|e| crate::log_error!("starting a worker: {e}")).ok())
         .collect();
-    for w in workers {
-        let _ = w.join();
+    // Workers leave between requests once shutdown begins; a request blocked on a silent
+    // client gets a grace period, then is abandoned (the process is exiting).
+    let mut since: Option<Instant> = None;
+    while !workers.iter().all(|w| w.is_finished()) {
+        if ctx.shutting_down() {
+            let started = *since.get_or_insert_with(Instant::now);
+            if started.elapsed() > SHUTDOWN_GRACE {
+                let stuck = workers.iter().filter(|w| !w.is_finished()).count();
+                crate::log_warn!("shutdown: abandoning {stuck} request(s) still waiting on their clients");
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     ctx.bus.close();
     // SSE threads notice the closed bus within one keep-alive tick; give them a moment.
@@ -131,7 +145,7 @@ fn handle(ctx: &Arc<AppContext>, mut rq: tiny_http::Request, streams: &Arc<Atomi
         (response, client)
     };
     let status = response.status;
-    let sent = match discard_body(&mut rq, body_len, consumed.get()) {
+    let sent = match discard_body(&mut rq, body_len, consumed.get(), ctx.shutting_down()) {
         Discard::Done => write(ctx, rq, &method, response, streams),
         Discard::ClientGone => {
             // The client declared a body it never sent. Dropping the request now would make
@@ -150,10 +164,19 @@ enum Discard {
     ClientGone,
 }
 
-/// Reads and discards an unread body larger than [`DISCARD_INLINE_MAX`] with a fixed buffer.
-fn discard_body(rq: &mut tiny_http::Request, declared: Option<u64>, consumed: u64) -> Discard {
+/// Reads and discards an unread body larger than [`DISCARD_INLINE_MAX`] with a fixed buffer
+/// (during shutdown it gives up on it at once: the process is exiting).
+fn discard_body(
+    rq: &mut tiny_http::Request,
+    declared: Option<u64>,
+    consumed: u64,
+    stopping: bool,
+) -> Discard {
     let Some(declared) = declared else { return Discard::Done };
     let mut remaining = declared.saturating_sub(consumed);
+    if stopping && remaining > DISCARD_INLINE_MAX {
+        return Discard::ClientGone;
+    }
     let mut buf = vec![0u8; 64 << 10];
     while remaining > DISCARD_INLINE_MAX {
         let want = buf.len().min(remaining as usize);

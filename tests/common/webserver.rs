@@ -168,8 +168,14 @@ impl WebServer {
 
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.terminate_wait()
+    }
+
+    /// Waits up to 15 s for the process to exit (after a signal sent elsewhere).
+    pub fn terminate_wait(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         for _ in 0..300 {
             if let Ok(Some(status)) = child.try_wait() {
                 return status;

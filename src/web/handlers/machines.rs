@@ -28,8 +28,22 @@ pub fn get(ctx: &AppContext, _req: &Request<'_>, mac: &str) -> Reply {
 /// `PUT /machines/{mac}`: creates or fully replaces the assignment.
 pub fn put(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Reply {
     let mac = parse_mac(mac)?;
-    let upsert: MachineUpsert = req.json(SMALL_JSON)?;
-    let a = upsert.validate().map_err(HttpError::unprocessable)?;
+    let checked =
+        req.json::<MachineUpsert>(SMALL_JSON).and_then(|u| u.validate().map_err(HttpError::unprocessable));
+    let a = match checked {
+        Ok(a) => a,
+        Err(err) => {
+            let mut e = event(
+                "machine.upsert.failed",
+                ("machine", &mac),
+                "operator",
+                format!("{mac}: assignment refused"),
+            );
+            e.details = Some(serde_json::json!({ "status": err.status, "detail": err.detail }));
+            ctx.audit(Some(req), e);
+            return Err(err);
+        }
+    };
     let rec = save_assignment(ctx, req, &mac, &a)?;
     Ok(Response::json(200, &rec.machine))
 }
