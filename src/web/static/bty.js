@@ -77,7 +77,7 @@
   }
 
   function startStream() {
-    if (!window.EventSource || !document.querySelector("[data-live]")) return;
+    if (!window.EventSource || !document.querySelector("[data-sse], #identity, #counts")) return;
     var badge = document.getElementById("live");
     var es = new EventSource("/events/machines");
     es.onopen = function () { if (badge) { badge.hidden = false; badge.className = "live"; badge.textContent = "live"; } };
