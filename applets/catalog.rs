@@ -60,7 +60,7 @@ fn print_table(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()> {
     let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
     writeln!(out, "{:<width$}  {:<8}  {:>10}  {:<7}  SRC", "NAME", "FORMAT", "SIZE", "ARCH")?;
     for e in entries {
-        let size = e.size_bytes.map(human).unwrap_or_else(|| "-".into());
+        let size = e.size_bytes.map(bty::disk::human_size).unwrap_or_else(|| "-".into());
         writeln!(
             out,
             "{:<width$}  {:<8}  {:>10}  {:<7}  {}",
@@ -72,20 +72,4 @@ fn print_table(out: &mut impl Write, entries: &[Entry]) -> std::io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// Binary units with one decimal (`1.5 GiB`).
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Write an image (raw, .zst, .gz, .xz, .bz2, qcow2) onto a disk or a regular file.
 #[derive(FromArgs)]
 struct Args {
-    /// the image: a path, http(s)://, or oras://
+    /// the image: a path, http(s)://, oras://, or the name of a catalog image
     #[argh(positional)]
     src: String,
     /// the target: a block device (see `bty disks`) or a regular file
@@ -40,6 +40,9 @@ struct Args {
     /// print JSON lines: progress events, then a result object
     #[argh(switch)]
     json: bool,
+    /// catalog to look SRC up in when SRC is an image name: a path, http(s):// URL or oras:// ref
+    #[argh(option)]
+    catalog: Option<String>,
 }
 
 /// Entry point (see `table.rs`).
@@ -48,14 +51,18 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
+    let resolved = bty::source::resolve(&args.src, args.catalog.as_deref())?;
     let opts = FlashOptions {
         format: args.format.as_deref().map(bty::image::parse_format).transpose()?,
-        expected_sha256: args.sha256.as_deref().map(bty::source::parse_sha256).transpose()?,
+        expected_sha256: match args.sha256.as_deref() {
+            Some(hex) => Some(bty::source::parse_sha256(hex)?),
+            None => resolved.expected_sha256,
+        },
         verify: args.verify,
         delta: args.delta,
         dry_run: args.dry_run,
     };
-    let source = bty::source::open(&args.src)?;
+    let source = resolved.source;
     let info = flash::check_target(&args.target, None)?;
     if !args.yes && !args.dry_run {
         confirm(&args.src, &info)?;

@@ -4,6 +4,7 @@
 mod common;
 
 use common::httpd::{noise, Httpd, Resource};
+use common::nginx::Nginx;
 use common::registry::{digest, LayerSpec, Registry};
 use common::*;
 use std::process::Command;
@@ -103,4 +104,26 @@ fn an_unreachable_host_is_exit_1() {
     let (code, _, err) = inspect(&[&format!("http://127.0.0.1:{port}/x.img")]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("connection failed"), "{err}");
+}
+
+#[test]
+fn https_from_a_private_ca_needs_ssl_cert_file_and_works_with_it() {
+    let (root, work) = (scratch(), scratch());
+    let zst = zstd_image(root.path());
+    let tls = Nginx::start_tls(root.path(), work.path());
+    let url = format!("https://{}/disk.img.zst", tls.addr);
+    let (code, _, err) = inspect(&[&url]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("TLS failed") && err.contains("SSL_CERT_FILE"), "{err}");
+
+    let empty = scratch();
+    let out = bty()
+        .args(["inspect", "--json", "--hash", &url])
+        .env("BTY_IMAGE_ROOT", empty.path())
+        .env("SSL_CERT_FILE", &tls.ca)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(format!("sha256:{}", json["sha256"].as_str().unwrap_or("")), digest(&zst));
 }

@@ -14,9 +14,9 @@ use crate::source::Source;
 /// for tens of GiB of typical images, bounded for sources where each read is a request.
 const ZSTD_WALK_BUDGET: usize = 65_536;
 
-/// How much a header read fetches; small headers that follow one another (runs of tiny
-/// blocks, as zero areas compress to) are then served from one read.
-const WINDOW: usize = 16 << 10;
+/// How much a header read fetches: one page, so a walk touches only the pages holding block
+/// headers, yet runs of tiny blocks (zero areas compress to a few bytes each) share one read.
+const WINDOW: usize = 4 << 10;
 
 /// The largest xz index we read into memory (an index has 2 varints per block).
 const XZ_INDEX_MAX: u64 = 16 << 20;

@@ -125,8 +125,8 @@ pub fn send_with_retries(
                 backoff(attempt, retry_after(&resp))
             }
             Err(e) => {
-                let (kind, what) = describe_transport(e);
-                if attempt >= MAX_ATTEMPTS || kind != ErrorKind::Failed {
+                let (kind, what, retryable) = describe_transport(e);
+                if attempt >= MAX_ATTEMPTS || !retryable {
                     let what =
                         if attempt > 1 { format!("{what} (gave up after {attempt} attempts)") } else { what };
                     return Err(Error::new(kind, what).context(format!("fetching {shown}")));
@@ -139,24 +139,28 @@ pub fn send_with_retries(
     }
 }
 
-/// A ureq error as a kind and words for people. Transport failures (`Failed`) may go away on
-/// their own; a malformed URL (`Invalid`) will not. Only fixed words are taken from ureq,
-/// whose own text can contain the URI and so the URL's credentials.
-fn describe_transport(e: ureq::Error) -> (ErrorKind, String) {
+/// A ureq error as a kind, words for people, and whether another attempt may succeed (a
+/// refused or dropped connection may; a bad URL or an untrusted certificate will not). Only
+/// fixed words are taken from ureq, whose own text can contain the URI and so credentials.
+fn describe_transport(e: ureq::Error) -> (ErrorKind, String, bool) {
     use ureq::Error as U;
+    const TLS_HINT: &str = "if the server uses a private CA, set SSL_CERT_FILE to a PEM bundle holding it";
     match e {
-        U::Timeout(t) => (ErrorKind::Failed, format!("timed out ({t})")),
-        U::HostNotFound => (ErrorKind::Failed, "host not found (DNS)".to_string()),
-        U::ConnectionFailed => (ErrorKind::Failed, "connection failed".to_string()),
-        U::Io(io) => (ErrorKind::Failed, format!("connection failed: {}", Error::from(io))),
-        U::TooManyRedirects | U::RedirectFailed => (ErrorKind::Failed, "too many or broken redirects".to_string()),
-        U::BadUri(_) | U::Http(_) => (ErrorKind::Invalid, "malformed URL".to_string()),
-        U::Rustls(r) => (
-            ErrorKind::Failed,
-            format!("TLS failed ({r}); if the server uses a private CA, set SSL_CERT_FILE to a PEM bundle holding it"),
-        ),
-        U::Tls(_) | U::Pem(_) => (ErrorKind::Failed, "TLS setup failed".to_string()),
-        other => (ErrorKind::Failed, other.to_string()),
+        U::Timeout(t) => (ErrorKind::Failed, format!("timed out ({t})"), true),
+        U::HostNotFound => (ErrorKind::Failed, "host not found (DNS)".to_string(), true),
+        U::ConnectionFailed => (ErrorKind::Failed, "connection failed".to_string(), true),
+        // rustls reports handshake and certificate failures as InvalidData.
+        U::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            (ErrorKind::Failed, format!("TLS failed ({}); {TLS_HINT}", Error::from(io)), false)
+        }
+        U::Io(io) => (ErrorKind::Failed, format!("connection failed: {}", Error::from(io)), true),
+        U::TooManyRedirects | U::RedirectFailed => {
+            (ErrorKind::Failed, "too many or broken redirects".to_string(), false)
+        }
+        U::BadUri(_) | U::Http(_) => (ErrorKind::Invalid, "malformed URL".to_string(), false),
+        U::Rustls(r) => (ErrorKind::Failed, format!("TLS failed ({r}); {TLS_HINT}"), false),
+        U::Tls(_) | U::Pem(_) => (ErrorKind::Failed, "TLS setup failed".to_string(), false),
+        other => (ErrorKind::Failed, other.to_string(), true),
     }
 }
 

@@ -8,10 +8,13 @@
 //! with the state machine.
 
 use crate::catalog::{self, Entry};
-use crate::disk::Disk;
-use crate::error::{Error, ErrorKind, Result};
-use crate::flash::{FlashReport, Progress};
-use std::path::PathBuf;
+use crate::disk::{self, Disk};
+use crate::error::{Context, Error, ErrorKind, Result};
+use crate::flash::{self, FlashOptions, FlashReport, Progress};
+use crate::image::{self, Format, InspectOptions, PartitionTable};
+use crate::source::{self, FileSource, Source};
+use crate::sys;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 /// Where the image list comes from.
@@ -31,8 +34,8 @@ pub struct DiskRow {
     pub disk: Disk,
     /// Why this disk may not be the target of the chosen image (greyed out when `Some`).
     pub refusal: Option<String>,
-    /// Whether the first MiB reads as zeros; `None` when it could not be read.
-    pub first_mib_blank: Option<bool>,
+    /// What the start of the disk holds.
+    pub contents: Contents,
 }
 
 impl DiskRow {
@@ -41,7 +44,52 @@ impl DiskRow {
     pub fn holds_data(&self) -> bool {
         !self.disk.partitions.is_empty()
             || !self.disk.mountpoints.is_empty()
-            || self.first_mib_blank != Some(true)
+            || self.contents != Contents::Blank
+    }
+}
+
+/// What the start of a disk holds, read from the device itself (the kernel may not have parsed
+/// its partition table, as with loop devices).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contents {
+    /// The first MiB reads as zeros.
+    Blank,
+    /// A partition table.
+    Table(PartitionTable),
+    /// Data, but no partition table bty recognises (a bare filesystem, old bytes).
+    Data,
+    /// The disk could not be read; the reason.
+    Unreadable(String),
+}
+
+/// How much of a disk is read to tell a blank disk from one holding data.
+const PROBE_BYTES: usize = 1 << 20;
+
+impl Contents {
+    /// Reads the start of the device at `path`: blank, a partition table, or other data.
+    pub fn probe(path: &Path) -> Contents {
+        let disk = match FileSource::open(path) {
+            Ok(d) => d,
+            Err(e) => return Contents::Unreadable(e.to_string()),
+        };
+        let mut head = vec![0u8; PROBE_BYTES];
+        let mut got = 0;
+        while got < head.len() {
+            match disk.read_at(got as u64, &mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => return Contents::Unreadable(e.to_string()),
+            }
+        }
+        if head[..got].iter().all(|&b| b == 0) {
+            return Contents::Blank;
+        }
+        // The disk is read as a raw image: the image module's partition table reader applies.
+        let options = InspectOptions { format: Some(Format::Raw), ..InspectOptions::default() };
+        match image::inspect_with(&disk, options) {
+            Ok(found) => found.partition_table.map_or(Contents::Data, Contents::Table),
+            Err(e) => Contents::Unreadable(e.to_string()),
+        }
     }
 }
 
@@ -124,20 +172,112 @@ impl Backend for SystemBackend {
         }
     }
 
-    fn disks(&self, _image: &Entry) -> Result<DiskScan> {
-        Err(Error::failed("disk discovery is not available in this build yet"))
+    fn disks(&self, image: &Entry) -> Result<DiskScan> {
+        let image_size = virtual_size(&image.src);
+        // Naming a disk with --disk may name a loop device, which discovery lists only on request.
+        let include_loops = self.all_disks || !self.only_disks.is_empty();
+        let mut disks = disk::discover_system(include_loops)?;
+        if !self.only_disks.is_empty() {
+            // Compare resolved paths, so /dev/disk/by-id/... names work too.
+            let wanted: Vec<PathBuf> = self
+                .only_disks
+                .iter()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+                .collect();
+            disks.retain(|d| wanted.contains(&d.path));
+        }
+        let disks = disks
+            .into_iter()
+            .map(|d| DiskRow {
+                refusal: disk::refusal(&d, image_size),
+                contents: Contents::probe(&d.path),
+                disk: d,
+            })
+            .collect();
+        Ok(DiskScan { image_size, disks })
     }
 
     fn flash(
         &self,
-        _job: &FlashJob,
-        _progress: &mut dyn FnMut(&Progress),
-        _cancel: &AtomicBool,
+        job: &FlashJob,
+        progress: &mut dyn FnMut(&Progress),
+        cancel: &AtomicBool,
     ) -> Result<FlashReport> {
-        Err(Error::failed("the flash engine is not available in this build yet"))
+        let resolved = source::resolve(&job.image.src, None)?;
+        // The catalog's digest is the one the operator was shown; the transport's is the fallback.
+        let listed = job.image.sha256.as_deref().map(source::parse_sha256).transpose()?;
+        let options = FlashOptions {
+            expected_sha256: listed.or(resolved.expected_sha256),
+            verify: job.verify,
+            ..FlashOptions::default()
+        };
+        flash::flash(resolved.source, &job.target, &options, progress, cancel)
     }
 
     fn reboot(&self) -> Result<()> {
-        Err(Error::failed("rebooting is not available in this build yet"))
+        // Under systemd a clean shutdown is systemd's job; in an initramfs there is no one to ask.
+        if Path::new("/run/systemd/system").exists() {
+            let status = std::process::Command::new("systemctl")
+                .arg("reboot")
+                .status()
+                .context("running systemctl reboot")?;
+            return match status.success() {
+                true => Ok(()),
+                false => Err(Error::failed(format!("systemctl reboot failed ({status})"))),
+            };
+        }
+        sys::reboot::sync();
+        sys::reboot::reboot()
+    }
+}
+
+/// The image's size once written, when it can be known without decoding it; `None` when not
+/// (the engine then checks the size while writing) or when the source cannot be read now (the
+/// flash will report why).
+fn virtual_size(src: &str) -> Option<u64> {
+    let source = source::open(src).ok()?;
+    let format = image::detect(&*source).ok()?;
+    image::virtual_size(&*source, format).ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(bytes: &[u8]) -> Contents {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::write(&path, bytes).unwrap();
+        Contents::probe(&path)
+    }
+
+    #[test]
+    fn a_zeroed_disk_is_blank_and_any_byte_makes_it_hold_data() {
+        assert_eq!(probe(&vec![0u8; 2 << 20]), Contents::Blank);
+        let mut bytes = vec![0u8; 2 << 20];
+        bytes[4096] = 1;
+        assert_eq!(probe(&bytes), Contents::Data);
+    }
+
+    #[test]
+    fn an_mbr_is_read_from_the_device_itself() {
+        let mut bytes = vec![0u8; 2 << 20];
+        // One primary Linux partition from sector 2048, 2048 sectors long.
+        let entry = &mut bytes[446..462];
+        entry[4] = 0x83;
+        entry[8..12].copy_from_slice(&2048u32.to_le_bytes());
+        entry[12..16].copy_from_slice(&2048u32.to_le_bytes());
+        bytes[510] = 0x55;
+        bytes[511] = 0xaa;
+        match probe(&bytes) {
+            Contents::Table(t) => assert_eq!(t.partitions.len(), 1),
+            other => panic!("expected a table, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_device_is_unreadable_with_the_reason() {
+        let c = Contents::probe(Path::new("/nonexistent/disk"));
+        assert!(matches!(&c, Contents::Unreadable(why) if why.contains("/nonexistent/disk")), "{c:?}");
     }
 }

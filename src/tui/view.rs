@@ -7,13 +7,15 @@
 //! least useful first, and never makes this code fail. This module reads state and draws; it
 //! changes nothing.
 
-use super::backend::{DiskRow, FlashResult, SourceChoice};
+use super::backend::{Contents, DiskRow, FlashResult, SourceChoice};
 use super::caps::Caps;
 use super::frame::{Frame, Line, Style};
 use super::state::{DoneItem, Flashing, Loading, Screen, SourceItem, Wizard};
 use super::table::{self, Column};
 use crate::catalog::Entry;
+use crate::disk::human_size;
 use crate::flash::Phase;
+use crate::image::{PartitionTable, TableKind};
 
 /// The terminal's size in columns and rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,21 +131,15 @@ fn sequence(p: Parts) -> Frame {
 fn parts(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Parts {
     let (body, focus) = if w.help { (help(caps), None) } else { body(w, cols, caps, g) };
     Parts {
-        header: header(w, g),
+        header: header(w, cols, g),
         body,
         focus,
         message: match &w.message {
-            Some(m) => {
-                let style = if m.error { Style::Error } else { Style::Good };
-                Line::wrapped(&m.text, cols.saturating_sub(2), style)
-                    .into_iter()
-                    .map(|l| Line::plain(" ").push(l.text(), style))
-                    .collect()
-            }
+            Some(m) => paragraph(&m.text, cols, 1, if m.error { Style::Error } else { Style::Good }),
             None => Vec::new(),
         },
         hints: Line::styled(hints(w, caps, g), Style::Plain),
-        prompt: prompt(w),
+        prompt: prompt(w, cols, g),
         live: w.screen == Screen::Flashing && !w.help,
     }
 }
@@ -159,21 +155,26 @@ fn title(screen: Screen) -> &'static str {
     }
 }
 
-fn header(w: &Wizard, g: &Glyphs) -> Vec<Line> {
+fn header(w: &Wizard, cols: usize, g: &Glyphs) -> Vec<Line> {
     let mut lines =
         vec![Line::styled(format!(" bty {} - {} ", crate::VERSION, title(w.screen)), Style::Title)];
-    let mut steps = Line::plain(" ");
-    for (i, s) in Screen::ALL.iter().enumerate() {
-        if i > 0 {
-            steps = steps.push(g.sep, Style::Plain);
+    let crumbs = |named_all: bool| {
+        let mut steps = Line::plain(" ");
+        for (i, s) in Screen::ALL.iter().enumerate() {
+            if i > 0 {
+                steps = steps.push(g.sep, Style::Plain);
+            }
+            steps = match (*s == w.screen, named_all) {
+                (true, _) => steps.push(format!("[{}.{}]", i + 1, s.name()), Style::Bold),
+                (false, true) => steps.push(format!("{}.{}", i + 1, s.name()), Style::Plain),
+                (false, false) => steps.push((i + 1).to_string(), Style::Plain),
+            };
         }
-        steps = if *s == w.screen {
-            steps.push(format!("[{}.{}]", i + 1, s.name()), Style::Bold)
-        } else {
-            steps.push(format!("{}.{}", i + 1, s.name()), Style::Plain)
-        };
-    }
-    lines.push(steps);
+        steps
+    };
+    // On a narrow terminal only the current step keeps its name.
+    let full = crumbs(true);
+    lines.push(if full.width() <= cols { full } else { crumbs(false) });
     if let Some(b) = &w.setup.banner {
         lines.push(Line::styled(format!(" {b}"), Style::Warn));
     }
@@ -196,7 +197,10 @@ fn hints(w: &Wizard, caps: Caps, g: &Glyphs) -> String {
     let s = match w.screen {
         Screen::Source => format!("{pick}q quit  ? help"),
         Screen::Image | Screen::Disk => format!("{pick}b back  r rescan  q quit  ? help"),
-        Screen::Confirm => "yes Enter flash  v verify  b back  q quit  ? help".to_string(),
+        Screen::Confirm => {
+            let word = if w.disk.as_ref().is_some_and(|d| !d.holds_data()) { "y" } else { "yes" };
+            format!("{word} Enter flash  v verify  b back  q quit  ? help")
+        }
         Screen::Flashing => match &w.flashing {
             Some(Flashing { asking: true, .. }) => "y cancel the flash  n keep writing".to_string(),
             _ if caps.addressing => "Ctrl+C cancel (asks first)".to_string(),
@@ -207,13 +211,19 @@ fn hints(w: &Wizard, caps: Caps, g: &Glyphs) -> String {
     format!(" {s}")
 }
 
-fn prompt(w: &Wizard) -> (Line, usize) {
-    let text = match (&w.source_input, w.screen) {
+fn prompt(w: &Wizard, cols: usize, g: &Glyphs) -> (Line, usize) {
+    let mut text = match (&w.source_input, w.screen) {
         (Some(t), _) => format!("Catalog path or URL: {t}"),
         (None, Screen::Confirm) => format!("Confirm: {}", w.typed),
         (None, Screen::Flashing) => String::new(),
         (None, _) => format!("> {}", w.typed),
     };
+    // A long URL being typed keeps its end, where the typing happens, in view.
+    let room = cols.saturating_sub(2);
+    let len = text.chars().count();
+    if len > room && room > 0 {
+        text = std::iter::once(g.ellipsis).chain(text.chars().skip(len - room + 1)).collect();
+    }
     let col = text.chars().count();
     (Line::plain(text), col)
 }
@@ -226,7 +236,7 @@ fn body(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> (Vec<Line>, Option<u
         Screen::Disk => disk_body(w, cols, g),
         Screen::Confirm => (confirm_body(w), None),
         Screen::Flashing => (flashing_body(w, cols, caps, g), None),
-        Screen::Done => done_body(w, g),
+        Screen::Done => done_body(w, cols, g),
     }
 }
 
@@ -308,7 +318,7 @@ fn image_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>)
             vec![
                 (i + 1).to_string(),
                 e.name.clone(),
-                e.size_bytes.map(size_text).unwrap_or_else(|| "?".into()),
+                e.size_bytes.map(human_size).unwrap_or_else(|| "?".into()),
                 e.format.clone().unwrap_or_else(|| "?".into()),
                 e.arch.clone().unwrap_or_else(|| "-".into()),
                 origin(e),
@@ -359,7 +369,7 @@ fn disk_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>) 
             vec![
                 (i + 1).to_string(),
                 d.disk.path.display().to_string(),
-                size_text(d.disk.size_bytes),
+                human_size(d.disk.size_bytes),
                 d.disk.model.clone().unwrap_or_else(dash),
                 transport(d),
                 d.disk.serial.clone().unwrap_or_else(dash),
@@ -375,7 +385,7 @@ fn disk_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>) 
         }
         lines.push(row(text, i == w.disk_cursor, d.refusal.is_some(), g));
         if let Some(why) = &d.refusal {
-            lines.push(Line::styled(format!("      cannot use: {why}"), Style::Greyed));
+            lines.extend(paragraph(&format!("cannot use: {why}"), cols, 6, Style::Greyed));
         }
     }
     (lines, focus)
@@ -393,12 +403,12 @@ fn confirm_body(w: &Wizard) -> Vec<Line> {
     let disk = &row.disk;
     let path = disk.path.display().to_string();
     let mut lines = vec![Line::plain(format!(" Image   {}", image.name))];
-    let stored = image.size_bytes.map(size_text).unwrap_or_else(|| "size unknown".into());
+    let stored = image.size_bytes.map(human_size).unwrap_or_else(|| "size unknown".into());
     let format = image.format.clone().unwrap_or_else(|| "format detected when read".into());
     lines.push(Line::plain(format!("         {format}, {stored}, from {}", image.src)));
     let model =
         [disk.vendor.as_deref(), disk.model.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
-    lines.push(Line::plain(format!(" Target  {path}  {}  {model}", size_text(disk.size_bytes))));
+    lines.push(Line::plain(format!(" Target  {path}  {}  {model}", human_size(disk.size_bytes))));
     if let Some(serial) = &disk.serial {
         lines.push(Line::plain(format!("         serial {serial}, {}", transport(row))));
     }
@@ -410,12 +420,12 @@ fn confirm_body(w: &Wizard) -> Vec<Line> {
     lines.push(match image_size {
         Some(n) => Line::plain(format!(
             " Size    the image needs {} of the disk's {}: it fits",
-            size_text(n),
-            size_text(disk.size_bytes)
+            human_size(n),
+            human_size(disk.size_bytes)
         )),
         None => Line::plain(format!(
             " Size    the written size is known only while decoding; the disk has {}",
-            size_text(disk.size_bytes)
+            human_size(disk.size_bytes)
         )),
     });
     lines.push(Line::plain(format!(
@@ -449,7 +459,7 @@ fn lost_lines(row: &DiskRow) -> Vec<Line> {
                 format!(", mounted at {}", p.mountpoints.join(" "))
             };
             lines.push(Line::styled(
-                format!("           {} ({}{mounted})", p.name, size_text(p.size_bytes)),
+                format!("           {} ({}{mounted})", p.name, human_size(p.size_bytes)),
                 Style::Warn,
             ));
         }
@@ -459,13 +469,36 @@ fn lost_lines(row: &DiskRow) -> Vec<Line> {
             Style::Warn,
         ));
     } else {
-        lines.push(match row.first_mib_blank {
-            Some(true) => Line::plain(" Lost    nothing found: no partitions, the first MiB is blank"),
-            Some(false) => {
-                Line::styled(" Lost    no partitions found, but the first MiB holds data", Style::Warn)
+        lines.extend(match &row.contents {
+            Contents::Blank => {
+                vec![Line::plain(" Lost    nothing found: no partitions, the first MiB is blank")]
             }
-            None => Line::styled(" Lost    unknown: the disk could not be read", Style::Warn),
+            Contents::Data => {
+                vec![Line::styled(
+                    " Lost    no partition table found, but the first MiB holds data",
+                    Style::Warn,
+                )]
+            }
+            Contents::Unreadable(why) => vec![Line::styled(format!(" Lost    unknown: {why}"), Style::Warn)],
+            Contents::Table(t) => table_lines(t),
         });
+    }
+    lines
+}
+
+/// A partition table found on the disk, one partition per row.
+fn table_lines(t: &PartitionTable) -> Vec<Line> {
+    let kind = match t.kind {
+        TableKind::Gpt => "GPT",
+        TableKind::Mbr => "MBR",
+    };
+    let head = format!(" Lost    a {kind} partition table with {} partition(s):", t.partitions.len());
+    let mut lines = vec![Line::styled(head, Style::Warn)];
+    for p in &t.partitions {
+        let what = p.type_name.map(str::to_string).unwrap_or_else(|| p.type_id.clone());
+        let label = p.name.as_ref().map(|n| format!(" {n:?}")).unwrap_or_default();
+        let text = format!("           {}  {what}  {}{label}", p.index, human_size(p.size));
+        lines.push(Line::styled(text, Style::Warn));
     }
     lines
 }
@@ -474,25 +507,22 @@ fn flashing_body(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Vec<Line> {
     let (Some(image), Some(row), Some(f)) = (&w.image, &w.disk, &w.flashing) else { return Vec::new() };
     let mut lines = vec![Line::plain(format!(" Writing {} to {}", image.name, row.disk.path.display()))];
     let status = if f.cancelling {
-        Some(Line::styled(" Cancelling; waiting for the writer to stop...", Style::Warn))
+        paragraph("Cancelling; waiting for the writer to stop...", cols, 1, Style::Warn)
     } else if f.asking {
-        Some(Line::styled(
-            format!(
-                " Cancel the flash? {} will hold a partial image. y = cancel, n = keep writing",
-                row.disk.path.display()
-            ),
-            Style::Warn,
-        ))
+        let path = row.disk.path.display();
+        let question =
+            format!("Cancel the flash? {path} will hold a partial image. y = cancel, n = keep writing");
+        paragraph(&question, cols, 1, Style::Warn)
     } else {
-        None
+        Vec::new()
     };
     let p = f.progress.as_ref();
     let phase = p.map(|p| phase_name(p.phase)).unwrap_or("starting");
     let done = p.map(|p| p.bytes_written).unwrap_or(0);
     let total = p.and_then(|p| p.total_bytes).filter(|&t| t > 0);
-    let mut stats = size_text(done);
+    let mut stats = human_size(done);
     if let Some(t) = total {
-        stats += &format!(" of {}", size_text(t));
+        stats += &format!(" of {}", human_size(t));
     }
     if let Some(p) = p {
         stats += &format!("  {:.1} MB/s", p.rate / 1e6);
@@ -532,8 +562,8 @@ fn phase_name(phase: Phase) -> &'static str {
     }
 }
 
-fn done_body(w: &Wizard, g: &Glyphs) -> (Vec<Line>, Option<usize>) {
-    let mut lines = result_lines(w);
+fn done_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>) {
+    let mut lines = result_lines(w, cols);
     lines.push(Line::blank());
     let first = lines.len();
     for (i, item) in DoneItem::ALL.iter().enumerate() {
@@ -547,7 +577,28 @@ fn done_body(w: &Wizard, g: &Glyphs) -> (Vec<Line>, Option<usize>) {
     (lines, Some(first + w.done_cursor))
 }
 
-fn result_lines(w: &Wizard) -> Vec<Line> {
+/// How the image's bytes reached the disk: written, zeroed without copying, found unchanged.
+fn how_written(r: &crate::flash::FlashReport) -> String {
+    let parts = [(r.bytes_written, "written"), (r.bytes_zeroed, "zeroed"), (r.bytes_unchanged, "unchanged")];
+    let said: Vec<String> =
+        parts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{} {what}", human_size(*n))).collect();
+    if said.is_empty() {
+        "nothing to write".to_string()
+    } else {
+        said.join(", ")
+    }
+}
+
+/// `text` wrapped to the width after `indent` spaces, every row indented alike.
+fn paragraph(text: &str, cols: usize, indent: usize, style: Style) -> Vec<Line> {
+    let pad = " ".repeat(indent);
+    Line::wrapped(text, cols.saturating_sub(indent + 1), style)
+        .into_iter()
+        .map(|l| Line::plain(&pad).push(l.text(), style))
+        .collect()
+}
+
+fn result_lines(w: &Wizard, cols: usize) -> Vec<Line> {
     let target = w.disk.as_ref().map(|d| d.disk.path.display().to_string()).unwrap_or_default();
     let name = w.image.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
     let r: &FlashResult = match &w.result {
@@ -561,18 +612,16 @@ fn result_lines(w: &Wizard) -> Vec<Line> {
             let rate =
                 if report.seconds > 0.0 { report.image_bytes as f64 / report.seconds / 1e6 } else { 0.0 };
             lines.push(Line::plain(format!(
-                " {} in {:.1} s ({rate:.1} MB/s): {} written, {} zeroed, {} unchanged",
-                size_text(report.image_bytes),
+                " {} in {:.1} s ({rate:.1} MB/s): {}",
+                human_size(report.image_bytes),
                 report.seconds,
-                size_text(report.bytes_written),
-                size_text(report.bytes_zeroed),
-                size_text(report.bytes_unchanged)
+                how_written(report)
             )));
-            let digest = match w.image.as_ref().and_then(|i| i.sha256.as_ref()) {
-                Some(_) => "matches the catalog",
-                None => "no digest was published to check it against",
-            };
-            lines.push(Line::plain(format!(" Source sha256 {}: {digest}", report.source_sha256)));
+            lines.push(Line::plain(format!(" Source sha256 {}", report.source_sha256)));
+            lines.push(match w.image.as_ref().and_then(|i| i.sha256.as_ref()) {
+                Some(_) => Line::styled(" Digest: matches the catalog's sha256", Style::Good),
+                None => Line::plain(" Digest: none was published to check against"),
+            });
             lines.push(match report.verified {
                 Some(true) => Line::styled(" Read-back verify: the disk matches the image", Style::Good),
                 Some(false) => Line::styled(" Read-back verify: MISMATCH", Style::Error),
@@ -580,14 +629,16 @@ fn result_lines(w: &Wizard) -> Vec<Line> {
             });
             lines
         }
-        Err(f) if f.kind == crate::ErrorKind::Cancelled => vec![
-            Line::styled(format!(" Flash cancelled: {target} holds a partial image"), Style::Error),
-            Line::plain(format!(" {}", f.message)),
-        ],
-        Err(f) => vec![
-            Line::styled(format!(" Flash FAILED: {name} onto {target}"), Style::Error),
-            Line::plain(format!(" {}", f.message)),
-        ],
+        Err(f) => {
+            let head = if f.kind == crate::ErrorKind::Cancelled {
+                format!(" Flash cancelled: {target} holds a partial image")
+            } else {
+                format!(" Flash FAILED: {name} onto {target}")
+            };
+            let mut lines = vec![Line::styled(head, Style::Error)];
+            lines.extend(paragraph(&f.message, cols, 1, Style::Plain));
+            lines
+        }
     }
 }
 
@@ -620,23 +671,6 @@ fn clock(seconds: f64) -> String {
     match s / 3600 {
         0 => format!("{}:{:02}", s / 60, s % 60),
         h => format!("{h}:{:02}:{:02}", s / 60 % 60, s % 60),
-    }
-}
-
-/// Bytes in binary units with one decimal (`512.0 MiB`).
-// Replaced by `disk::human_size` once the disk module provides it.
-fn size_text(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -719,6 +753,7 @@ mod tests {
         // At 40 columns the number, name and size remain.
         let t = text(&w, 40, 12, VT100);
         assert!(t.contains("2  remote.img.zst") && t.contains("4.0 MiB"), "{t}");
+        assert!(t.contains(" 1 > [2.Image] > 3 > 4 > 5 > 6"), "{t}");
     }
 
     #[test]
@@ -747,6 +782,33 @@ mod tests {
         }
         let t = text(&at_confirm('2'), 80, 24, XTERM);
         assert!(t.contains("nothing found") && t.contains("Type y and press Enter"), "{t}");
+    }
+
+    #[test]
+    fn confirm_screen_lists_the_partitions_found_on_the_disk() {
+        let mut w = at_confirm('3');
+        let table = PartitionTable {
+            kind: TableKind::Gpt,
+            sector_size: 512,
+            disk_guid: None,
+            partitions: vec![crate::image::Partition {
+                index: 1,
+                type_id: "c12a7328-f81f-11d2-ba4b-00a0c93ec93b".into(),
+                type_name: Some("EFI System"),
+                start: 1 << 20,
+                size: 512 << 20,
+                name: Some("ESP".into()),
+                guid: None,
+                bootable: None,
+            }],
+            warnings: vec![],
+        };
+        if let Some(d) = w.disk.as_mut() {
+            d.contents = Contents::Table(table);
+        }
+        let t = text(&w, 80, 24, XTERM);
+        assert!(t.contains("a GPT partition table with 1 partition(s)"), "{t}");
+        assert!(t.contains("1  EFI System  512.0 MiB \"ESP\""), "{t}");
     }
 
     #[test]
@@ -815,10 +877,26 @@ mod tests {
     }
 
     #[test]
-    fn clock_and_sizes_read_naturally() {
+    fn a_long_typed_url_keeps_its_end_in_view() {
+        let (mut w, _) = Wizard::new(setup(None));
+        w.handle(Event::Images { generation: 1, result: Ok(Vec::new()) });
+        w.handle(Event::Key(Key::Char('3')));
+        w.handle(Event::Key(Key::Enter));
+        for c in "http://bty-server.example.org:8080/catalog.toml".chars() {
+            w.handle(Event::Key(Key::Char(c)));
+        }
+        let f = frame(&w, Size { cols: 40, rows: 12 }, VT100);
+        let prompt = f.lines.last().map(Line::text).unwrap_or_default();
+        assert!(
+            prompt.starts_with('~') && prompt.ends_with("org:8080/catalog.toml") && prompt.len() == 38,
+            "{prompt:?}"
+        );
+        assert_eq!(f.cursor, Some((11, 38)));
+    }
+
+    #[test]
+    fn clock_reads_naturally() {
         assert_eq!(clock(75.0), "1:15");
         assert_eq!(clock(3725.0), "1:02:05");
-        assert_eq!(size_text(512), "512 B");
-        assert_eq!(size_text(64 << 20), "64.0 MiB");
     }
 }

@@ -23,11 +23,12 @@ pub struct Resource {
     pub ranges: bool,
     /// The ETag sent (strong), if any.
     pub etag: Option<String>,
-    /// Object offsets where an answer stops and the connection closes; each cut happens once,
-    /// in the first answer that reaches it. Answers to bty's probe (`Range: bytes=0-0`) are
-    /// never cut.
+    /// Object offsets where an answer stops and the connection closes. Only open-ended
+    /// answers (no Range, or `bytes=N-`) are cut, so probes and random reads pass; a cut is
+    /// used up once the client comes back asking for the bytes from that offset (it resumed).
     pub cuts: Vec<u64>,
-    /// Object offsets where the server goes silent for the given time, then closes; once each.
+    /// Object offsets where the server goes silent for the given time, then closes; used up
+    /// like cuts.
     pub stalls: Vec<(u64, Duration)>,
     /// A `Content-Length` to announce instead of the true one (with 200 answers).
     pub claimed_len: Option<u64>,
@@ -60,6 +61,8 @@ pub struct Logged {
 #[derive(Default)]
 struct State {
     resources: HashMap<String, Resource>,
+    /// (path, offset) of cuts and stalls that have happened at least once.
+    applied: std::collections::HashSet<(String, u64)>,
     served: HashMap<String, usize>,
     log: Vec<Logged>,
 }
@@ -175,8 +178,15 @@ fn plan(method: &str, path: &str, headers: &HashMap<String, String>, state: &Mut
         cut: None,
         stall: None,
     };
-    let key = path.split('?').next().unwrap_or(path);
-    let Some(res) = st.resources.get_mut(key) else { return simple("404 Not Found", "") };
+    let key = path.split('?').next().unwrap_or(path).to_string();
+    let State { resources, applied, .. } = &mut *st;
+    let Some(res) = resources.get_mut(&key) else { return simple("404 Not Found", "") };
+    let asked = headers.get("range").and_then(|r| r.strip_prefix("bytes="));
+    let asked_start: u64 = asked.and_then(|r| r.split('-').next()).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let open_ended = asked.is_none_or(|r| r.ends_with('-'));
+    // A client asking again from a cut (or stall) it has seen has resumed: that one is used up.
+    res.cuts.retain(|&at| !(at == asked_start && applied.contains(&(key.clone(), at))));
+    res.stalls.retain(|&(at, _)| !(at == asked_start && applied.contains(&(key.clone(), at))));
     if let Some(to) = &res.redirect_to {
         return simple("302 Found", &format!("Location: {to}\r\n"));
     }
@@ -220,13 +230,19 @@ fn plan(method: &str, path: &str, headers: &HashMap<String, String>, state: &Mut
         ),
     };
     let end = start + slice.len() as u64;
-    let probe = headers.get("range").map(String::as_str) == Some("bytes=0-0");
-    let hits = |at: u64| !probe && method != "HEAD" && (start..end).contains(&at);
-    let cut = res.cuts.iter().position(|&at| hits(at)).map(|i| res.cuts.remove(i) - start);
-    let stall = res.stalls.iter().position(|&(at, _)| hits(at)).map(|i| {
-        let (at, pause) = res.stalls.remove(i);
-        (at - start, pause)
-    });
+    let hits = |at: u64| open_ended && method != "HEAD" && (start..end).contains(&at);
+    let cut = res.cuts.iter().copied().filter(|&at| hits(at)).min();
+    let stall = res.stalls.iter().copied().filter(|&(at, _)| hits(at)).min_by_key(|&(at, _)| at);
+    let (cut, stall) = match (cut, stall) {
+        (Some(c), Some((s, _))) if s < c => (None, stall),
+        (Some(c), _) => (Some(c), None),
+        (None, s) => (None, s),
+    };
+    if let Some(at) = cut.or(stall.map(|(at, _)| at)) {
+        applied.insert((key.clone(), at));
+    }
+    let cut = cut.map(|at| at - start);
+    let stall = stall.map(|(at, pause)| (at - start, pause));
     let announced = match (status, res.claimed_len) {
         ("200 OK", Some(claim)) => claim,
         _ => slice.len() as u64,

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
 pub mod httpd;
+pub mod nginx;
 pub mod registry;
 pub mod token;
 pub mod webserver;
