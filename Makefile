@@ -32,9 +32,9 @@ lint:
 unit:
 	$(CARGO) test --release
 
-# The whole suite: host packages, lint, unit + black-box tests, the static build and its size
-# budget, and the QEMU netboot end-to-end run.
-test: deps lint unit size e2e
+# The whole suite: host packages, lint, the static build (first, so tests/static_build.rs checks
+# it), unit + black-box tests, the size budget, and the QEMU netboot end-to-end run.
+test: deps lint static unit size e2e
 
 e2e: static netboot
 	bash tests/e2e/run.sh

@@ -174,6 +174,14 @@ impl Target {
         &self.path
     }
 
+    /// The size of a block device (`None` for a file, which grows as needed).
+    pub fn device_size(&self) -> Option<u64> {
+        match self.kind {
+            Kind::Block { size, .. } => Some(size),
+            Kind::File { .. } => None,
+        }
+    }
+
     /// Whether the target is a block device.
     pub fn is_block(&self) -> bool {
         matches!(self.kind, Kind::Block { .. })

@@ -59,7 +59,8 @@ impl<'a> Writer<'a> {
         stop: &'a AtomicBool,
     ) -> Result<Writer<'a>> {
         if !delta {
-            target.zero_range(0..HEAD as u64)?;
+            let head = target.device_size().map_or(HEAD as u64, |size| size.min(HEAD as u64));
+            target.zero_range(0..head)?;
         }
         Ok(Writer {
             target,

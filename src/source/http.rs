@@ -172,8 +172,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Opens the body from byte `pos`; `start` is where the stream began (nothing yielded yet
-    /// when they are equal).
+    /// Opens the body from byte `pos`: a plain GET at 0 (nothing yielded yet, so a server
+    /// without Range support may start over), else a guarded Range GET whose answer must be
+    /// the same object from exactly `pos`.
     fn connect(&self, pos: u64) -> Result<ureq::BodyReader<'static>> {
         let resp = if pos == 0 { self.get(&[])? } else { self.get(&self.range_headers(pos, None))? };
         let status = resp.status().as_u16();

@@ -19,6 +19,7 @@ pub mod router;
 pub mod server;
 pub mod sse;
 pub mod templates;
+pub mod ui;
 
 pub use context::AppContext;
 pub use request::Request;

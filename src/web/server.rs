@@ -137,11 +137,7 @@ fn handle(ctx: &Arc<AppContext>, mut rq: tiny_http::Request, streams: &Arc<Atomi
         let req =
             Request::new(&method, &url, headers, peer, &ctx.config.server.trusted_proxy, body_len, body);
         let client = req.client_ip.clone();
-        let response =
-            catch_unwind(AssertUnwindSafe(|| super::router::handle(ctx, req))).unwrap_or_else(|_| {
-                crate::log_error!("{method} {url}: handler panicked");
-                HttpError::internal("internal error").into_response()
-            });
+        let response = contain(&method, &url, || super::router::handle(ctx, req));
         (response, client)
     };
     let status = response.status;
@@ -162,6 +158,14 @@ fn handle(ctx: &Arc<AppContext>, mut rq: tiny_http::Request, streams: &Arc<Atomi
 enum Discard {
     Done,
     ClientGone,
+}
+
+/// Runs a handler; a panic becomes a 500 and the worker lives on.
+fn contain(method: &str, url: &str, f: impl FnOnce() -> Response) -> Response {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        crate::log_error!("{method} {url}: handler panicked");
+        HttpError::internal("internal error").into_response()
+    })
 }
 
 /// Reads and discards an unread body larger than [`DISCARD_INLINE_MAX`] with a fixed buffer
@@ -312,5 +316,17 @@ fn stream_events(ctx: &AppContext, w: &mut dyn Write, headers: &[(String, String
         if w.write_all(frame.as_bytes()).and_then(|_| w.flush()).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handler_panic_becomes_a_500() {
+        let r = contain("GET", "/x", || panic!("boom"));
+        assert_eq!(r.status, 500);
+        assert_eq!(contain("GET", "/x", Response::no_content).status, 204);
     }
 }

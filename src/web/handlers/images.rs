@@ -224,26 +224,34 @@ fn url_basename(src: &str) -> String {
 /// `POST /images {"src": URL[, "name"]}`: queues a fetch into the store; 202 with the job.
 pub fn fetch(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let body: FetchRequest = req.json(super::SMALL_JSON)?;
-    check_remote_src(&body.src)?;
-    let image_ref = crate::catalog::image_ref(&body.src).map_err(|e| HttpError::new(422, e.to_string()))?;
-    let name = body.name.unwrap_or_else(|| url_basename(&body.src));
+    let job = start_fetch(ctx, req, &body.src, body.name)?;
+    Ok(Response::json(202, &job))
+}
+
+/// Checks a fetch request (remote src, free name, not yet in the catalog), queues the job and
+/// records the event; shared by the API and the UI's "add by URL" form.
+pub fn start_fetch(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    src: &str,
+    name: Option<String>,
+) -> Result<crate::web::jobs::Job, HttpError> {
+    check_remote_src(src)?;
+    let image_ref = crate::catalog::image_ref(src).map_err(|e| HttpError::new(422, e.to_string()))?;
+    let name = name.unwrap_or_else(|| url_basename(src));
     let name = files::valid_basename(&name)?.to_string();
     if ctx.db.image(&image_ref)?.is_some() {
-        return Err(HttpError::new(409, format!("{} is already in the catalog", body.src)));
+        return Err(HttpError::new(409, format!("{src} is already in the catalog")));
     }
     if ctx.db.image_by_name(&name)?.is_some() || ctx.jobs.pending_name(&name) {
         return Err(HttpError::new(409, format!("an image named {name:?} exists or is being fetched")));
     }
-    let job = ctx.jobs.enqueue(&body.src, &name);
-    let mut e = event(
-        "image.fetch.requested",
-        ("image", &name),
-        "operator",
-        format!("fetch of {} requested", body.src),
-    );
-    e.details = Some(serde_json::json!({ "src": body.src, "job": job.id }));
+    let job = ctx.jobs.enqueue(src, &name);
+    let mut e =
+        event("image.fetch.requested", ("image", &name), "operator", format!("fetch of {src} requested"));
+    e.details = Some(serde_json::json!({ "src": src, "job": job.id }));
     ctx.audit(Some(req), e);
-    Ok(Response::json(202, &job))
+    Ok(job)
 }
 
 /// `GET /images/jobs`: fetch jobs with their progress.
