@@ -602,3 +602,21 @@ fn on_a_serial_like_line_without_a_size_it_uses_columns_and_lines_and_works_with
     pane.keys(&["q"]);
     assert_eq!(pane.wait_exit(), 0);
 }
+
+#[test]
+fn a_disk_filter_that_matches_nothing_says_so() {
+    need_loop_and_tmux!();
+    let (root, _) = image_root("x.img", 1 << 20);
+    let pane = Pane::start(
+        80,
+        24,
+        &env_with_root(root.path(), &XTERM_ASCII),
+        &["tui", "--disk", "/dev/no-such-disk"],
+    );
+    pane.wait_for("x.img");
+    pane.keys(&["Enter"]);
+    let s = pane.wait_for("no whole disk matches --disk /dev/no-such-disk");
+    assert!(s.contains("Pick a target disk") && s.contains("No disks found"), "{s}");
+    pane.keys(&["q"]);
+    assert_eq!(pane.wait_exit(), 0);
+}
