@@ -25,7 +25,7 @@ if [ -z "${WORK:-}" ]; then
 fi
 cleanup() {
   rm -f "$TMPFS/bty-bench-decode.raw"
-  [ "$own_work" = 1 ] && rm -rf "$WORK"
+  if [ "$own_work" = 1 ]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
 cd "$WORK"
