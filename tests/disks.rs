@@ -9,7 +9,8 @@ use std::process::Command;
 fn disks_json(args: &[&str]) -> serde_json::Value {
     let out = run(&[&["disks", "--json"], args].concat());
     assert!(out.status.success(), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)));
     assert_eq!(v["schema_version"], 1);
     v
 }
@@ -27,7 +28,12 @@ fn loop_devices_are_listed_only_with_all_and_carry_their_mounts() {
     let dir = scratch();
     let backing = dir.path().join("ext4.img");
     std::fs::write(&backing, vec![0u8; 8 << 20]).unwrap();
-    assert!(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4"]).arg(&backing).status().unwrap().success());
+    assert!(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4"])
+        .arg(&backing)
+        .status()
+        .unwrap()
+        .success());
     let dev = LoopDevice::attach(&backing);
     let path = dev.path.to_str().unwrap();
 
@@ -58,7 +64,10 @@ fn the_table_lists_the_disk_the_system_runs_from_as_such() {
     assert!(table.starts_with("PATH"), "{table}");
     let json = disks_json(&["--all"]);
     for d in json["disks"].as_array().unwrap() {
-        let line = table.lines().find(|l| l.starts_with(d["path"].as_str().unwrap())).unwrap_or_else(|| panic!("{d} not in {table}"));
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(d["path"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("{d} not in {table}"));
         assert_eq!(line.contains("SYSTEM"), d["holds_running_system"] == true, "{line}");
     }
 }

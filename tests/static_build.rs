@@ -40,7 +40,10 @@ fn program_headers(elf: &[u8]) -> Vec<(u32, u64, u64)> {
 
 /// The d_tag of every entry in the dynamic section described by a PT_DYNAMIC header.
 fn dynamic_tags(elf: &[u8], offset: u64, size: u64) -> Vec<u64> {
-    (0..size as usize / 16).map(|i| u64_at(elf, offset as usize + i * 16)).take_while(|&tag| tag != 0).collect()
+    (0..size as usize / 16)
+        .map(|i| u64_at(elf, offset as usize + i * 16))
+        .take_while(|&tag| tag != 0)
+        .collect()
 }
 
 #[test]
@@ -52,7 +55,11 @@ fn the_musl_binary_has_no_interpreter_and_no_shared_libraries() {
     };
     let headers = program_headers(&elf);
     assert!(!headers.is_empty());
-    assert!(!headers.iter().any(|h| h.0 == PT_INTERP), "{} asks for a dynamic loader (PT_INTERP)", path.display());
+    assert!(
+        !headers.iter().any(|h| h.0 == PT_INTERP),
+        "{} asks for a dynamic loader (PT_INTERP)",
+        path.display()
+    );
     for (_, offset, size) in headers.iter().filter(|h| h.0 == PT_DYNAMIC) {
         let needed = dynamic_tags(&elf, *offset, *size).into_iter().filter(|&t| t == DT_NEEDED).count();
         assert_eq!(needed, 0, "{} needs {needed} shared libraries (DT_NEEDED)", path.display());
