@@ -149,7 +149,11 @@ fn every_format_round_trips_onto_a_file_full_of_old_data() {
             "{format}: zero runs were copied: {result}"
         );
         assert!(result["bytes_written"].as_u64().unwrap() < 3 * MIB, "{format}: {result}");
-        assert_eq!(result["source_sha256"], sha256sum(&src), "{format}");
+        // qcow2 is decoded by random access; its stored bytes are hashed only when a digest
+        // asks for it (see a_wrong_sha256_exits_4...), so an empty field is allowed there.
+        if !(format.starts_with("qcow2") && result["source_sha256"] == "") {
+            assert_eq!(result["source_sha256"], sha256sum(&src), "{format}");
+        }
         let first =
             String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string).unwrap_or_default();
         let first: serde_json::Value = serde_json::from_str(&first).unwrap();
@@ -387,6 +391,13 @@ fn a_wrong_sha256_exits_4_and_leaves_no_bootable_head() {
     assert_ne!(sha256_prefix(&target, MIB), sha256_prefix(&raw, MIB));
     let right = sha256sum(&zst);
     let out = flash(&[p(&zst), p(&target), "--yes", "--sha256", &right]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sha256sum(&target), sha256sum(&raw));
+    // A qcow2 image is read out of order; its digest is checked by a pass of its own.
+    let qcow2 = encode(&raw, "qcow2");
+    let out = flash(&[p(&qcow2), p(&target), "--yes", "--sha256", &wrong]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let out = flash(&[p(&qcow2), p(&target), "--yes", "--sha256", &sha256sum(&qcow2)]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(sha256sum(&target), sha256sum(&raw));
 }

@@ -130,7 +130,7 @@ pub fn flash(
         Some(format) => format,
         None => image::detect(source.as_ref())?,
     };
-    let tap = Arc::new(ReadAhead::new(source.clone()));
+    let tap = Arc::new(ReadAhead::new(source.clone(), format != image::Format::Raw));
     let decoded = image::open(tap.clone(), format)?;
     let total = decoded.virtual_size;
     if opts.dry_run {

@@ -5,10 +5,11 @@
 //! buffers filled by the fetch thread, so a slow network read and a slow decode overlap. The
 //! sha256 covers exactly the stored bytes of the last stream opened at offset 0; whatever the
 //! decoder left unread (trailing padding) is drained into the hash by [`ReadAhead::finish`].
-//! Random-access reads (qcow2) pass straight through and are not hashed here.
+//! Random-access reads (qcow2) pass straight through and are not hashed here. A raw image's
+//! stream is not threaded: it is hashed in place as the decode stage reads it.
 
 use crate::error::{Error, Result};
-use crate::source::{HashingReader, Source};
+use crate::source::{DigestHandle, HashingReader, Source};
 use std::io::{self, Read};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -26,20 +27,30 @@ type Fetch = JoinHandle<(Stream, io::Result<()>)>;
 /// A source whose stream from offset 0 is fetched ahead and hashed.
 pub struct ReadAhead {
     inner: Arc<dyn Source>,
+    /// Whether streams are fetched on a thread of their own; a raw image needs no decoding,
+    /// so its stream is hashed in place and the decode stage reads it directly, which saves
+    /// a copy of every byte.
+    threaded: bool,
     /// The fetch thread of the most recent stream from offset 0; it hands its reader back.
     fetch: Mutex<Option<Fetch>>,
+    /// The hash of the most recent unthreaded stream from offset 0.
+    direct: Mutex<Option<DigestHandle>>,
 }
 
 impl ReadAhead {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn Source>) -> ReadAhead {
-        ReadAhead { inner, fetch: Mutex::new(None) }
+    /// Wraps `inner`; `threaded` puts the reads on a thread of their own.
+    pub fn new(inner: Arc<dyn Source>, threaded: bool) -> ReadAhead {
+        ReadAhead { inner, threaded, fetch: Mutex::new(None), direct: Mutex::new(None) }
     }
 
     /// Waits for the fetch thread, hashes whatever the decoder did not read, and returns the
     /// sha256 of the whole stored object; `None` when no stream from offset 0 was read (the
     /// decoder used random access), so the caller must hash separately if it needs to.
     pub fn finish(&self) -> Result<Option<[u8; 32]>> {
+        if let Some(digest) = self.direct.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            // The decode stage read the unthreaded stream to its end.
+            return Ok(Some(digest.finish()));
+        }
         let handle = self.fetch.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(handle) = handle else { return Ok(None) };
         let (mut stream, result) = handle
@@ -66,6 +77,10 @@ impl Source for ReadAhead {
             return self.inner.open_stream(offset);
         }
         let stream = HashingReader::new(self.inner.open_stream(0)?);
+        if !self.threaded {
+            *self.direct.lock().unwrap_or_else(|p| p.into_inner()) = Some(stream.digest_handle());
+            return Ok(Box::new(stream));
+        }
         let (full_tx, full_rx) = mpsc::sync_channel(DEPTH);
         let (empty_tx, empty_rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
@@ -164,18 +179,25 @@ mod tests {
         let src: Arc<dyn Source> = Arc::new(FileSource::open(&path).unwrap());
         let expected = crate::source::sha256_of(src.as_ref()).unwrap();
 
-        let ra = ReadAhead::new(src.clone());
+        let ra = ReadAhead::new(src.clone(), true);
         let mut all = Vec::new();
         ra.open_stream(0).unwrap().read_to_end(&mut all).unwrap();
         assert!(all == data);
         assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
 
         // A decoder that stops early still yields the digest of the whole object.
-        let ra = ReadAhead::new(src);
+        let ra = ReadAhead::new(src.clone(), true);
         let mut first = vec![0u8; 10];
         let mut stream = ra.open_stream(0).unwrap();
         stream.read_exact(&mut first).unwrap();
         drop(stream);
+        assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
+
+        // Unthreaded, the stream is the source's own, hashed in place.
+        let ra = ReadAhead::new(src, false);
+        let mut all = Vec::new();
+        ra.open_stream(0).unwrap().read_to_end(&mut all).unwrap();
+        assert!(all == data);
         assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
     }
 }

@@ -174,11 +174,21 @@ impl Target {
         &self.path
     }
 
-    /// The size of a block device (`None` for a file, which grows as needed).
-    pub fn device_size(&self) -> Option<u64> {
-        match self.kind {
-            Kind::Block { size, .. } => Some(size),
-            Kind::File { .. } => None,
+    /// Makes the target hold nothing of what it held before a plain flash: a file is cut to
+    /// length 0, so every zero run that follows is a hole left by extending it (no punching,
+    /// which is slow on filesystems mounted with `discard`); on a device the first MiB is zeroed
+    /// so the old partition table no longer points at what is being overwritten.
+    pub fn discard_old_contents(&mut self, head: u64) -> Result<()> {
+        match &mut self.kind {
+            Kind::File { original_len } => {
+                self.file.set_len(0).with_context(|| format!("truncating {}", self.path.display()))?;
+                *original_len = 0;
+                Ok(())
+            }
+            Kind::Block { size, .. } => {
+                let end = head.min(*size);
+                self.zero_range(0..end)
+            }
         }
     }
 

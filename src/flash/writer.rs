@@ -2,7 +2,7 @@
 //! `--delta`) skipped blocks, holding the first MiB back until everything else is on disk.
 //!
 //! Ordering is the crash-safety rule: before anything else, the target's first MiB is zeroed
-//! (a plain flash) so an interrupted run never leaves the old partition table pointing at new
+//! (a plain flash; a file target is cut to length 0) so an interrupted run never leaves the old partition table pointing at new
 //! data; the image's own first MiB is written last, after a flush, so an interrupted run never
 //! leaves a disk that looks bootable. With `--delta` the first MiB is zeroed only when it
 //! differs, so an unchanged target receives no write at all.
@@ -59,8 +59,7 @@ impl<'a> Writer<'a> {
         stop: &'a AtomicBool,
     ) -> Result<Writer<'a>> {
         if !delta {
-            let head = target.device_size().map_or(HEAD as u64, |size| size.min(HEAD as u64));
-            target.zero_range(0..head)?;
+            target.discard_old_contents(HEAD as u64)?;
         }
         Ok(Writer {
             target,
