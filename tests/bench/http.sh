@@ -5,7 +5,7 @@
 #   loopback onto a file takes bty at most 1.0x the time of the pipeline a user would
 #   otherwise type (`curl -s URL | zstd -dc | dd of=FILE bs=4M conv=fsync`).
 # Inputs (environment): BTY (default target/release/bty), SIZE_MIB (decoded image size,
-#   default 2048), PORT (nginx port, default 18431), BENCH_DIR (scratch; default a new dir in
+#   default 2048), PORT (nginx port, default a free one), BENCH_DIR (scratch; default a new dir in
 #   /var/tmp, which must be on a real disk, not tmpfs).
 # Outputs: one line per tool (seconds, MiB/s of decoded bytes) and the ratio bty/reference on
 #   stdout; both targets are checked byte-identical to the image. Exits non-zero only when a
@@ -15,7 +15,7 @@
 set -eu
 bty=$(readlink -f "${BTY:-target/release/bty}")
 size_mib=${SIZE_MIB:-2048}
-port=${PORT:-18431}
+port=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 dir=${BENCH_DIR:-$(mktemp -d /var/tmp/bty-bench-http.XXXXXX)}
 [ -x "$bty" ] || { echo "http bench: $bty is not built (make build)" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "http bench: nginx is not installed (tests/deps.sh)" >&2; exit 1; }
