@@ -343,6 +343,7 @@ impl Link<'_> {
         timeout: Duration,
     ) -> std::result::Result<(), String> {
         let mut buf = [0u8; 1024];
+        let mut armed: Option<Duration> = None;
         let mut status = transfer.start();
         let mut deadline = Instant::now() + timeout;
         loop {
@@ -366,8 +367,13 @@ impl Link<'_> {
                 let Some(left) = deadline.checked_duration_since(now).filter(|d| !d.is_zero()) else {
                     break transfer.on_timeout();
                 };
-                // Setting the timeout costs a syscall per window, not per packet.
-                let _ = self.socket.set_read_timeout(Some(left.min(SHUTDOWN_POLL)));
+                // Waits are capped at the shutdown poll, so the timeout is usually that same
+                // value and the setsockopt can be skipped.
+                let wait = left.min(SHUTDOWN_POLL);
+                if armed != Some(wait) {
+                    let _ = self.socket.set_read_timeout(Some(wait));
+                    armed = Some(wait);
+                }
                 match self.socket.recv(&mut buf) {
                     Ok(n) => break transfer.on_datagram(&buf[..n]),
                     Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
