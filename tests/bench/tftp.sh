@@ -44,6 +44,9 @@ pids+=($!)
 BTY_LOG=warn "$BTY" tftp --root "$work/root" --listen "127.0.0.1:$bty_port" &
 pids+=($!)
 sleep 0.5
+for p in "${pids[@]}"; do
+  kill -0 "$p" 2>/dev/null || { echo "tftp bench: a server failed to start" >&2; exit 1; }
+done
 
 # fetch PORT OUT OPTIONS... : one atftp fetch; prints nothing, fails on a wrong digest.
 fetch() {
