@@ -408,3 +408,46 @@ fn static_assets_have_etags_and_fit_the_budget() {
     assert!(total < 60 << 10, "CSS + JS are {total} bytes");
     assert_eq!(s.raw("GET", "/static/nope.js", &[], Vec::new()).status, 404);
 }
+
+#[test]
+fn the_dashboard_readiness_tftp_item_follows_a_real_tftp_server() {
+    let dir = scratch();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[("BTY_TFTP_LISTEN", &listen)]);
+    s.login();
+    let html = s.get("/ui/dashboard").text();
+    assert!(html.contains(&format!("no answer from {listen}")), "{html}");
+
+    let root = dir.path().join("tftp");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("ipxe.efi"), vec![7u8; 3000]).unwrap();
+    /// Kills the TFTP server however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _tftp = Killed(
+        bty()
+            .args(["tftp", "--root"])
+            .arg(&root)
+            .args(["--listen", &listen])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting bty tftp"),
+    );
+    // The dashboard reuses a probe result for 10 s; poll until the new server is seen.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut html = String::new();
+    while std::time::Instant::now() < deadline {
+        html = s.get("/ui/dashboard").text();
+        if html.contains(&format!("{listen} serves ipxe.efi")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(html.contains(&format!("{listen} serves ipxe.efi")), "{html}");
+}
