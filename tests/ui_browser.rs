@@ -146,6 +146,10 @@ fn browser_signs_in_assigns_an_image_and_sees_live_progress_without_reloading() 
         .collect();
     assert!(names.contains(&"alpine-3.21.img".to_string()), "{names:?}");
 
+    // A failed flash elsewhere, so the dashboard and events pages show how failures look.
+    let failed = json!({"status": "failed", "reason": "no disk with serial S3 on this machine"});
+    assert_eq!(s.post_json("/pxe/52:54:00:00:00:03/status", &failed).status, 204);
+
     // Every page at desktop width, then dashboard and machines (and the rest) at phone width.
     let pages = ["dashboard", "images", "netboot", "events", "settings", "backups", "account"];
     for p in pages {
