@@ -20,6 +20,10 @@ pub const MAX_BLKSIZE: u16 = 65464;
 /// The smallest block size RFC 2348 allows.
 pub const MIN_BLKSIZE: u16 = 8;
 
+/// The most data one window may hold. A transfer keeps its window in memory, so this bounds a
+/// transfer's buffer (1 MiB, i.e. 16 blocks at the largest block size) whatever the client asks.
+pub const MAX_WINDOW_BYTES: usize = 1 << 20;
+
 /// What the server allows this client; the server picks these per client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -95,6 +99,8 @@ pub fn negotiate(options: &[(&str, &str)], limits: Limits) -> Result<Negotiated,
             _ => {}
         }
     }
+    let fits = (MAX_WINDOW_BYTES / usize::from(n.blksize)).clamp(1, usize::from(u16::MAX)) as u16;
+    n.windowsize = n.windowsize.min(fits);
     Ok(n)
 }
 
@@ -189,6 +195,14 @@ mod tests {
         let n = negotiate(&[("BLKSIZE", "65464"), ("WindowSize", "1000")], REMOTE).unwrap();
         assert_eq!((n.blksize, n.windowsize), (1468, 64));
         assert_eq!(oack_pairs(&n, 0), pairs(&[("blksize", "1468"), ("windowsize", "64")]));
+    }
+
+    #[test]
+    fn a_window_never_holds_more_than_a_mebibyte() {
+        let local = Limits { max_blksize: MAX_BLKSIZE, max_windowsize: 64 };
+        let n = negotiate(&[("blksize", "65464"), ("windowsize", "64")], local).unwrap();
+        assert_eq!((n.blksize, n.windowsize), (65464, 16));
+        assert_eq!(oack_pairs(&n, 0), pairs(&[("blksize", "65464"), ("windowsize", "16")]));
     }
 
     #[test]

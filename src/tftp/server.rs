@@ -160,11 +160,17 @@ impl Server {
                     self.finish(request.report(peer, Instant::now(), Err("refused: server busy".into())));
                     continue;
                 };
-                scope.spawn(move || {
-                    let _slot = slot;
-                    let report = self.transfer(&request, peer, shutdown);
-                    self.finish(report);
-                });
+                let spawned =
+                    std::thread::Builder::new().name("tftp-transfer".into()).spawn_scoped(scope, move || {
+                        let _slot = slot;
+                        let report = self.transfer(&request, peer, shutdown);
+                        self.finish(report);
+                    });
+                if let Err(e) = spawned {
+                    // Out of threads or memory: the client may retry later, like any busy case.
+                    log_warn!("tftp: cannot start a transfer thread: {e}");
+                    self.reply_error(peer, ErrorCode::NotDefined, "server busy, try again");
+                }
             }
         });
         Ok(())

@@ -202,7 +202,20 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_route_does_not_exist_but_unknown_paths_are_404_and_wrong_methods_405() {
+    fn handlers_run_without_sockets_on_fake_requests() {
+        let (_d, ctx) = ctx();
+        let r =
+            handle(&ctx, Request::fake("GET", "/pxe/52-54-00-aa-bb-cc").with_header("Host", "10.0.0.1:8080"));
+        assert_eq!(r.status, 200);
+        let text = String::from_utf8_lossy(r.body_bytes()).into_owned();
+        assert!(text.contains("bty.server=http://10.0.0.1:8080 bty.mac=52:54:00:aa:bb:cc"), "{text}");
+        let r = handle(&ctx, Request::fake("GET", "/pxe/52:54:00:aa:bb:cc/plan"));
+        assert_eq!(r.body_bytes(), br#"{"mode":"inventory"}"#);
+        assert_eq!(ctx.db.machines().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
         let (_d, ctx) = ctx();
         assert_eq!(handle(&ctx, Request::fake("GET", "/nope")).status, 404);
         assert_eq!(handle(&ctx, Request::fake("PATCH", "/machines")).status, 405);
