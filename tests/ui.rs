@@ -78,6 +78,11 @@ fn every_page_renders_for_an_operator_and_redirects_to_login_otherwise() {
         let r = s.get(path);
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         assert!(r.header("content-type").unwrap_or("").starts_with("text/html"), "{path}");
+        let csp = r.header("content-security-policy").unwrap_or("");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
         let html = r.text();
         assert!(html.contains(marker), "{path} lacks {marker:?}");
         assert!(html.contains("class=\"intro\""), "{path} has no intro line");
