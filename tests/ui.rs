@@ -358,6 +358,13 @@ fn fetch_by_url_reports_bad_input_beside_the_field_and_queues_good_input() {
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=fetch")));
     let html = s.get("/ui/images").text();
     assert!(html.contains("x.img") && html.contains("http:&#x2f;&#x2f;127.0.0.1:9&#x2f;x.img"), "{html}");
+    // A remote entry is added at once and nothing is downloaded.
+    let src = "oras://registry.example.invalid/os/debian:13";
+    let r = post(&s, "/ui/images/fetch", &[("src", src), ("remote", "1")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=remote")));
+    let entries = s.get("/images").json();
+    let e = entries.as_array().unwrap().iter().find(|e| e["url"] == src).expect("remote entry listed");
+    assert_eq!((e["name"].as_str(), e["stored"].as_bool()), (Some("debian:13"), Some(false)));
 }
 
 #[test]

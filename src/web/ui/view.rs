@@ -39,6 +39,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("revoked", "Token revoked."),
     ("backup", "Backup created."),
     ("fetch", "Fetch started; the image appears below when it completes."),
+    ("remote", "Remote entry added; machines fetch it from its source."),
 ];
 
 /// Pages load only this server's stylesheet and script, talk only to this server and cannot be
