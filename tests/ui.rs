@@ -78,6 +78,11 @@ fn every_page_renders_for_an_operator_and_redirects_to_login_otherwise() {
         let r = s.get(path);
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         assert!(r.header("content-type").unwrap_or("").starts_with("text/html"), "{path}");
+        let csp = r.header("content-security-policy").unwrap_or("");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
         let html = r.text();
         assert!(html.contains(marker), "{path} lacks {marker:?}");
         assert!(html.contains("class=\"intro\""), "{path} has no intro line");
@@ -353,6 +358,13 @@ fn fetch_by_url_reports_bad_input_beside_the_field_and_queues_good_input() {
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=fetch")));
     let html = s.get("/ui/images").text();
     assert!(html.contains("x.img") && html.contains("http:&#x2f;&#x2f;127.0.0.1:9&#x2f;x.img"), "{html}");
+    // A remote entry is added at once and nothing is downloaded.
+    let src = "oras://registry.example.invalid/os/debian:13";
+    let r = post(&s, "/ui/images/fetch", &[("src", src), ("remote", "1")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=remote")));
+    let entries = s.get("/images").json();
+    let e = entries.as_array().unwrap().iter().find(|e| e["url"] == src).expect("remote entry listed");
+    assert_eq!((e["name"].as_str(), e["stored"].as_bool()), (Some("debian:13"), Some(false)));
 }
 
 #[test]
@@ -407,4 +419,47 @@ fn static_assets_have_etags_and_fit_the_budget() {
     }
     assert!(total < 60 << 10, "CSS + JS are {total} bytes");
     assert_eq!(s.raw("GET", "/static/nope.js", &[], Vec::new()).status, 404);
+}
+
+#[test]
+fn the_dashboard_readiness_tftp_item_follows_a_real_tftp_server() {
+    let dir = scratch();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[("BTY_TFTP_LISTEN", &listen)]);
+    s.login();
+    let html = s.get("/ui/dashboard").text();
+    assert!(html.contains(&format!("no answer from {listen}")), "{html}");
+
+    let root = dir.path().join("tftp");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("ipxe.efi"), vec![7u8; 3000]).unwrap();
+    /// Kills the TFTP server however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _tftp = Killed(
+        bty()
+            .args(["tftp", "--root"])
+            .arg(&root)
+            .args(["--listen", &listen])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting bty tftp"),
+    );
+    // The dashboard reuses a probe result for 10 s; poll until the new server is seen.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut html = String::new();
+    while std::time::Instant::now() < deadline {
+        html = s.get("/ui/dashboard").text();
+        if html.contains(&format!("{listen} serves ipxe.efi")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(html.contains(&format!("{listen} serves ipxe.efi")), "{html}");
 }

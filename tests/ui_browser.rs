@@ -122,6 +122,34 @@ fn browser_signs_in_assigns_an_image_and_sees_live_progress_without_reloading() 
     assert_eq!(b.js("return window.__no_reload;", json!([])), json!(1), "the page reloaded");
     b.screenshot(&shots.join("machines-1280.png"));
 
+    // Upload an image from the browser: the file streams with a PUT and the page reloads with
+    // the new catalog entry.
+    let upload = dir.path().join("alpine-3.21.img");
+    let mut img = vec![0u8; 4 << 20];
+    img[510] = 0x55;
+    img[511] = 0xaa;
+    img[4096] = 1;
+    std::fs::write(&upload, img).unwrap();
+    b.goto(&s.url("/ui/images"));
+    b.type_into("#upload-file", &upload.display().to_string());
+    b.click("#upload button.primary");
+    b.wait_until("the uploaded image in the catalog", Duration::from_secs(20), |b| {
+        b.body_text().contains("alpine-3.21.img") && b.body_text().contains("2 images")
+    });
+    let names: Vec<String> = s
+        .get("/images")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"alpine-3.21.img".to_string()), "{names:?}");
+
+    // A failed flash elsewhere, so the dashboard and events pages show how failures look.
+    let failed = json!({"status": "failed", "reason": "no disk with serial S3 on this machine"});
+    assert_eq!(s.post_json("/pxe/52:54:00:00:00:03/status", &failed).status, 204);
+
     // Every page at desktop width, then dashboard and machines (and the rest) at phone width.
     let pages = ["dashboard", "images", "netboot", "events", "settings", "backups", "account"];
     for p in pages {

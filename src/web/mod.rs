@@ -1,7 +1,7 @@
 //! bty-web: the PXE control plane, the machine API, the image store and the audit log.
 //!
-//! `server.rs` is the only file that knows tiny_http; `templates.rs` the only one that knows
-//! minijinja. Requests become our own [`Request`]; `router.rs` maps `(method, path)` to plain
+//! `server.rs` is the only file that knows tiny_http; `templates.rs` (iPXE scripts) and
+//! `ui/view.rs` (HTML pages) the only ones that know minijinja. Requests become our own [`Request`]; `router.rs` maps `(method, path)` to plain
 //! handler functions in `handlers/` and does authentication and CSRF around them; errors become
 //! responses in `response.rs`. Decisions about what a machine boots live in `plan/`, SQL in
 //! `db/`. Browser pages (`ui/`, `templates/ui/`, `static/`) build on this router.

@@ -259,27 +259,41 @@ pub fn jobs(ctx: &AppContext, _req: &Request<'_>) -> Reply {
     Ok(Response::json(200, &serde_json::json!({ "jobs": ctx.jobs.list() })))
 }
 
-#[derive(serde::Deserialize)]
+/// A remote catalog entry as `POST /catalog/entries` takes it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RemoteEntry {
-    name: String,
-    src: String,
+pub struct RemoteEntry {
+    /// Catalog name.
+    pub name: String,
+    /// `http(s)://` or `oras://` source.
+    pub src: String,
+    /// Content sha256, when known.
     #[serde(default)]
-    sha256: Option<String>,
+    pub sha256: Option<String>,
+    /// Catalog format id; guessed from the name when absent.
     #[serde(default)]
-    format: Option<String>,
+    pub format: Option<String>,
+    /// Size of the bytes at `src`.
     #[serde(default)]
-    size_bytes: Option<u64>,
+    pub size_bytes: Option<u64>,
+    /// Free text.
     #[serde(default)]
-    description: Option<String>,
+    pub description: Option<String>,
+    /// Architecture; guessed from the name when absent.
     #[serde(default)]
-    arch: Option<String>,
+    pub arch: Option<String>,
 }
 
 /// `POST /catalog/entries`: a remote-only entry (a URL or `oras://` ref, no local bytes);
 /// `ref = sha256(canonical src)`. 201 with its `ImageEntry`.
 pub fn add_remote(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let e: RemoteEntry = req.json(super::SMALL_JSON)?;
+    let row = insert_remote(ctx, req, e)?;
+    Ok(Response::json(201, &entry(&ctx.base_url(req), &row)))
+}
+
+/// Checks and stores a remote entry and records the event; shared by the API and the UI.
+pub fn insert_remote(ctx: &AppContext, req: &Request<'_>, e: RemoteEntry) -> Result<ImageRow, HttpError> {
     check_remote_src(&e.src)?;
     let image_ref = crate::catalog::image_ref(&e.src).map_err(|err| HttpError::new(422, err.to_string()))?;
     let sha256 = e.sha256.map(|s| s.to_ascii_lowercase());
@@ -311,5 +325,5 @@ pub fn add_remote(ctx: &AppContext, req: &Request<'_>) -> Reply {
         event("image.remote.added", ("image", &image_ref), "operator", format!("{} added", row.name));
     ev.details = Some(serde_json::json!({ "src": row.src }));
     ctx.audit(Some(req), ev);
-    Ok(Response::json(201, &entry(&ctx.base_url(req), &row)))
+    Ok(row)
 }

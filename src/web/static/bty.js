@@ -45,6 +45,7 @@
     if (el) pollTimer = setInterval(refresh, parseInt(el.getAttribute("data-poll"), 10) || 2000);
   }
 
+  var flashing = {};
   // Live progress: patch the state in place (it changes every second while flashing).
   function onProgress(p) {
     var pct = p.total_bytes ? Math.min(100, Math.floor(p.bytes_written * 100 / p.total_bytes)) : null;
@@ -68,7 +69,8 @@
         if (t) t.textContent = human(p.bytes_written) + (p.total_bytes ? " of " + human(p.total_bytes) : "") + (p.phase ? " · " + p.phase : "");
       }
     });
-    if (document.getElementById("counts")) scheduleRefresh();
+    // The dashboard counts change when a machine starts flashing, not with every percent.
+    if (document.getElementById("counts") && !flashing[p.mac]) { flashing[p.mac] = true; scheduleRefresh(); }
   }
 
   function concerns(mac) {

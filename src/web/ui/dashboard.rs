@@ -13,10 +13,14 @@ use crate::web::request::Request;
 use crate::web::response::Reply;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// How long the TFTP probe waits for an answer.
 const TFTP_PROBE_TIMEOUT: Duration = Duration::from_millis(700);
+
+/// How long a probe result is reused, so a busy dashboard does not probe on every view.
+const TFTP_PROBE_REUSE: Duration = Duration::from_secs(10);
 
 /// Free space below which the state directory is flagged.
 const LOW_SPACE_BYTES: u64 = 2 << 30;
@@ -31,7 +35,7 @@ struct Check {
 }
 
 /// The outcome of a TFTP probe.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TftpProbe {
     /// DATA or OACK: the file is served.
     Serves,
@@ -73,6 +77,20 @@ pub fn probe_tftp(addr: SocketAddr, file: &str, timeout: Duration) -> std::io::R
         }
         _ => Ok(TftpProbe::Silent),
     }
+}
+
+/// [`probe_tftp`] for `ipxe.efi`, reusing a result younger than [`TFTP_PROBE_REUSE`].
+fn probe_cached(addr: SocketAddr) -> std::io::Result<TftpProbe> {
+    type Last = Mutex<Option<(Instant, SocketAddr, TftpProbe)>>;
+    static LAST: Last = Mutex::new(None);
+    if let Some((at, a, r)) = LAST.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if *a == addr && at.elapsed() < TFTP_PROBE_REUSE {
+            return Ok(r.clone());
+        }
+    }
+    let r = probe_tftp(addr, "ipxe.efi", TFTP_PROBE_TIMEOUT)?;
+    *LAST.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), addr, r.clone()));
+    Ok(r)
 }
 
 /// Where to probe for a listen address: a wildcard listens on loopback too.
@@ -120,7 +138,7 @@ fn readiness(ctx: &AppContext) -> crate::Result<Vec<Check>> {
     let listen = &ctx.config.tftp.listen;
     let (ok, detail) = match probe_addr(listen) {
         None => (false, format!("cannot parse [tftp] listen = {listen:?}")),
-        Some(addr) => match probe_tftp(addr, "ipxe.efi", TFTP_PROBE_TIMEOUT) {
+        Some(addr) => match probe_cached(addr) {
             Ok(TftpProbe::Serves) => (true, format!("{addr} serves ipxe.efi")),
             Ok(TftpProbe::Refused(m)) => (true, format!("{addr} answers; ipxe.efi: {m}")),
             Ok(TftpProbe::Silent) => (false, format!("no answer from {addr}")),

@@ -1,7 +1,7 @@
 //! `GET /ui/images`: the catalog this server offers — images in its store and remote entries —
 //! with fetch jobs in progress; upload (by `bty.js`, streamed with a progress bar to
-//! `PUT /images/{name}`), add by URL or `oras://` ref (`POST /ui/images/fetch`, a background
-//! job), and delete after a confirmation (`POST /ui/images/{ref}/delete`).
+//! `PUT /images/{name}`), add by URL or `oras://` ref (`POST /ui/images/fetch`: a background
+//! fetch into the store, or a remote entry served from where it lives), and delete after a confirmation (`POST /ui/images/{ref}/delete`).
 //!
 //! Uploading a multi-gigabyte file through a url-encoded form is not offered: without
 //! JavaScript the page says how to upload with curl instead.
@@ -9,7 +9,7 @@
 use super::view::{self, Page};
 use crate::db::ImageKind;
 use crate::web::context::AppContext;
-use crate::web::handlers::images::{delete as delete_image, start_fetch};
+use crate::web::handlers::images::{delete as delete_image, insert_remote, start_fetch, RemoteEntry};
 use crate::web::handlers::SMALL_JSON;
 use crate::web::jobs::JobStatus;
 use crate::web::request::Request;
@@ -69,13 +69,24 @@ pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
     render(ctx, req, 200, None, "", "")
 }
 
-/// `POST /ui/images/fetch` (form `src`, optional `name`): queues a fetch job.
+/// `POST /ui/images/fetch` (form `src`, optional `name`, `remote`): queues a fetch job, or with
+/// `remote=1` adds an entry served from where it lives.
 pub fn fetch(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let form = req.form(SMALL_JSON)?;
     let (src, name) = (super::field(&form, "src"), super::field(&form, "name"));
     let wanted = Some(name.to_string()).filter(|n| !n.is_empty());
-    match start_fetch(ctx, req, src, wanted) {
-        Ok(_) => Ok(Response::see_other("/ui/images?done=fetch")),
+    let result = if super::field(&form, "remote").is_empty() {
+        start_fetch(ctx, req, src, wanted).map(|_| "/ui/images?done=fetch")
+    } else {
+        let entry = RemoteEntry {
+            name: wanted.unwrap_or_else(|| src.rsplit('/').next().unwrap_or(src).to_string()),
+            src: src.to_string(),
+            ..RemoteEntry::default()
+        };
+        insert_remote(ctx, req, entry).map(|_| "/ui/images?done=remote")
+    };
+    match result {
+        Ok(to) => Ok(Response::see_other(to)),
         Err(e) if matches!(e.status, 400 | 409 | 422) => {
             let msg = e.detail.as_str().map(str::to_string).unwrap_or_else(|| e.detail.to_string());
             render(ctx, req, e.status, Some(msg), src, name)

@@ -1,6 +1,7 @@
 //! A machine's lifecycle as operators read it: `flashing 42%` while progress arrives, `failed`
-//! after a failed report, otherwise the cycle label the plan module derives (`pending flash`,
-//! `live env running; awaiting flash`, `flashed; booting disk`, …) or the mode's plain meaning.
+//! after the netboot agent reported a failure (in any mode, until a cycle completes), otherwise
+//! the cycle label the plan module derives (`pending flash`, `live env running; awaiting flash`,
+//! `flashed; booting disk`, …) or the mode's plain meaning.
 //!
 //! One function so the machines table, the machine page and the dashboard never disagree.
 
@@ -50,10 +51,7 @@ pub fn of(rec: &MachineRecord, live: Option<&LiveProgress>) -> Lifecycle {
         return Lifecycle { label, tone: "busy", percent: pct, phase };
     }
     let plain = |label: &str, tone| Lifecycle { label: label.into(), tone, percent: None, phase: None };
-    if m.boot_mode.flashes()
-        && m.last_flash_status.as_deref() == Some("failed")
-        && rec.phase != crate::plan::Phase::Done
-    {
+    if m.last_flash_status.as_deref() == Some("failed") && rec.phase != crate::plan::Phase::Done {
         return plain("failed", "bad");
     }
     if !m.boot_state.is_empty() {

@@ -10,6 +10,21 @@ use crate::web::context::AppContext;
 use crate::web::request::Request;
 use crate::web::response::Reply;
 
+/// What an empty path setting resolves to (a directory under the state directory).
+fn effective(ctx: &AppContext, section: &str, key: &str, value: &str) -> Option<String> {
+    if !value.is_empty() {
+        return None;
+    }
+    let p = &ctx.config.paths;
+    let dir = match (section, key) {
+        ("paths", "backup_dir") => &p.backup_dir,
+        ("paths", "boot_dir") | ("tftp", "root") => &p.boot_dir,
+        ("paths", "images_dir") => &p.images_dir,
+        _ => return None,
+    };
+    Some(dir.display().to_string())
+}
+
 /// `GET /ui/settings`.
 pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let rows: Vec<serde_json::Value> = ctx
@@ -25,6 +40,7 @@ pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
             };
             serde_json::json!({
                 "section": s.section, "key": s.key, "value": s.value, "source": s.source.to_string(), "kind": kind,
+                "effective": effective(ctx, s.section, s.key, &s.value),
             })
         })
         .collect();

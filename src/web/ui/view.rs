@@ -39,7 +39,13 @@ const NOTICES: &[(&str, &str)] = &[
     ("revoked", "Token revoked."),
     ("backup", "Backup created."),
     ("fetch", "Fetch started; the image appears below when it completes."),
+    ("remote", "Remote entry added; machines fetch it from its source."),
 ];
+
+/// Pages load only this server's stylesheet and script, talk only to this server and cannot be
+/// framed: a stray injected tag could neither run inline code nor reach another host.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+                   form-action 'self'; frame-ancestors 'none'";
 
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -135,7 +141,11 @@ pub fn render(
         path => req.path.as_str(),
     };
     let html = render_str(template, context! { ..data, ..frame })?;
-    Ok(Response::html(status, html).header("Cache-Control", "no-store"))
+    Ok(Response::html(status, html)
+        .header("Cache-Control", "no-store")
+        .header("Content-Security-Policy", CSP)
+        .header("X-Content-Type-Options", "nosniff")
+        .header("Referrer-Policy", "same-origin"))
 }
 
 /// The sign-in page (also used by `POST /ui/login` to report a wrong password).
