@@ -3,10 +3,12 @@
 //!
 //! One file per table group: `machines.rs` (machines, labels and the boot cycle), `events.rs`
 //! (the audit log), `images.rs` (the image store and remote catalog entries), `sessions.rs`
-//! (browser sessions and API tokens), `settings.rs` (key/value settings). Schema changes are
+//! (browser sessions and API tokens), `settings.rs` (key/value settings), `backup.rs` (online
+//! copies of the file). Schema changes are
 //! appended to `migrations.rs` and recorded in `PRAGMA user_version`; an upgrade keeps every row.
 //! Nothing here decides policy: callers pass validated values and get typed rows back.
 
+mod backup;
 mod events;
 mod images;
 mod machines;
