@@ -10,6 +10,7 @@ pub mod auth;
 pub mod backups;
 pub mod context;
 pub mod csrf;
+pub mod export;
 pub mod files;
 pub mod handlers;
 mod housekeeping;
