@@ -486,9 +486,16 @@ fn serve_one(mut conn: std::net::TcpStream, catalog: &str, image_len: u64) {
     }
 }
 
-#[test]
-fn ctrl_c_during_a_flash_from_a_catalog_url_asks_then_cancels() {
-    need_loop_and_tmux!();
+/// A flash running from a catalog URL on a [`trickle_server`] onto a zeroed loop device; field
+/// order makes the pane (and the wizard) go before the loop device.
+struct SlowFlash {
+    pane: Pane,
+    dev: String,
+    _disk: LoopDevice,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+fn slow_flash_running() -> SlowFlash {
     let image_len = 64u64 << 20;
     let port = trickle_server(image_len);
     let empty_root = scratch();
@@ -497,7 +504,6 @@ fn ctrl_c_during_a_flash_from_a_catalog_url_asks_then_cancels() {
     std::fs::File::create(&backing).unwrap().set_len(image_len).unwrap();
     let disk = LoopDevice::attach(&backing);
     let dev = disk.path.display().to_string();
-
     let catalog = format!("http://127.0.0.1:{port}/catalog.toml");
     let env = env_with_root(empty_root.path(), &XTERM_ASCII);
     let pane = Pane::start(80, 24, &env, &["tui", "--catalog", &catalog, "--disk", &dev]);
@@ -512,6 +518,13 @@ fn ctrl_c_during_a_flash_from_a_catalog_url_asks_then_cancels() {
     pane.keys(&["y", "Enter"]);
     let s = pane.wait_for("writing:");
     assert!(s.contains("Flashing") && s.contains("of 64.0 MiB") && s.contains("MB/s"), "{s}");
+    SlowFlash { pane, dev, _disk: disk, _dirs: [empty_root, disk_dir] }
+}
+
+#[test]
+fn ctrl_c_during_a_flash_from_a_catalog_url_asks_then_cancels() {
+    need_loop_and_tmux!();
+    let SlowFlash { pane, dev, .. } = &slow_flash_running();
     pane.keys(&["C-c"]);
     pane.wait_for("Cancel the flash?");
     // n keeps writing; the second Ctrl+C and y cancel.
@@ -601,4 +614,33 @@ fn on_a_serial_like_line_without_a_size_it_uses_columns_and_lines_and_works_with
     pane.wait_for("Pick a target disk");
     pane.keys(&["q"]);
     assert_eq!(pane.wait_exit(), 0);
+}
+
+#[test]
+fn a_disk_filter_that_matches_nothing_says_so() {
+    need_loop_and_tmux!();
+    let (root, _) = image_root("x.img", 1 << 20);
+    let pane = Pane::start(
+        80,
+        24,
+        &env_with_root(root.path(), &XTERM_ASCII),
+        &["tui", "--disk", "/dev/no-such-disk"],
+    );
+    pane.wait_for("x.img");
+    pane.keys(&["Enter"]);
+    let s = pane.wait_for("no whole disk matches --disk /dev/no-such-disk");
+    assert!(s.contains("Pick a target disk") && s.contains("No disks found"), "{s}");
+    pane.keys(&["q"]);
+    assert_eq!(pane.wait_exit(), 0);
+}
+
+#[test]
+fn sigterm_during_a_flash_cancels_it_restores_the_terminal_and_exits_130() {
+    need_loop_and_tmux!();
+    let SlowFlash { pane, .. } = &slow_flash_running();
+    let pid = pane.wizard_pid();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    assert_eq!(pane.wait_exit(), 130);
+    let (before, after) = pane.stty_before_and_after();
+    assert_eq!(before, after);
 }

@@ -185,6 +185,13 @@ impl Backend for SystemBackend {
                 .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
                 .collect();
             disks.retain(|d| wanted.contains(&d.path));
+            if disks.is_empty() {
+                let named: Vec<String> = self.only_disks.iter().map(|p| p.display().to_string()).collect();
+                return Err(Error::not_found(format!(
+                    "no whole disk matches --disk {}; `bty disks --all` lists the disks there are",
+                    named.join(" --disk ")
+                )));
+            }
         }
         let disks = disks
             .into_iter()

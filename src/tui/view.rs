@@ -331,6 +331,14 @@ fn image_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>)
     for (i, text) in t.rows.iter().enumerate() {
         lines.push(row(text, i == w.image_cursor, false, g));
     }
+    // The highlighted image's description and full source, which the table has no room for.
+    if let Some(e) = images.get(w.image_cursor) {
+        lines.push(Line::blank());
+        if let Some(d) = &e.description {
+            lines.extend(paragraph(d, cols, 1, Style::Plain));
+        }
+        lines.extend(paragraph(&e.src, cols, 1, Style::Greyed));
+    }
     (lines, Some(first + w.image_cursor))
 }
 
@@ -736,7 +744,9 @@ mod tests {
         let mut remote = entry("remote.img.zst");
         remote.src = "https://images.example.org/x/remote.img.zst".into();
         remote.format = Some("img.zst".into());
-        w.handle(Event::Images { generation: 1, result: Ok(vec![entry("local.img"), remote]) });
+        let mut local = entry("local.img");
+        local.description = Some("Debian 12 for the lab".into());
+        w.handle(Event::Images { generation: 1, result: Ok(vec![local, remote]) });
         let t = text(&w, 80, 24, XTERM);
         assert!(
             t.contains("Name") && t.contains("Size") && t.contains("Format") && t.contains("From"),
@@ -750,6 +760,7 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("img.zst") && t.contains("images.example.org"), "{t}");
+        assert!(t.contains(" Debian 12 for the lab\n /images/local.img"), "the highlighted image:\n{t}");
         // At 40 columns the number, name and size remain.
         let t = text(&w, 40, 12, VT100);
         assert!(t.contains("2  remote.img.zst") && t.contains("4.0 MiB"), "{t}");
