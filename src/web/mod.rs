@@ -7,8 +7,10 @@
 //! `db/`. Browser pages (`ui/`, `templates/ui/`, `static/`) build on this router.
 
 pub mod auth;
+pub mod backups;
 pub mod context;
 pub mod csrf;
+pub mod export;
 pub mod files;
 pub mod handlers;
 mod housekeeping;
@@ -34,10 +36,11 @@ pub fn run(ctx: Arc<AppContext>, listener: server::Listener) -> Result<()> {
     *ctx.fallback_host.lock().unwrap_or_else(|p| p.into_inner()) = listener.addr.to_string();
     let keeper = housekeeping::start(ctx.clone());
     let runner = jobs::start(ctx.clone());
+    let backups = backups::start(ctx.clone());
     server::serve(ctx.clone(), listener);
     let _ = keeper.join();
-    if let Some(r) = runner {
-        let _ = r.join();
+    for t in [runner, backups].into_iter().flatten() {
+        let _ = t.join();
     }
     // An upload abandoned at shutdown leaves its hidden temporary file; never keep one.
     files::remove_partials(&ctx.config.paths.boot_dir);

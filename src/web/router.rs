@@ -9,7 +9,9 @@
 use super::auth;
 use super::context::AppContext;
 use super::csrf;
-use super::handlers::{self as h, auth as login, boot, events, images, machines, pxe, system, tokens};
+use super::handlers::{
+    self as h, auth as login, backups, boot, events, images, machines, pxe, system, tokens,
+};
 use super::request::{Method, Request};
 use super::response::{HttpError, Reply, Response};
 use super::ui;
@@ -73,6 +75,10 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Put, ["images", name]) => guard(ctx, req).and_then(|_| images::upload(ctx, req, name)),
         (Post, ["catalog", "entries"]) => guard(ctx, req).and_then(|_| images::add_remote(ctx, req)),
         (Delete, ["images", image_ref]) => guard(ctx, req).and_then(|_| images::delete(ctx, req, image_ref)),
+        (Get, ["backups"]) => guard(ctx, req).and_then(|_| backups::list(ctx, req)),
+        (Post, ["backups"]) => guard(ctx, req).and_then(|_| backups::create(ctx, req)),
+        (Get | Head, ["backups", name]) => guard(ctx, req).and_then(|_| backups::download(ctx, req, name)),
+        (Delete, ["backups", name]) => guard(ctx, req).and_then(|_| backups::delete(ctx, req, name)),
         (Get, ["api", "tokens"]) => guard(ctx, req).and_then(|_| tokens::list(ctx, req)),
         (Post, ["api", "tokens"]) => guard(ctx, req).and_then(|_| tokens::create(ctx, req)),
         (Delete, ["api", "tokens", id]) => guard(ctx, req).and_then(|_| tokens::delete(ctx, req, id)),
@@ -150,6 +156,7 @@ fn not_routed(method: Method, path: &[&str]) -> HttpError {
             | ["images", ..]
             | ["events", ..]
             | ["api", "tokens", ..]
+            | ["backups", ..]
     );
     match (method, known_path) {
         (Method::Other, _) | (_, true) => HttpError::new(405, "method not allowed"),

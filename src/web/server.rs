@@ -6,8 +6,10 @@
 //! panic becomes a 500 and the worker lives on. On shutdown workers stop taking requests,
 //! finish the ones in flight (uploads abort), SSE streams end, and the caller closes the
 //! database. `[tuning] max_connections` is the number of requests served at once (the worker
-//! count); more wait in tiny_http's queue. Note that tiny_http itself reads each connection's
-//! requests on a thread of its own pool, which this file cannot bound.
+//! count); more wait in tiny_http's queue. tiny_http reads each connection's requests on a
+//! thread of its own pool; our vendored copy caps that pool at [`connection_threads`] (beyond
+//! it, connections wait in the kernel's accept backlog) and gives accepted sockets a timeout so
+//! silent or idle keep-alive clients hand their thread back.
 
 use super::context::AppContext;
 use super::request::Request;
@@ -32,6 +34,23 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// File bodies are copied in chunks this large (few syscalls per GiB).
 const FILE_CHUNK: usize = 1 << 20;
 
+/// Connection threads per request worker: keep-alive clients hold a connection thread while
+/// idle, so there are more of them than workers.
+const CONNECTION_THREADS_PER_WORKER: usize = 4;
+
+/// Fewest connection threads (a browser alone opens six connections).
+const MIN_CONNECTION_THREADS: usize = 32;
+
+/// How long an accepted socket may stay silent (reading) or stalled (writing) before it is
+/// closed: long enough for a slow upload or a paused download, short enough that idle clients
+/// cannot hold every connection thread.
+pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connection threads tiny_http may run for `max_connections` request workers.
+pub fn connection_threads(max_connections: usize) -> usize {
+    (max_connections.clamp(1, MAX_WORKERS) * CONNECTION_THREADS_PER_WORKER).max(MIN_CONNECTION_THREADS)
+}
+
 /// A bound listener, ready to serve.
 pub struct Listener {
     server: tiny_http::Server,
@@ -39,10 +58,19 @@ pub struct Listener {
     pub addr: SocketAddr,
 }
 
-/// Binds `listen` (`ADDR:PORT`).
-pub fn bind(listen: &str) -> Result<Listener> {
-    let server = tiny_http::Server::http(listen)
-        .map_err(|e| Error::failed(format!("listening on {listen}: {e}")).context("starting bty-web"))?;
+/// Binds `listen` (`ADDR:PORT`) with connection threads sized for `max_connections` workers.
+pub fn bind(listen: &str, max_connections: usize) -> Result<Listener> {
+    let failed = |e: &dyn std::fmt::Display| {
+        Error::failed(format!("listening on {listen}: {e}")).context("starting bty-web")
+    };
+    let addr = tiny_http::ConfigListenAddr::from_socket_addrs(listen).map_err(|e| failed(&e))?;
+    let server = tiny_http::Server::new(tiny_http::ServerConfig {
+        addr,
+        ssl: None,
+        max_threads: connection_threads(max_connections),
+        socket_timeout: Some(SOCKET_TIMEOUT),
+    })
+    .map_err(|e| failed(&e))?;
     let addr = server
         .server_addr()
         .to_ip()

@@ -87,7 +87,7 @@
 //! # let response = tiny_http::Response::from_file(File::open(&Path::new("image.png")).unwrap());
 //! let _ = request.respond(response);
 //! ```
-// bty: vendored with one fix (see src/util/equal_reader.rs); quiet lints the registry copy never showed.
+// bty: vendored with two fixes (src/util/equal_reader.rs, src/util/task_pool.rs); quiet lints the registry copy never showed.
 #![allow(unused_imports, dead_code)]
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -179,6 +179,14 @@ pub struct ServerConfig {
 
     /// If `Some`, then the server will use SSL to encode the communications.
     pub ssl: Option<SslConfig>,
+
+    /// bty: most connection threads at once (0: unbounded, as upstream); beyond it new
+    /// connections wait in the kernel's accept backlog.
+    pub max_threads: usize,
+
+    /// bty: read and write timeout of accepted sockets, so a silent or idle keep-alive
+    /// connection gives its thread back.
+    pub socket_timeout: Option<std::time::Duration>,
 }
 
 /// Configuration of the server for SSL.
@@ -200,6 +208,8 @@ impl Server {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::from_socket_addrs(addr)?,
             ssl: None,
+            max_threads: 0,
+            socket_timeout: None,
         })
     }
 
@@ -216,6 +226,8 @@ impl Server {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::from_socket_addrs(addr)?,
             ssl: Some(config),
+            max_threads: 0,
+            socket_timeout: None,
         })
     }
 
@@ -228,13 +240,15 @@ impl Server {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::unix_from_path(path),
             ssl: None,
+            max_threads: 0,
+            socket_timeout: None,
         })
     }
 
     /// Builds a new server that listens on the specified address.
     pub fn new(config: ServerConfig) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = config.addr.bind()?;
-        Self::from_listener(listener, config.ssl)
+        Self::from_listener_bounded(listener, config.ssl, config.max_threads, config.socket_timeout)
     }
 
     /// Builds a new server using the specified TCP listener.
@@ -244,6 +258,16 @@ impl Server {
     pub fn from_listener<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_bounded(listener, ssl_config, 0, None)
+    }
+
+    // bty: `from_listener` with a cap on connection threads and a socket timeout.
+    fn from_listener_bounded<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        max_threads: usize,
+        socket_timeout: Option<std::time::Duration>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
@@ -289,13 +313,17 @@ impl Server {
         let inside_messages = messages.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+            let tasks_pool = util::TaskPool::new(max_threads);
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        // bty: a silent client cannot keep its thread forever.
+                        if socket_timeout.is_some() {
+                            let _ = sock.set_timeouts(socket_timeout);
+                        }
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 /// Manages a collection of threads.
 ///
-/// A new thread is created every time all the existing threads are full.
+/// A new thread is created every time all the existing threads are full, up to `max_threads`.
 /// Any idle thread will automatically die after a few seconds.
+// bty: bounded. Upstream spawned without limit, so a burst of 1,000 connections made ~1,000
+// threads. With a maximum, `spawn` blocks (the acceptor stops accepting, so connections wait in
+// the kernel backlog) until a thread is idle; the queue never holds more tasks than idle threads.
 pub struct TaskPool {
     sharing: Arc<Sharing>,
 }
@@ -24,6 +27,12 @@ struct Sharing {
 
     // number of idle worker threads
     waiting_tasks: AtomicUsize,
+
+    // bty: notified (under `todo`) whenever a worker becomes idle, for a `spawn` at the cap
+    freed: Condvar,
+
+    // bty: most worker threads alive at once (0: unbounded, as upstream)
+    max_threads: usize,
 }
 
 /// Minimum number of active threads.
@@ -47,17 +56,20 @@ impl<'a> Drop for Registration<'a> {
 }
 
 impl TaskPool {
-    pub fn new() -> TaskPool {
+    pub fn new(max_threads: usize) -> TaskPool {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
                 todo: Mutex::new(VecDeque::new()),
                 condvar: Condvar::new(),
                 active_tasks: AtomicUsize::new(0),
                 waiting_tasks: AtomicUsize::new(0),
+                freed: Condvar::new(),
+                max_threads,
             }),
         };
 
-        for _ in 0..MIN_THREADS {
+        let initial = if max_threads == 0 { MIN_THREADS } else { MIN_THREADS.min(max_threads) };
+        for _ in 0..initial {
             pool.add_thread(None)
         }
 
@@ -65,24 +77,40 @@ impl TaskPool {
     }
 
     /// Executes a function in a thread.
-    /// If no thread is available, spawns a new one.
+    /// If no thread is available, spawns a new one; at `max_threads`, waits for an idle one.
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
-        let mut queue = self.sharing.todo.lock().unwrap();
-
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
-            self.add_thread(Some(code));
-        } else {
-            queue.push_back(code);
-            self.sharing.condvar.notify_one();
+        let sharing = &self.sharing;
+        let mut queue = sharing.todo.lock().unwrap();
+        loop {
+            // bty: hand the task to an idle thread only if one is left for it.
+            if queue.len() < sharing.waiting_tasks.load(Ordering::Acquire) {
+                queue.push_back(code);
+                sharing.condvar.notify_one();
+                return;
+            }
+            let active = sharing.active_tasks.load(Ordering::Acquire);
+            if sharing.max_threads == 0 || active < sharing.max_threads {
+                // Counted before the thread runs, so a burst cannot overshoot the cap.
+                sharing.active_tasks.fetch_add(1, Ordering::Release);
+                drop(queue);
+                self.add_thread(Some(code));
+                return;
+            }
+            queue = sharing.freed.wait(queue).unwrap();
         }
     }
 
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
+        // bty: `spawn` counts a thread it starts before starting it; `new` counts here.
+        if initial_fn.is_none() {
+            sharing.active_tasks.fetch_add(1, Ordering::Release);
+        }
 
         thread::spawn(move || {
             let sharing = sharing;
-            let _active_guard = Registration::new(&sharing.active_tasks);
+            // Already counted (above or in `spawn`); only the decrement on exit is registered here.
+            let _active_guard = Registration { nb: &sharing.active_tasks };
 
             if let Some(mut f) = initial_fn {
                 f();
@@ -99,6 +127,7 @@ impl TaskPool {
                             break;
                         }
                         let _waiting_guard = Registration::new(&sharing.waiting_tasks);
+                        sharing.freed.notify_one();
 
                         let received =
                             if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
