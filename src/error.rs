@@ -150,7 +150,8 @@ impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = e.io.unwrap_or(match e.kind {
             ErrorKind::NotFound => io::ErrorKind::NotFound,
-            ErrorKind::Cancelled => io::ErrorKind::Interrupted,
+            // Not Interrupted: std and the decompressors retry Interrupted forever, so a cancel
+            // carried as Interrupted would spin instead of stopping. Our kind rides inside.
             ErrorKind::Invalid => io::ErrorKind::InvalidInput,
             _ => io::ErrorKind::Other,
         });

@@ -173,7 +173,7 @@ fn fill(reader: &mut dyn Read, buf: &mut [u8], stop: &AtomicBool) -> (usize, Opt
     let mut len = 0;
     while len < buf.len() {
         if stop.load(Ordering::Relaxed) {
-            return (len, Some(io::Error::new(io::ErrorKind::Interrupted, "cancelled")));
+            return (len, Some(Error::new(ErrorKind::Cancelled, "cancelled").into()));
         }
         match reader.read(&mut buf[len..]) {
             Ok(0) => break,

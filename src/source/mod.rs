@@ -73,9 +73,19 @@ pub fn open(spec: &str) -> Result<Arc<dyn Source>> {
 
 /// Reads every byte of `src` sequentially, hashing as it goes.
 pub fn sha256_of(src: &dyn Source) -> Result<[u8; 32]> {
-    let mut reader = HashingReader::new(src.open_stream(0)?);
-    std::io::copy(&mut reader, &mut std::io::sink())?;
-    Ok(reader.digest_handle().finish())
+    let mut stream = src.open_stream(0)?;
+    let mut hasher = Sha256::new();
+    // Large reads: io::copy's 8 KiB buffer makes hashing a multi-GiB image syscall-bound.
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::from(e).context(format!("hashing {}", src.describe()))),
+        }
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// A running sha256 shared between the thread that reads and the one that checks the result.
