@@ -126,14 +126,14 @@ api() { # METHOD PATH [curl args...]
 
 for f in bty-netboot-x86_64.vmlinuz bty-netboot-x86_64.initrd undionly.kpxe snponly.efi ipxe.efi; do
     [ -e "$NETBOOT/$f" ] || continue
-    api PUT "/boot/$f" --data-binary "@$NETBOOT/$f" -H 'Content-Type: application/octet-stream' > /dev/null
+    api PUT "/boot/$f" -T "$NETBOOT/$f" -H 'Content-Type: application/octet-stream' > /dev/null
 done
 
 # --- the test image: GPT + ESP, BIOS boot code, random data ---------------------------------
 sh "$here/make-test-image.sh" "$work/test-disk.img" "$IMAGE_MIB" "$RANDOM_MIB"
 image_sha=$(sha256sum < "$work/test-disk.img" | cut -d' ' -f1)
 image_size=$(stat -c %s "$work/test-disk.img")
-upload=$(api PUT /images/test-disk.img --data-binary "@$work/test-disk.img" -H 'Content-Type: application/octet-stream')
+upload=$(api PUT /images/test-disk.img -T "$work/test-disk.img" -H 'Content-Type: application/octet-stream')
 image_ref=$(printf '%s' "$upload" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ref"])')
 echo "e2e: image test-disk.img sha256 $image_sha ref $image_ref"
 
