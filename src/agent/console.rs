@@ -24,10 +24,14 @@ pub const FLASH_STARTING: &str = "bty: auto-flash starting";
 /// The marker printed after `done` was posted, just before the reboot.
 pub const FLASH_COMPLETE: &str = "bty: flash complete; rebooting";
 
-/// Writes one marker line to stderr and to the kernel log.
+/// Writes one marker line to stderr and to the kernel log. When stderr is mirrored into the
+/// kernel log already, the marker goes to the kernel log directly and only there: that write is
+/// synchronous, so a marker printed just before a reboot is never lost in the mirror's pipe.
 pub fn marker(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
-    if !MIRRORED.load(Ordering::Relaxed) {
+    if MIRRORED.load(Ordering::Relaxed) {
+        write_kmsg(line);
+    } else {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
         write_kmsg(line);
     }
 }

@@ -141,6 +141,8 @@ fn bring_up_network(params: &BootParams) -> Result<String> {
 }
 
 fn reboot_now() -> ! {
+    // Let the console mirror write out the last lines before the machine goes away.
+    std::thread::sleep(Duration::from_millis(300));
     crate::sys::reboot::sync();
     if let Err(e) = crate::sys::reboot::reboot() {
         say(&format!("reboot failed: {e}"));
