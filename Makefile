@@ -30,7 +30,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --release
+	$(CARGO) test
 
 # The whole suite: host packages, lint, the static build (first, so tests/static_build.rs checks
 # it), unit + black-box tests, the size budget, and the QEMU netboot end-to-end run.

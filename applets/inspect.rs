@@ -1,6 +1,7 @@
 //! `bty inspect SRC [--catalog SRC] [--json] [--hash] [--decoded-hash] [--format FMT]`: what an image is.
 
 use crate::args;
+use bty::disk::human_size;
 use bty::image::{self, Inspection, PartitionTable};
 use std::io::Write;
 
@@ -63,7 +64,7 @@ fn print_text(out: &mut dyn Write, f: &Inspection) -> std::io::Result<()> {
             out,
             "qcow2           version {}, {} clusters, {compression} compression{extended}",
             q.version,
-            short_human(q.cluster_size)
+            human_size(q.cluster_size)
         )?;
     }
     writeln!(out, "stored size     {}", size(f.compressed_size))?;
@@ -100,7 +101,7 @@ fn print_table(out: &mut dyn Write, t: &PartitionTable) -> std::io::Result<()> {
             p.index,
             p.start,
             p.size,
-            short_human(p.size),
+            human_size(p.size),
             p.type_name.map_or_else(|| p.type_id.clone(), str::to_string),
             [p.name.as_deref().unwrap_or(""), flag].join(" ").trim()
         )?;
@@ -110,21 +111,5 @@ fn print_table(out: &mut dyn Write, t: &PartitionTable) -> std::io::Result<()> {
 
 /// `8589934592 bytes (8.0 GiB)`.
 fn human(bytes: u64) -> String {
-    format!("{bytes} bytes ({})", short_human(bytes))
-}
-
-/// `8.0 GiB`, binary units.
-fn short_human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    format!("{bytes} bytes ({})", human_size(bytes))
 }

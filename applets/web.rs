@@ -3,12 +3,15 @@
 
 use argh::FromArgs;
 use bty::config::{Config, LoadOptions};
-use bty::web::{server, AppContext};
+use bty::web::{export, server, AppContext};
 use bty::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Serve the PXE control plane, machine API, image store and audit log over HTTP.
+///
+/// `export DEST [--full]` and `import SRC` move machines between instances (reference
+/// bty_export_version 3; --full adds bindings and labels) and do not start the server.
 ///
 /// Configuration layers: defaults < /etc/bty/bty.toml < /etc/bty/conf.d/*.toml < --config <
 /// BTY_<SECTION>_<KEY> < these flags. Set BTY_CONFIG_DIR to read another directory than
@@ -24,6 +27,36 @@ struct Args {
     /// state directory, created if missing (default /var/lib/bty)
     #[argh(option)]
     state_dir: Option<PathBuf>,
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Export(Export),
+    Import(Import),
+}
+
+/// Write DEST/inventory.json (bty_export_version 3: machines' hardware identity).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "export")]
+struct Export {
+    /// bundle directory, created if missing
+    #[argh(positional)]
+    dest: PathBuf,
+    /// also export bindings and labels (image, boot mode, drive, disk serial)
+    #[argh(switch)]
+    full: bool,
+}
+
+/// Import a bundle (a directory with inventory.json, or the file): all of it or nothing.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "import")]
+struct Import {
+    /// bundle directory or inventory.json
+    #[argh(positional)]
+    src: PathBuf,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down cleanly (exit 0).
@@ -37,14 +70,42 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
     opts.listen = args.listen;
     opts.state_dir = args.state_dir;
     let config = Config::load(&opts)?;
+    if let Some(command) = args.command {
+        return bundle(&config, command);
+    }
     let ctx = Arc::new(AppContext::open(config)?);
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, ctx.shutdown.clone()).context("installing signal handlers")?;
     }
-    let listener = server::bind(&ctx.config.server.listen)?;
+    let listener = server::bind(&ctx.config.server.listen, ctx.config.tuning.max_connections)?;
     // One line tests and operators can parse for the real port.
     eprintln!("bty-web: listening on http://{}", listener.addr);
     bty::web::run(ctx, listener)?;
     eprintln!("bty-web: stopped");
+    Ok(0)
+}
+
+/// `export` / `import`: on the state database, with or without a running server.
+fn bundle(config: &Config, command: Command) -> bty::Result<i32> {
+    let dir = &config.paths.state_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let db = bty::db::Db::open(&dir.join("state.db"))?;
+    match command {
+        Command::Export(e) => {
+            let bundle = export::bundle(&db, e.full)?;
+            export::write(&bundle, &e.dest)?;
+            println!("bty-web export -> {}: {} machines", e.dest.display(), bundle.machines.len());
+        }
+        Command::Import(i) => {
+            let plan = export::read(&i.src)?;
+            export::apply(&db, &plan)?;
+            println!(
+                "bty-web import: {} machines (as bty-inventory), {} bindings",
+                plan.machines(),
+                plan.bindings()
+            );
+        }
+    }
+    db.close();
     Ok(0)
 }

@@ -9,8 +9,9 @@ packages=(
   tftp-hpa atftp tftpd-hpa
   nginx-light wrk docker-registry apache2-utils
   chromium chromium-driver
-  mtools dosfstools gdisk e2fsprogs
+  mtools dosfstools gdisk e2fsprogs grub-efi-amd64-bin
   zstd xz-utils bzip2 gzip qemu-utils curl
+  tmux
 )
 missing=()
 for p in "${packages[@]}"; do

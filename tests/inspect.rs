@@ -152,6 +152,21 @@ fn a_gpt_with_4096_byte_sectors_is_found() {
 }
 
 #[test]
+fn a_block_device_is_inspected_as_a_raw_disk() {
+    if !can_use_loop_devices() {
+        eprintln!("skipped: needs root and loop devices");
+        return;
+    }
+    let dir = scratch();
+    let disk = build(dir.path());
+    let dev = LoopDevice::attach(&disk);
+    let found = inspect_json(&["--decoded-hash", dev.path.to_str().unwrap()]);
+    assert_eq!((found["format"].as_str(), found["virtual_size"].as_u64()), (Some("raw"), Some(DISK_SIZE)));
+    assert_eq!(found["decoded_sha256"], sha256sum(&disk).as_str());
+    assert_eq!(found["partition_table"]["partitions"][1]["name"], "root");
+}
+
+#[test]
 fn an_image_without_a_partition_table_says_none() {
     let dir = scratch();
     let file = dir.path().join("blank.img");

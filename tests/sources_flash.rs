@@ -170,3 +170,23 @@ fn bad_remote_input_fails_with_the_right_code_and_writes_nothing() {
         assert_eq!(sha256sum(&t), before, "{args:?} wrote to the target");
     }
 }
+
+#[test]
+fn a_qcow2_over_http_flashes_byte_identical() {
+    let dir = scratch();
+    let img = image(dir.path());
+    let q = dir.path().join("disk.qcow2");
+    let status = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+        .arg(&img.raw)
+        .arg(&q)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let srv = Httpd::start();
+    srv.put("/disk.qcow2", Resource::new(std::fs::read(&q).unwrap()));
+    let t = target(dir.path());
+    let out = flash(&[&srv.url("/disk.qcow2"), t.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_flashed(&t, &img);
+}

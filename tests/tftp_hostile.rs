@@ -168,6 +168,24 @@ fn duplicate_acks_and_resent_requests_cause_no_duplicate_data() {
 }
 
 #[test]
+fn root_and_listen_come_from_the_config_file_and_flags_win() {
+    let dir = hostile_tree();
+    let toml = dir.path().join("bty.toml");
+    let root = dir.path().join("root");
+    std::fs::write(
+        &toml,
+        format!("[tftp]\nroot = {:?}\nlisten = \"127.0.0.1:0\"\n", root.display().to_string()),
+    )
+    .unwrap();
+    let mut server = TftpServer::spawn(&["--config".into(), toml.clone().into()]);
+    assert_still_serving(&mut server, &root);
+    // --root beats the file: an empty directory serves nothing.
+    let empty = scratch();
+    let server = TftpServer::spawn(&["--config".into(), toml.into(), "--root".into(), empty.path().into()]);
+    assert_eq!(fetch(server.addr, "good.bin", "octet", &[]).unwrap_err().code, 1);
+}
+
+#[test]
 fn sigterm_stops_the_server_cleanly() {
     let dir = hostile_tree();
     let mut server = TftpServer::start(&dir.path().join("root"), &[]);

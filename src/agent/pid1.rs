@@ -11,6 +11,7 @@
 use super::cmdline::{self, BootParams};
 use super::flow::{self, Next};
 use crate::error::{Error, Result};
+use rustix::fd::OwnedFd;
 use rustix::mount::MountFlags;
 use std::path::Path;
 use std::time::Duration;
@@ -40,6 +41,15 @@ fn say(msg: &str) {
 
 /// Runs PID 1; never returns.
 pub fn run(fallback: Fallback) -> ! {
+    mount_pseudo_filesystems();
+    // Without the mirror, lines reach only /dev/console; with it, every kernel console.
+    let console = match super::console::mirror_to_kmsg() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            say(&format!("warning: console lines are not mirrored to the kernel log: {e}"));
+            None
+        }
+    };
     let next = match std::panic::catch_unwind(cycle) {
         Ok(Ok(next)) => next,
         Ok(Err(e)) => {
@@ -62,14 +72,13 @@ pub fn run(fallback: Fallback) -> ! {
             if let Some(r) = reason {
                 say(&format!("falling back to the console: {r}"));
             }
-            fallback_forever(fallback, catalog.as_deref())
+            fallback_forever(fallback, catalog.as_deref(), console.as_ref())
         }
     }
 }
 
 /// The work up to and including the flow; an error here means no cycle could run.
 fn cycle() -> Result<Next> {
-    mount_pseudo_filesystems();
     say(&format!("plan agent {} starting as PID 1", crate::VERSION));
     let text = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let params = cmdline::parse(&text);
@@ -140,7 +149,8 @@ fn reboot_now() -> ! {
 }
 
 /// Runs the wizard (or a rescue shell) on the console, again and again, reaping every child.
-fn fallback_forever(fallback: Fallback, catalog: Option<&str>) -> ! {
+/// The child gets the real console (not the kmsg mirror's pipe) as its terminal.
+fn fallback_forever(fallback: Fallback, catalog: Option<&str>, console: Option<&OwnedFd>) -> ! {
     loop {
         let mut cmd = if fallback.tui {
             let mut c = std::process::Command::new("/proc/self/exe");
@@ -157,6 +167,12 @@ fn fallback_forever(fallback: Fallback, catalog: Option<&str>) -> ! {
         };
         std::os::unix::process::CommandExt::arg0(&mut cmd, "bty");
         cmd.env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin").env("TERM", "linux");
+        if let Some(fd) = console {
+            if let (Ok(i), Ok(o), Ok(e)) = (fd.try_clone(), fd.try_clone(), fd.try_clone()) {
+                use std::process::Stdio;
+                cmd.stdin(Stdio::from(i)).stdout(Stdio::from(o)).stderr(Stdio::from(e));
+            }
+        }
         match cmd.spawn() {
             Ok(child) => reap_until(child.id()),
             Err(e) => say(&format!("starting the console program failed: {e}")),

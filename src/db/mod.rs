@@ -3,11 +3,14 @@
 //!
 //! One file per table group: `machines.rs` (machines, labels and the boot cycle), `events.rs`
 //! (the audit log), `images.rs` (the image store and remote catalog entries), `sessions.rs`
-//! (browser sessions and API tokens), `settings.rs` (key/value settings). Schema changes are
+//! (browser sessions and API tokens), `settings.rs` (key/value settings), `backup.rs` (online
+//! copies of the file), `export.rs` (the rows of export/import bundles). Schema changes are
 //! appended to `migrations.rs` and recorded in `PRAGMA user_version`; an upgrade keeps every row.
 //! Nothing here decides policy: callers pass validated values and get typed rows back.
 
+mod backup;
 mod events;
+mod export;
 mod images;
 mod machines;
 mod migrations;
@@ -15,6 +18,7 @@ mod sessions;
 mod settings;
 
 pub use events::{EventFilter, NewEvent};
+pub use export::IdentityRow;
 pub use images::{ImageKind, ImageRow};
 pub use machines::{MachineRecord, StatusReport};
 pub use migrations::SCHEMA_VERSION;

@@ -105,15 +105,21 @@ impl Db {
         })
     }
 
-    /// Looks a token up by hash and records the use; its id when valid.
+    /// Looks a token up by hash and records the use (at most once a minute, so a busy script
+    /// does not turn every read into a write); its id when valid.
     pub fn use_token(&self, token_hash: &str) -> Result<Option<i64>> {
-        let now = super::now();
+        let now = time::OffsetDateTime::now_utc();
+        let (stamp, stale) = (super::format_ts(now), super::format_ts(now - time::Duration::minutes(1)));
         self.with(|c| {
             let id: Option<i64> = c
                 .query_row("SELECT id FROM api_tokens WHERE token_hash = ?1", [token_hash], |r| r.get(0))
                 .optional()?;
             if let Some(id) = id {
-                c.execute("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1", params![id, now])?;
+                c.execute(
+                    "UPDATE api_tokens SET last_used_at = ?2
+                       WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
+                    params![id, stamp, stale],
+                )?;
             }
             Ok(id)
         })

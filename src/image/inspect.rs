@@ -15,6 +15,9 @@ use std::io::Read;
 /// The version of the JSON shape `bty inspect --json` prints.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The read size when hashing a whole image.
+const DRAIN_BLOCK: usize = 4 << 20;
+
 /// What to compute beyond the cheap facts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InspectOptions {
@@ -109,7 +112,7 @@ pub fn inspect_with(src: &dyn Source, opts: InspectOptions) -> Result<Inspection
         let stored_digest = stored.digest_handle();
         let mut disk =
             HashingReader::new(stream::decode_stream(Box::new(stored), format, &src.describe(), src.len())?);
-        std::io::copy(&mut disk, &mut std::io::sink())?;
+        drain(&mut disk)?;
         found.decoded_sha256 = Some(source::hex(&disk.digest_handle().finish()));
         found.decoded_size = Some(disk.digest_handle().bytes());
         if opts.hash {
@@ -119,14 +122,30 @@ pub fn inspect_with(src: &dyn Source, opts: InspectOptions) -> Result<Inspection
     }
     if opts.decoded_hash {
         let mut disk = HashingReader::new(open_disk(src, format)?);
-        std::io::copy(&mut disk, &mut std::io::sink())?;
+        drain(&mut disk)?;
         found.decoded_sha256 = Some(source::hex(&disk.digest_handle().finish()));
         found.decoded_size = Some(disk.digest_handle().bytes());
     }
     if opts.hash {
-        found.sha256 = Some(source::hex(&source::sha256_of(src)?));
+        let mut stored = HashingReader::new(src.open_stream(0)?);
+        drain(&mut stored)?;
+        found.sha256 = Some(source::hex(&stored.digest_handle().finish()));
     }
     Ok(found)
+}
+
+/// Reads `r` to its end in large blocks (the decoders and the hash work best on megabytes,
+/// not on `io::copy`'s 8 KiB).
+fn drain(r: &mut dyn Read) -> Result<()> {
+    let mut buf = vec![0u8; DRAIN_BLOCK];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The decoded disk of `src` as a reader that borrows it.
@@ -164,7 +183,8 @@ mod tests {
         let src = Mem::new("d.img.zst", stored);
         let found =
             inspect_with(&src, InspectOptions { hash: true, decoded_hash: true, format: None }).unwrap();
-        assert_eq!((found.virtual_size, found.decoded_size), (Some(100_000), Some(100_000)));
+        // Not a local file, so the frame walk is skipped; decoding counts the size instead.
+        assert_eq!((found.virtual_size, found.decoded_size), (None, Some(100_000)));
         assert_ne!(found.sha256, found.decoded_sha256);
         assert_eq!(found.sha256, Some(source::hex(&source::sha256_of(&src).unwrap())));
     }

@@ -63,6 +63,25 @@ pub fn decode_stream(
     Ok(Box::new(Decoding { inner, format, name: name.to_string(), consumed }))
 }
 
+/// Our error as an `io::Error` for a `Read` caller. The kind is never `Interrupted` (which is
+/// how a cancelled transfer converts by default): std's helpers and the decompressors retry
+/// `Interrupted` forever, so a cancellation would spin instead of stopping. The error inside is
+/// ours, whole, for `bty::Error::from` to take back out.
+pub fn read_error(e: Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// A source's `io::Error`, kept whole unless it is one of ours marked `Interrupted`.
+fn uninterrupted(e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::Interrupted || !e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        return e;
+    }
+    match e.into_inner() {
+        Some(inner) => io::Error::other(inner),
+        None => io::Error::from(io::ErrorKind::Interrupted),
+    }
+}
+
 /// Counts the stored bytes pulled from the source, so errors can say where decoding stopped.
 struct Counted<R> {
     inner: R,
@@ -71,7 +90,7 @@ struct Counted<R> {
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).map_err(uninterrupted)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -92,11 +111,10 @@ impl<R: Read> Read for RawStream<R> {
         self.got += n as u64;
         if n == 0 && !buf.is_empty() {
             if let Some(expected) = self.expected.filter(|&e| self.got < e) {
-                return Err(Error::failed(format!(
+                return Err(read_error(Error::failed(format!(
                     "reading {}: the data ended after {} of {expected} bytes (the file shrank or the transfer was cut)",
                     self.name, self.got
-                ))
-                .into());
+                ))));
             }
         }
         Ok(n)
@@ -131,13 +149,16 @@ impl Decoding {
 impl Read for Decoding {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.inner.read(buf) {
-            Ok(0) if !buf.is_empty() && self.consumed.load(Ordering::Relaxed) == 0 => Err(Error::failed(
-                format!("{} is empty: it holds no {} stream", self.name, self.format.long_name()),
-            )
-            .into()),
+            Ok(0) if !buf.is_empty() && self.consumed.load(Ordering::Relaxed) == 0 => {
+                Err(read_error(Error::failed(format!(
+                    "{} is empty: it holds no {} stream",
+                    self.name,
+                    self.format.long_name()
+                ))))
+            }
             Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
-            Err(e) => Err(self.explain(e).into()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && e.get_ref().is_none() => Err(e),
+            Err(e) => Err(read_error(self.explain(e))),
         }
     }
 }
@@ -256,6 +277,29 @@ mod tests {
         for f in [Format::Zstd, Format::Gzip, Format::Xz, Format::Bzip2] {
             assert!(decode(f, Vec::new()).is_err(), "{f:?}");
         }
+    }
+
+    /// A source that yields some bytes, then fails the way a cancelled transfer does.
+    struct Failing(usize);
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(Error::new(crate::ErrorKind::Cancelled, "stopped by SIGINT").into());
+            }
+            let n = self.0.min(buf.len());
+            buf[..n].fill(0x1f);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_source_error_passes_through_with_its_kind() {
+        let mut r = decode_stream(Box::new(Failing(0)), Format::Gzip, "t.img.gz", None).unwrap();
+        let e = Error::from(r.read(&mut [0u8; 64]).unwrap_err());
+        assert_eq!(e.kind(), crate::ErrorKind::Cancelled);
+        assert_eq!(e.to_string(), "decoding gzip stream of t.img.gz: stopped by SIGINT");
     }
 
     #[test]

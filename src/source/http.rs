@@ -98,8 +98,12 @@ impl Inner {
     /// `GET` with `Range: bytes=0-0`: one request that answers length, Range support and
     /// validators, and (unlike HEAD) works with pre-signed GET-only URLs.
     fn probe(&self) -> Result<Meta> {
-        let resp = self.get(&[("Range", "bytes=0-0".to_string())])?;
+        let mut resp = self.get(&[("Range", "bytes=0-0".to_string())])?;
         let status = resp.status().as_u16();
+        if status == 206 {
+            // Finish the one-byte body so the connection is reused by the next request.
+            let _ = resp.body_mut().as_reader().take(2).read_to_end(&mut Vec::new());
+        }
         let (len, ranges) = match status {
             206 => (content_range(&resp).and_then(|r| r.total), true),
             200 => (content_length(&resp), false),
@@ -172,8 +176,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Opens the body from byte `pos`; `start` is where the stream began (nothing yielded yet
-    /// when they are equal).
+    /// Opens the body from byte `pos`: a plain GET at 0 (nothing yielded yet, so a server
+    /// without Range support may start over), else a guarded Range GET whose answer must be
+    /// the same object from exactly `pos`.
     fn connect(&self, pos: u64) -> Result<ureq::BodyReader<'static>> {
         let resp = if pos == 0 { self.get(&[])? } else { self.get(&self.range_headers(pos, None))? };
         let status = resp.status().as_u16();
@@ -266,8 +271,13 @@ impl Inner {
         }
         let want = end - start + 1;
         let mut data = Vec::with_capacity(want as usize);
-        let read = resp.into_body().into_reader().take(want).read_to_end(&mut data);
+        // Reading to the end (not just `want` bytes) lets ureq see the body finish and keep the
+        // connection for the next request: a qcow2 or zstd walk makes hundreds of these.
+        let read = resp.into_body().into_reader().take(want + 1).read_to_end(&mut data);
         Ok(match read {
+            Ok(_) if data.len() as u64 > want => {
+                Err(Error::failed(format!("{}: a longer answer than the Range asked for", self.shown)))
+            }
             Ok(_) if data.len() as u64 == want || self.meta.len.is_none() => Ok(data),
             Ok(_) => Err(Error::failed(format!("{}: short answer to a Range request", self.shown))),
             Err(e) => Err(Error::from(e).context(format!("reading {}", self.shown))),

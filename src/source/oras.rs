@@ -11,7 +11,7 @@
 use super::client;
 use super::http::{HttpOptions, HttpSource};
 use super::registry_auth::Registry;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Context, Error, ErrorKind, Result};
 use serde_json::Value;
 
 /// Largest manifest read.
@@ -147,8 +147,9 @@ pub struct Layer {
 pub fn open(spec: &str) -> Result<HttpSource> {
     let r = OrasRef::parse(spec)?;
     let registry = Registry::new(&r.host);
-    let authorization = registry.authorize(&r.repo).with_ctx(spec)?;
-    let layer = resolve_layer(&registry, &r, authorization.as_deref()).with_ctx(spec)?;
+    let ctx = || format!("resolving {spec}");
+    let authorization = registry.authorize(&r.repo).with_context(ctx)?;
+    let layer = resolve_layer(&registry, &r, authorization.as_deref()).with_context(ctx)?;
     let expected = super::parse_sha256(&layer.digest)?;
     let url = format!("{}/v2/{}/blobs/{}", registry.base, r.repo, layer.digest);
     let repo_name = r.repo.rsplit('/').next().unwrap_or(&r.repo).to_string();
@@ -171,7 +172,7 @@ pub fn open(spec: &str) -> Result<HttpSource> {
         file_name: Some(layer.title.unwrap_or(repo_name)),
         shown: Some(spec.to_string()),
     };
-    let source = HttpSource::with_options(&url, opts).with_ctx(spec)?;
+    let source = HttpSource::with_options(&url, opts).with_context(ctx)?;
     if let (Some(want), Some(got)) = (layer.size, super::Source::len(&source)) {
         if want != got {
             return Err(Error::new(
@@ -295,17 +296,6 @@ pub fn pick_layer(manifest: &Value) -> Result<Layer> {
         )));
     }
     Ok(best)
-}
-
-/// Adds the ref as context to errors of one resolution step.
-trait WithRef<T> {
-    fn with_ctx(self, spec: &str) -> Result<T>;
-}
-
-impl<T> WithRef<T> for Result<T> {
-    fn with_ctx(self, spec: &str) -> Result<T> {
-        self.map_err(|e| e.context(format!("resolving {spec}")))
-    }
 }
 
 #[cfg(test)]

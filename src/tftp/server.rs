@@ -160,11 +160,17 @@ impl Server {
                     self.finish(request.report(peer, Instant::now(), Err("refused: server busy".into())));
                     continue;
                 };
-                scope.spawn(move || {
-                    let _slot = slot;
-                    let report = self.transfer(&request, peer, shutdown);
-                    self.finish(report);
-                });
+                let spawned =
+                    std::thread::Builder::new().name("tftp-transfer".into()).spawn_scoped(scope, move || {
+                        let _slot = slot;
+                        let report = self.transfer(&request, peer, shutdown);
+                        self.finish(report);
+                    });
+                if let Err(e) = spawned {
+                    // Out of threads or memory: the client may retry later, like any busy case.
+                    log_warn!("tftp: cannot start a transfer thread: {e}");
+                    self.reply_error(peer, ErrorCode::NotDefined, "server busy, try again");
+                }
             }
         });
         Ok(())
@@ -337,6 +343,7 @@ impl Link<'_> {
         timeout: Duration,
     ) -> std::result::Result<(), String> {
         let mut buf = [0u8; 1024];
+        let mut armed: Option<Duration> = None;
         let mut status = transfer.start();
         let mut deadline = Instant::now() + timeout;
         loop {
@@ -360,8 +367,13 @@ impl Link<'_> {
                 let Some(left) = deadline.checked_duration_since(now).filter(|d| !d.is_zero()) else {
                     break transfer.on_timeout();
                 };
-                // Setting the timeout costs a syscall per window, not per packet.
-                let _ = self.socket.set_read_timeout(Some(left.min(SHUTDOWN_POLL)));
+                // Waits are capped at the shutdown poll, so the timeout is usually that same
+                // value and the setsockopt can be skipped.
+                let wait = left.min(SHUTDOWN_POLL);
+                if armed != Some(wait) {
+                    let _ = self.socket.set_read_timeout(Some(wait));
+                    armed = Some(wait);
+                }
                 match self.socket.recv(&mut buf) {
                     Ok(n) => break transfer.on_datagram(&buf[..n]),
                     Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
@@ -488,6 +500,50 @@ mod tests {
         for ip in ["10.0.0.1", "192.168.1.1", "2001:db8::1", "fec0::1"] {
             assert!(!is_local(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn embedded_server_reports_every_transfer_to_the_hook_and_stops_on_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"hello").unwrap();
+        let config = ServerConfig {
+            root: dir.path().into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        };
+        let reports = Arc::new(Mutex::new(Vec::<TransferReport>::new()));
+        let seen = Arc::clone(&reports);
+        let server = Server::bind(config).unwrap().on_transfer(move |r| seen.lock().unwrap().push(r.clone()));
+        let addr = server.local_addr().unwrap();
+        let shutdown = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let running = s.spawn(|| server.run(&shutdown));
+            let mut buf = [0u8; 600];
+            let good = UdpSocket::bind("127.0.0.1:0").unwrap();
+            good.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            good.send_to(b"\x00\x01a\x00octet\x00", addr).unwrap();
+            let (n, port) = good.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"\x00\x03\x00\x01hello");
+            good.send_to(b"\x00\x04\x00\x01", port).unwrap();
+            let bad = UdpSocket::bind("127.0.0.1:0").unwrap();
+            bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            bad.send_to(b"\x00\x01missing\x00octet\x00", addr).unwrap();
+            let (n, _) = bad.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"\x00\x05\x00\x01file not found\x00");
+            let until = Instant::now() + Duration::from_secs(5);
+            while reports.lock().unwrap().len() < 2 && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            shutdown.store(true, Ordering::Relaxed);
+            running.join().unwrap().unwrap();
+        });
+        let mut reports = reports.lock().unwrap().clone();
+        reports.sort_by(|a, b| a.file.cmp(&b.file));
+        let summary: Vec<_> = reports.iter().map(|r| (r.file.as_str(), r.bytes, r.result.clone())).collect();
+        assert_eq!(
+            summary,
+            vec![("a", 5, Ok(())), ("missing", 0, Err("refused: file not found".to_string()))]
+        );
     }
 
     #[test]

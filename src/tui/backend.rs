@@ -185,6 +185,13 @@ impl Backend for SystemBackend {
                 .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
                 .collect();
             disks.retain(|d| wanted.contains(&d.path));
+            if disks.is_empty() {
+                let named: Vec<String> = self.only_disks.iter().map(|p| p.display().to_string()).collect();
+                return Err(Error::not_found(format!(
+                    "no whole disk matches --disk {}; `bty disks --all` lists the disks there are",
+                    named.join(" --disk ")
+                )));
+            }
         }
         let disks = disks
             .into_iter()
@@ -203,15 +210,12 @@ impl Backend for SystemBackend {
         progress: &mut dyn FnMut(&Progress),
         cancel: &AtomicBool,
     ) -> Result<FlashReport> {
-        let resolved = source::resolve(&job.image.src, None)?;
-        // The catalog's digest is the one the operator was shown; the transport's is the fallback.
+        let source = source::open(&job.image.src)?;
+        // The digest the catalog listed is checked; without one the engine falls back to the
+        // transport's own (an OCI layer digest).
         let listed = job.image.sha256.as_deref().map(source::parse_sha256).transpose()?;
-        let options = FlashOptions {
-            expected_sha256: listed.or(resolved.expected_sha256),
-            verify: job.verify,
-            ..FlashOptions::default()
-        };
-        flash::flash(resolved.source, &job.target, &options, progress, cancel)
+        let options = FlashOptions { expected_sha256: listed, verify: job.verify, ..FlashOptions::default() };
+        flash::flash(source, &job.target, &options, progress, cancel)
     }
 
     fn reboot(&self) -> Result<()> {
@@ -221,10 +225,10 @@ impl Backend for SystemBackend {
                 .arg("reboot")
                 .status()
                 .context("running systemctl reboot")?;
-            return match status.success() {
-                true => Ok(()),
-                false => Err(Error::failed(format!("systemctl reboot failed ({status})"))),
-            };
+            if !status.success() {
+                return Err(Error::failed(format!("systemctl reboot failed ({status})")));
+            }
+            return Ok(());
         }
         sys::reboot::sync();
         sys::reboot::reboot()

@@ -1,8 +1,9 @@
 //! Turning frames into terminal bytes, sending only what changed.
 //!
 //! With cursor addressing the display keeps the previous frame as lines and rewrites only the
-//! rows that differ (cursor to the row, the text, erase to end of line), which is what keeps a
-//! 9600-baud serial console usable. It speaks a VT100 subset: `CUP`, `EL`, `ED` and SGR 0, 1, 7,
+//! rows that differ, each from its first changed column (cursor there, the rest of the text,
+//! erase to end of line when it got shorter), which is what keeps a 9600-baud serial console
+//! usable. It speaks a VT100 subset: `CUP`, `EL`, `ED` and SGR 0, 1, 7,
 //! plus colours 31–33 and dim when colour is allowed. Without addressing (`TERM=dumb`) a frame is
 //! printed as plain lines, and a frame that differs only in its last line rewrites that line
 //! after a carriage return (the progress line). This module does not know about the wizard.
@@ -66,9 +67,15 @@ impl Display {
             let width = if r + 1 == rows { cols.saturating_sub(1) } else { cols };
             let line = frame.lines.get(r).map(|l| l.fitted(width, ascii)).unwrap_or_default();
             if line != self.shown[r] {
-                out.push_str(&format!("\x1b[{};1H", r + 1));
-                self.write_line(&mut out, &line);
-                out.push_str("\x1b[K");
+                // Only from the first changed column on: a progress line changes a few cells,
+                // and on a 9600-baud line every byte counts.
+                let old = &self.shown[r];
+                let start = first_difference(old, &line);
+                out.push_str(&format!("\x1b[{};{}H", r + 1, start + 1));
+                self.write_line(&mut out, &line.tail_from(start));
+                if line.width() < old.width() {
+                    out.push_str("\x1b[K");
+                }
                 self.shown[r] = line;
             }
         }
@@ -142,6 +149,15 @@ impl Display {
     }
 }
 
+/// The first column where two rows differ in character or style.
+fn first_difference(a: &Line, b: &Line) -> usize {
+    let cells = |l: &Line| -> Vec<(char, Style)> {
+        l.spans.iter().flat_map(|s| s.text.chars().map(move |c| (c, s.style))).collect()
+    };
+    let (a, b) = (cells(a), cells(b));
+    a.iter().zip(&b).take_while(|(x, y)| x == y).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +175,7 @@ mod tests {
         let mut d = Display::new(vt100());
         let out = String::from_utf8(d.paint(&frame(&["one", "two"]), 20, 3)).unwrap();
         assert!(out.starts_with("\x1b[0m\x1b[H\x1b[2J"), "{out:?}");
-        assert!(out.contains("\x1b[1;1Hone\x1b[K") && out.contains("\x1b[2;1Htwo\x1b[K"), "{out:?}");
+        assert!(out.contains("\x1b[1;1Hone") && out.contains("\x1b[2;1Htwo"), "{out:?}");
         assert!(out.ends_with("\x1b[2;3H"), "{out:?}");
     }
 
@@ -168,8 +184,22 @@ mod tests {
         let mut d = Display::new(vt100());
         d.paint(&frame(&["one", "two", "three"]), 20, 4);
         let out = String::from_utf8(d.paint(&frame(&["one", "TWO", "three"]), 20, 4)).unwrap();
-        assert_eq!(out, "\x1b[2;1HTWO\x1b[K\x1b[3;3H");
+        assert_eq!(out, "\x1b[2;1HTWO\x1b[3;3H");
         assert!(d.paint(&frame(&["one", "TWO", "three"]), 20, 4).is_empty());
+    }
+
+    #[test]
+    fn a_changed_row_is_rewritten_from_its_first_changed_column_and_erased_when_shorter() {
+        let mut d = Display::new(vt100());
+        d.paint(&frame(&["writing 10% 5.0 MB/s", "> "]), 40, 4);
+        let out = String::from_utf8(d.paint(&frame(&["writing 20% 5.0 MB/s", "> "]), 40, 4)).unwrap();
+        assert_eq!(out, "\x1b[1;9H20% 5.0 MB/s\x1b[2;3H");
+        let out = String::from_utf8(d.paint(&frame(&["writing 20%", "> "]), 40, 4)).unwrap();
+        assert_eq!(out, "\x1b[1;12H\x1b[K\x1b[2;3H");
+        // A style change counts as a change.
+        let styled = Frame { lines: vec![Line::styled("writing 20%", Style::Bold)], cursor: None };
+        let out = String::from_utf8(d.paint(&styled, 40, 4)).unwrap();
+        assert!(out.starts_with("\x1b[1;1H\x1b[0;1mwriting 20%"), "{out:?}");
     }
 
     #[test]
@@ -184,7 +214,7 @@ mod tests {
     fn rows_are_cut_to_the_width_and_the_bottom_right_cell_is_never_written() {
         let mut d = Display::new(vt100());
         let out = String::from_utf8(d.paint(&frame(&["abcdef", "ghijkl"]), 4, 2)).unwrap();
-        assert!(out.contains("abcd\x1b[K") && out.contains("ghi\x1b[K") && !out.contains("ghij"), "{out:?}");
+        assert!(out.contains("abcd") && out.contains("ghi") && !out.contains("ghij"), "{out:?}");
     }
 
     #[test]

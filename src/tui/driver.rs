@@ -291,6 +291,11 @@ mod tests {
         text.chars().map(|c| Input::Key(if c == '\n' { Key::Enter } else { Key::Char(c) })).collect()
     }
 
+    /// The steps from the image list to a running flash onto /dev/loop1.
+    fn start_flash() -> Vec<(&'static str, Vec<Input>)> {
+        vec![("b.img", keys("1\n")), ("/dev/loop1", keys("2\n")), ("Type yes", keys("yes\n"))]
+    }
+
     fn run(
         backend: Arc<FakeBackend>,
         steps: Vec<(&'static str, Vec<Input>)>,
@@ -304,15 +309,8 @@ mod tests {
     #[test]
     fn a_whole_flash_from_image_to_quit() {
         let backend = FakeBackend::new(Engine::Succeeds);
-        let (outcome, term) = run(
-            backend.clone(),
-            vec![
-                ("b.img", keys("1\n")),
-                ("/dev/loop1", keys("2\n")),
-                ("Type yes", keys("yes\n")),
-                ("Flash complete", keys("q")),
-            ],
-        );
+        let (outcome, term) =
+            run(backend.clone(), [start_flash(), vec![("Flash complete", keys("q"))]].concat());
         assert_eq!(outcome.unwrap(), Outcome::Quit);
         let flashed = backend.flashed.lock().unwrap();
         assert_eq!(flashed.len(), 1);
@@ -326,14 +324,15 @@ mod tests {
         let backend = FakeBackend::new(Engine::WaitsForCancel);
         let (outcome, _) = run(
             backend.clone(),
-            vec![
-                ("b.img", keys("1\n")),
-                ("/dev/loop1", keys("2\n")),
-                ("Type yes", keys("yes\n")),
-                ("25%", vec![Input::Key(Key::Interrupt)]),
-                ("Cancel the flash?", keys("y")),
-                ("Flash cancelled", keys("q")),
-            ],
+            [
+                start_flash(),
+                vec![
+                    ("25%", vec![Input::Key(Key::Interrupt)]),
+                    ("Cancel the flash?", keys("y")),
+                    ("Flash cancelled", keys("q")),
+                ],
+            ]
+            .concat(),
         );
         assert_eq!(outcome.unwrap(), Outcome::Quit);
         assert!(backend.saw_cancel.load(Ordering::Relaxed));
@@ -344,12 +343,7 @@ mod tests {
         let backend = FakeBackend::new(Engine::WaitsForCancel);
         let (outcome, _) = run(
             backend.clone(),
-            vec![
-                ("b.img", keys("1\n")),
-                ("/dev/loop1", keys("2\n")),
-                ("Type yes", keys("yes\n")),
-                ("25%", vec![Input::Stop(Outcome::Interrupted)]),
-            ],
+            [start_flash(), vec![("25%", vec![Input::Stop(Outcome::Interrupted)])]].concat(),
         );
         assert_eq!(outcome.unwrap(), Outcome::Interrupted);
         assert!(backend.saw_cancel.load(Ordering::Relaxed));
@@ -358,15 +352,8 @@ mod tests {
     #[test]
     fn a_panicking_engine_ends_on_the_done_screen_with_a_failure() {
         let backend = FakeBackend::new(Engine::Panics);
-        let (outcome, _) = run(
-            backend,
-            vec![
-                ("b.img", keys("1\n")),
-                ("/dev/loop1", keys("2\n")),
-                ("Type yes", keys("yes\n")),
-                ("the flash engine crashed", keys("q")),
-            ],
-        );
+        let (outcome, _) =
+            run(backend, [start_flash(), vec![("the flash engine crashed", keys("q"))]].concat());
         assert_eq!(outcome.unwrap(), Outcome::Quit);
     }
 
@@ -375,13 +362,8 @@ mod tests {
         let backend = FakeBackend::new(Engine::Succeeds);
         let (outcome, _) = run(
             backend,
-            vec![
-                ("b.img", keys("1\n")),
-                ("/dev/loop1", keys("2\n")),
-                ("Type yes", keys("yes\n")),
-                ("Reboot now", keys("1\n")),
-                ("reboot failed: not in a test", keys("q")),
-            ],
+            [start_flash(), vec![("Reboot now", keys("1\n")), ("reboot failed: not in a test", keys("q"))]]
+                .concat(),
         );
         assert_eq!(outcome.unwrap(), Outcome::Quit);
     }

@@ -103,6 +103,22 @@ impl Line {
         self.spans.iter().map(|s| s.text.chars().count()).sum()
     }
 
+    /// The part of the row from column `col` on.
+    pub fn tail_from(&self, col: usize) -> Line {
+        let mut skip = col;
+        let mut spans = Vec::new();
+        for span in &self.spans {
+            let len = span.text.chars().count();
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            spans.push(Span { text: span.text.chars().skip(skip).collect(), style: span.style });
+            skip = 0;
+        }
+        Line { spans }
+    }
+
     /// The text without styles (for tests and plain output).
     pub fn text(&self) -> String {
         self.spans.iter().map(|s| s.text.as_str()).collect()

@@ -263,11 +263,6 @@ impl Wizard {
         self.message.as_ref()
     }
 
-    /// Whether the wizard is waiting for a worker (a list loading or a flash running).
-    pub fn busy(&self) -> bool {
-        self.images == Loading::Pending || self.disks == Loading::Pending || self.flashing.is_some()
-    }
-
     /// Applies one event; returns what the driver must do.
     pub fn handle(&mut self, event: Event) -> Vec<Effect> {
         match event {
@@ -296,8 +291,8 @@ impl Wizard {
     }
 
     fn key(&mut self, key: Key) -> Vec<Effect> {
-        if self.help && key != Key::Interrupt {
-            self.help = false;
+        if std::mem::take(&mut self.help) && key != Key::Interrupt {
+            // Any key closes the help; Ctrl+C also does what it always does.
             return Vec::new();
         }
         self.message = None;
@@ -319,6 +314,8 @@ impl Wizard {
                 Vec::new()
             }
             Key::Esc | Key::Char('b') => self.back(),
+            // "No" to the confirm question is a step back, as in the Python bty.
+            Key::Char('n') if self.screen == Screen::Confirm => self.back(),
             Key::Char('r') => self.rescan(),
             Key::Char('v') if self.screen == Screen::Confirm => {
                 self.verify = !self.verify;
@@ -1070,11 +1067,13 @@ pub(super) mod tests {
         let mut w = at_disks();
         keys(&mut w, &[Key::Esc]);
         assert_eq!((w.screen, w.image.is_none()), (Screen::Image, true));
-        // Confirm → Disk, listing disks again.
-        let mut w = at_confirm('2');
-        let effects = keys(&mut w, &[Key::Char('b')]);
-        assert!(matches!(&effects[..], [Effect::ScanDisks { .. }]));
-        assert_eq!((w.screen, w.disk.is_none()), (Screen::Disk, true));
+        // Confirm → Disk, listing disks again; n (no) does the same.
+        for key in [Key::Char('b'), Key::Char('n'), Key::Esc] {
+            let mut w = at_confirm('2');
+            let effects = keys(&mut w, &[key]);
+            assert!(matches!(&effects[..], [Effect::ScanDisks { .. }]), "{key:?}");
+            assert_eq!((w.screen, w.disk.is_none()), (Screen::Disk, true), "{key:?}");
+        }
         // Done → Disk with the same image.
         let mut w = flashing();
         w.handle(Event::Finished(Ok(report())));
@@ -1137,6 +1136,15 @@ pub(super) mod tests {
         assert!(keys(&mut w, &[Key::Char('q')]).is_empty());
         assert!(!w.help);
         assert_eq!(w.screen, Screen::Image);
+    }
+
+    #[test]
+    fn ctrl_c_with_help_open_closes_it_and_still_acts() {
+        let mut w = flashing();
+        keys(&mut w, &[Key::Char('?')]);
+        assert!(keys(&mut w, &[Key::Interrupt]).is_empty());
+        assert!(!w.help);
+        assert!(w.flashing.as_ref().is_some_and(|f| f.asking));
     }
 
     #[test]

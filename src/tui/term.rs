@@ -211,7 +211,8 @@ impl Terminal for Tty {
     fn size(&self) -> Size {
         let measured =
             termios::window_size(std::io::stdin()).or_else(|| termios::window_size(std::io::stdout()));
-        let (cols, rows) = measured.unwrap_or((80, 24));
+        // A serial line reports no size: `COLUMNS`/`LINES` when the operator set them, else 80x24.
+        let (cols, rows) = measured.unwrap_or_else(|| (env_number("COLUMNS", 80), env_number("LINES", 24)));
         Size { cols: cols.into(), rows: rows.into() }
     }
 }
@@ -224,6 +225,11 @@ impl Drop for Tty {
             signal_hook::low_level::unregister(id);
         }
     }
+}
+
+/// A positive number from the environment variable `name`, else `default`.
+fn env_number(name: &str, default: u16) -> u16 {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n > 0).unwrap_or(default)
 }
 
 /// Points stderr at `/dev/null` when it is a terminal, so log lines from library code cannot

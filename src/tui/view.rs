@@ -131,7 +131,7 @@ fn sequence(p: Parts) -> Frame {
 fn parts(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Parts {
     let (body, focus) = if w.help { (help(caps), None) } else { body(w, cols, caps, g) };
     Parts {
-        header: header(w, g),
+        header: header(w, cols, g),
         body,
         focus,
         message: match &w.message {
@@ -139,7 +139,7 @@ fn parts(w: &Wizard, cols: usize, caps: Caps, g: &Glyphs) -> Parts {
             None => Vec::new(),
         },
         hints: Line::styled(hints(w, caps, g), Style::Plain),
-        prompt: prompt(w),
+        prompt: prompt(w, cols, g),
         live: w.screen == Screen::Flashing && !w.help,
     }
 }
@@ -155,21 +155,26 @@ fn title(screen: Screen) -> &'static str {
     }
 }
 
-fn header(w: &Wizard, g: &Glyphs) -> Vec<Line> {
+fn header(w: &Wizard, cols: usize, g: &Glyphs) -> Vec<Line> {
     let mut lines =
         vec![Line::styled(format!(" bty {} - {} ", crate::VERSION, title(w.screen)), Style::Title)];
-    let mut steps = Line::plain(" ");
-    for (i, s) in Screen::ALL.iter().enumerate() {
-        if i > 0 {
-            steps = steps.push(g.sep, Style::Plain);
+    let crumbs = |named_all: bool| {
+        let mut steps = Line::plain(" ");
+        for (i, s) in Screen::ALL.iter().enumerate() {
+            if i > 0 {
+                steps = steps.push(g.sep, Style::Plain);
+            }
+            steps = match (*s == w.screen, named_all) {
+                (true, _) => steps.push(format!("[{}.{}]", i + 1, s.name()), Style::Bold),
+                (false, true) => steps.push(format!("{}.{}", i + 1, s.name()), Style::Plain),
+                (false, false) => steps.push((i + 1).to_string(), Style::Plain),
+            };
         }
-        steps = if *s == w.screen {
-            steps.push(format!("[{}.{}]", i + 1, s.name()), Style::Bold)
-        } else {
-            steps.push(format!("{}.{}", i + 1, s.name()), Style::Plain)
-        };
-    }
-    lines.push(steps);
+        steps
+    };
+    // On a narrow terminal only the current step keeps its name.
+    let full = crumbs(true);
+    lines.push(if full.width() <= cols { full } else { crumbs(false) });
     if let Some(b) = &w.setup.banner {
         lines.push(Line::styled(format!(" {b}"), Style::Warn));
     }
@@ -206,13 +211,19 @@ fn hints(w: &Wizard, caps: Caps, g: &Glyphs) -> String {
     format!(" {s}")
 }
 
-fn prompt(w: &Wizard) -> (Line, usize) {
-    let text = match (&w.source_input, w.screen) {
+fn prompt(w: &Wizard, cols: usize, g: &Glyphs) -> (Line, usize) {
+    let mut text = match (&w.source_input, w.screen) {
         (Some(t), _) => format!("Catalog path or URL: {t}"),
         (None, Screen::Confirm) => format!("Confirm: {}", w.typed),
         (None, Screen::Flashing) => String::new(),
         (None, _) => format!("> {}", w.typed),
     };
+    // A long URL being typed keeps its end, where the typing happens, in view.
+    let room = cols.saturating_sub(2);
+    let len = text.chars().count();
+    if len > room && room > 0 {
+        text = std::iter::once(g.ellipsis).chain(text.chars().skip(len - room + 1)).collect();
+    }
     let col = text.chars().count();
     (Line::plain(text), col)
 }
@@ -319,6 +330,14 @@ fn image_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>)
     let first = lines.len();
     for (i, text) in t.rows.iter().enumerate() {
         lines.push(row(text, i == w.image_cursor, false, g));
+    }
+    // The highlighted image's description and full source, which the table has no room for.
+    if let Some(e) = images.get(w.image_cursor) {
+        lines.push(Line::blank());
+        if let Some(d) = &e.description {
+            lines.extend(paragraph(d, cols, 1, Style::Plain));
+        }
+        lines.extend(paragraph(&e.src, cols, 1, Style::Greyed));
     }
     (lines, Some(first + w.image_cursor))
 }
@@ -608,7 +627,7 @@ fn result_lines(w: &Wizard, cols: usize) -> Vec<Line> {
             )));
             lines.push(Line::plain(format!(" Source sha256 {}", report.source_sha256)));
             lines.push(match w.image.as_ref().and_then(|i| i.sha256.as_ref()) {
-                Some(_) => Line::styled(" Digest: matches the catalog's sha256", Style::Good),
+                Some(_) => Line::styled(" Digest: the source matches its published sha256", Style::Good),
                 None => Line::plain(" Digest: none was published to check against"),
             });
             lines.push(match report.verified {
@@ -725,7 +744,9 @@ mod tests {
         let mut remote = entry("remote.img.zst");
         remote.src = "https://images.example.org/x/remote.img.zst".into();
         remote.format = Some("img.zst".into());
-        w.handle(Event::Images { generation: 1, result: Ok(vec![entry("local.img"), remote]) });
+        let mut local = entry("local.img");
+        local.description = Some("Debian 12 for the lab".into());
+        w.handle(Event::Images { generation: 1, result: Ok(vec![local, remote]) });
         let t = text(&w, 80, 24, XTERM);
         assert!(
             t.contains("Name") && t.contains("Size") && t.contains("Format") && t.contains("From"),
@@ -739,9 +760,11 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("img.zst") && t.contains("images.example.org"), "{t}");
+        assert!(t.contains(" Debian 12 for the lab\n /images/local.img"), "the highlighted image:\n{t}");
         // At 40 columns the number, name and size remain.
         let t = text(&w, 40, 12, VT100);
         assert!(t.contains("2  remote.img.zst") && t.contains("4.0 MiB"), "{t}");
+        assert!(t.contains(" 1 > [2.Image] > 3 > 4 > 5 > 6"), "{t}");
     }
 
     #[test]
@@ -862,6 +885,24 @@ mod tests {
         assert_eq!(f.lines.len(), 24);
         assert_eq!(f.lines[23].text(), "> 3");
         assert_eq!(f.cursor, Some((23, 3)));
+    }
+
+    #[test]
+    fn a_long_typed_url_keeps_its_end_in_view() {
+        let (mut w, _) = Wizard::new(setup(None));
+        w.handle(Event::Images { generation: 1, result: Ok(Vec::new()) });
+        w.handle(Event::Key(Key::Char('3')));
+        w.handle(Event::Key(Key::Enter));
+        for c in "http://bty-server.example.org:8080/catalog.toml".chars() {
+            w.handle(Event::Key(Key::Char(c)));
+        }
+        let f = frame(&w, Size { cols: 40, rows: 12 }, VT100);
+        let prompt = f.lines.last().map(Line::text).unwrap_or_default();
+        assert!(
+            prompt.starts_with('~') && prompt.ends_with("org:8080/catalog.toml") && prompt.len() == 38,
+            "{prompt:?}"
+        );
+        assert_eq!(f.cursor, Some((11, 38)));
     }
 
     #[test]

@@ -58,12 +58,63 @@ fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Whether `given` is the admin password, compared in constant time (via HMAC so lengths do
-/// not leak either).
+/// The database setting holding a password set on the account page: it overrides the configured
+/// or generated one, so an operator can change it without editing files.
+pub const PASSWORD_SETTING: &str = "admin.password_hash";
+
+/// PBKDF2 iterations for a stored password (slow enough to make a stolen database expensive to
+/// brute-force, fast enough for one login).
+const PBKDF2_ROUNDS: u32 = 60_000;
+
+/// PBKDF2-HMAC-SHA256 (RFC 8018 §5.2) with one 32-byte output block.
+fn pbkdf2_sha256(password: &[u8], salt: &[u8], rounds: u32) -> [u8; 32] {
+    let keyed = <HmacSha256 as KeyInit>::new_from_slice(password)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key"));
+    let mut first = keyed.clone();
+    first.update(salt);
+    first.update(&1u32.to_be_bytes());
+    let mut u: [u8; 32] = first.finalize().into_bytes().into();
+    let mut out = u;
+    for _ in 1..rounds {
+        let mut m = keyed.clone();
+        m.update(&u);
+        u = m.finalize().into_bytes().into();
+        out.iter_mut().zip(&u).for_each(|(o, x)| *o ^= x);
+    }
+    out
+}
+
+/// Hashes a password for [`PASSWORD_SETTING`]: `pbkdf2-sha256$ROUNDS$SALT$HASH` (hex).
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = random_hex(16)?;
+    let hash = hex(&pbkdf2_sha256(password.as_bytes(), salt.as_bytes(), PBKDF2_ROUNDS));
+    Ok(format!("pbkdf2-sha256${PBKDF2_ROUNDS}${salt}${hash}"))
+}
+
+/// Whether `given` matches a stored `pbkdf2-sha256$…` hash (constant-time comparison).
+pub fn verify_password(stored: &str, given: &str) -> bool {
+    let parts: Vec<&str> = stored.split('$').collect();
+    let [scheme, rounds, salt, want] = parts.as_slice() else { return false };
+    let Ok(rounds) = rounds.parse::<u32>() else { return false };
+    if *scheme != "pbkdf2-sha256" || rounds == 0 || rounds > 10_000_000 {
+        return false;
+    }
+    ct_eq(hex(&pbkdf2_sha256(given.as_bytes(), salt.as_bytes(), rounds)).as_bytes(), want.as_bytes())
+}
+
+/// Whether `given` is the admin password: the one set on the account page when there is one,
+/// else the configured or generated one, compared in constant time (via HMAC so lengths do not
+/// leak either). A database error refuses.
 pub fn password_matches(ctx: &AppContext, given: &str) -> bool {
-    let a = hmac(&ctx.secret, given.as_bytes());
-    let b = hmac(&ctx.secret, ctx.admin_password.as_bytes());
-    ct_eq(&a, &b)
+    match ctx.db.setting(PASSWORD_SETTING) {
+        Ok(Some(stored)) => verify_password(&stored, given),
+        Ok(None) => {
+            let a = hmac(&ctx.secret, given.as_bytes());
+            let b = hmac(&ctx.secret, ctx.admin_password.as_bytes());
+            ct_eq(&a, &b)
+        }
+        Err(_) => false,
+    }
 }
 
 fn cookie_value(ctx: &AppContext, sid: &str, expires: i64) -> String {
@@ -216,6 +267,19 @@ mod tests {
     fn hmac_matches_rfc4231_case_2() {
         let mac = hmac(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(hex(&mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+
+    #[test]
+    fn pbkdf2_matches_the_rfc7914_test_vector_and_stored_hashes_verify() {
+        // RFC 7914 §11: PBKDF2-HMAC-SHA256("passwd", "salt", c = 1), first 32 bytes.
+        assert_eq!(
+            hex(&pbkdf2_sha256(b"passwd", b"salt", 1)),
+            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
+        );
+        let stored = hash_password("new secret").unwrap();
+        assert!(verify_password(&stored, "new secret"));
+        assert!(!verify_password(&stored, "new secreT"));
+        assert!(!verify_password("garbage", "x"));
     }
 
     #[test]

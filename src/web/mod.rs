@@ -1,14 +1,16 @@
 //! bty-web: the PXE control plane, the machine API, the image store and the audit log.
 //!
-//! `server.rs` is the only file that knows tiny_http; `templates.rs` the only one that knows
-//! minijinja. Requests become our own [`Request`]; `router.rs` maps `(method, path)` to plain
+//! `server.rs` is the only file that knows tiny_http; `templates.rs` (iPXE scripts) and
+//! `ui/view.rs` (HTML pages) the only ones that know minijinja. Requests become our own [`Request`]; `router.rs` maps `(method, path)` to plain
 //! handler functions in `handlers/` and does authentication and CSRF around them; errors become
 //! responses in `response.rs`. Decisions about what a machine boots live in `plan/`, SQL in
 //! `db/`. Browser pages (`ui/`, `templates/ui/`, `static/`) build on this router.
 
 pub mod auth;
+pub mod backups;
 pub mod context;
 pub mod csrf;
+pub mod export;
 pub mod files;
 pub mod handlers;
 mod housekeeping;
@@ -19,6 +21,7 @@ pub mod router;
 pub mod server;
 pub mod sse;
 pub mod templates;
+pub mod ui;
 
 pub use context::AppContext;
 pub use request::Request;
@@ -33,10 +36,11 @@ pub fn run(ctx: Arc<AppContext>, listener: server::Listener) -> Result<()> {
     *ctx.fallback_host.lock().unwrap_or_else(|p| p.into_inner()) = listener.addr.to_string();
     let keeper = housekeeping::start(ctx.clone());
     let runner = jobs::start(ctx.clone());
+    let backups = backups::start(ctx.clone());
     server::serve(ctx.clone(), listener);
     let _ = keeper.join();
-    if let Some(r) = runner {
-        let _ = r.join();
+    for t in [runner, backups].into_iter().flatten() {
+        let _ = t.join();
     }
     // An upload abandoned at shutdown leaves its hidden temporary file; never keep one.
     files::remove_partials(&ctx.config.paths.boot_dir);

@@ -165,7 +165,13 @@ impl<'a> Request<'a> {
     /// The `Host` the client used (for URLs in scripts and catalogs), or `fallback`.
     pub fn host_or(&self, fallback: &str) -> String {
         match self.header("host") {
-            Some(h) if !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()) => h.to_string(),
+            // Only what a host name, an IPv4/IPv6 literal and a port consist of: the value is
+            // echoed into scripts and catalogs.
+            Some(h)
+                if !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)) =>
+            {
+                h.to_string()
+            }
             _ => fallback.to_string(),
         }
     }
@@ -289,6 +295,14 @@ mod tests {
         assert_eq!(r.query("q"), Some("a b"));
         assert_eq!(r.cookie("bty-token"), Some("abc.def"));
         assert_eq!(r.cookie("nope"), None);
+    }
+
+    #[test]
+    fn host_header_is_used_only_when_it_looks_like_a_host() {
+        let r = Request::fake("GET", "/").with_header("Host", "[fd00::1]:8080");
+        assert_eq!(r.host_or("fallback"), "[fd00::1]:8080");
+        let r = Request::fake("GET", "/").with_header("Host", "a&&shell");
+        assert_eq!(r.host_or("fallback"), "fallback");
     }
 
     #[test]

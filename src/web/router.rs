@@ -9,9 +9,12 @@
 use super::auth;
 use super::context::AppContext;
 use super::csrf;
-use super::handlers::{self as h, auth as login, boot, events, images, machines, pxe, system, tokens};
+use super::handlers::{
+    self as h, auth as login, backups, boot, events, images, machines, pxe, system, tokens,
+};
 use super::request::{Method, Request};
 use super::response::{HttpError, Reply, Response};
+use super::ui;
 
 /// Routes a request and turns any error into its response.
 pub fn handle(ctx: &AppContext, mut req: Request<'_>) -> Response {
@@ -72,10 +75,42 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Put, ["images", name]) => guard(ctx, req).and_then(|_| images::upload(ctx, req, name)),
         (Post, ["catalog", "entries"]) => guard(ctx, req).and_then(|_| images::add_remote(ctx, req)),
         (Delete, ["images", image_ref]) => guard(ctx, req).and_then(|_| images::delete(ctx, req, image_ref)),
+        (Get, ["backups"]) => guard(ctx, req).and_then(|_| backups::list(ctx, req)),
+        (Post, ["backups"]) => guard(ctx, req).and_then(|_| backups::create(ctx, req)),
+        (Get | Head, ["backups", name]) => guard(ctx, req).and_then(|_| backups::download(ctx, req, name)),
+        (Delete, ["backups", name]) => guard(ctx, req).and_then(|_| backups::delete(ctx, req, name)),
         (Get, ["api", "tokens"]) => guard(ctx, req).and_then(|_| tokens::list(ctx, req)),
         (Post, ["api", "tokens"]) => guard(ctx, req).and_then(|_| tokens::create(ctx, req)),
         (Delete, ["api", "tokens", id]) => guard(ctx, req).and_then(|_| tokens::delete(ctx, req, id)),
-        // The `ui` pages add their `/ui/...` and `/static/...` arms here.
+        // Browser pages: signed in, errors as readable pages.
+        (Get | Head, ["static", name]) => ui::assets::get(ctx, req, name),
+        (Get, ["ui"]) => page(ctx, req, || ui::root(ctx, req)),
+        (Get, ["ui", "dashboard"]) => page(ctx, req, || ui::dashboard::page(ctx, req)),
+        (Get, ["ui", "machines"]) => page(ctx, req, || ui::machines::page(ctx, req)),
+        (Post, ["ui", "machines"]) => page(ctx, req, || ui::machines::add(ctx, req)),
+        (Get, ["ui", "machines", mac]) => page(ctx, req, || ui::machine::page(ctx, req, mac)),
+        (Post, ["ui", "machines", mac]) => page(ctx, req, || ui::machine::save(ctx, req, mac)),
+        (Post, ["ui", "machines", mac, "delete"]) => page(ctx, req, || ui::machine::delete(ctx, req, mac)),
+        (Get, ["ui", "images"]) => page(ctx, req, || ui::images::page(ctx, req)),
+        (Post, ["ui", "images", "fetch"]) => page(ctx, req, || ui::images::fetch(ctx, req)),
+        (Post, ["ui", "images", image_ref, "delete"]) => {
+            page(ctx, req, || ui::images::delete(ctx, req, image_ref))
+        }
+        (Get, ["ui", "netboot"]) => page(ctx, req, || ui::netboot::page(ctx, req)),
+        (Get, ["ui", "events"]) => page(ctx, req, || ui::events::page(ctx, req)),
+        (Post, ["ui", "events", "ack"]) => page(ctx, req, || ui::events::ack(ctx, req)),
+        (Get, ["ui", "settings"]) => page(ctx, req, || ui::settings::page(ctx, req)),
+        (Get, ["ui", "backups"]) => page(ctx, req, || ui::backups::page(ctx, req)),
+        (Get, ["ui", "backups", name, "download"]) => {
+            page(ctx, req, || ui::backups::download(ctx, req, name))
+        }
+        (Get, ["ui", "account"]) => page(ctx, req, || ui::account::page(ctx, req)),
+        (Post, ["ui", "account", "password"]) => page(ctx, req, || ui::account::password(ctx, req)),
+        (Post, ["ui", "account", "tokens"]) => page(ctx, req, || ui::account::create_token(ctx, req)),
+        (Post, ["ui", "account", "tokens", id, "revoke"]) => {
+            page(ctx, req, || ui::account::revoke_token(ctx, req, id))
+        }
+        (_, ["ui", ..]) => page(ctx, req, || Err(HttpError::not_found("There is no such page."))),
         (_, path) => Err(not_routed(req.method, path)),
     }
 }
@@ -107,6 +142,11 @@ pub fn guard(ctx: &AppContext, req: &Request<'_>) -> Result<(), HttpError> {
     Ok(())
 }
 
+/// A browser page: signed in (CSRF-checked for posts) and any error shown as a readable page.
+fn page(ctx: &AppContext, req: &Request<'_>, f: impl FnOnce() -> Reply) -> Reply {
+    ui::view::html(ctx, req, guard(ctx, req).and_then(|_| f()))
+}
+
 fn not_routed(method: Method, path: &[&str]) -> HttpError {
     let known_path = matches!(
         path,
@@ -116,6 +156,7 @@ fn not_routed(method: Method, path: &[&str]) -> HttpError {
             | ["images", ..]
             | ["events", ..]
             | ["api", "tokens", ..]
+            | ["backups", ..]
     );
     match (method, known_path) {
         (Method::Other, _) | (_, true) => HttpError::new(405, "method not allowed"),
@@ -168,7 +209,20 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_route_does_not_exist_but_unknown_paths_are_404_and_wrong_methods_405() {
+    fn handlers_run_without_sockets_on_fake_requests() {
+        let (_d, ctx) = ctx();
+        let r =
+            handle(&ctx, Request::fake("GET", "/pxe/52-54-00-aa-bb-cc").with_header("Host", "10.0.0.1:8080"));
+        assert_eq!(r.status, 200);
+        let text = String::from_utf8_lossy(r.body_bytes()).into_owned();
+        assert!(text.contains("bty.server=http://10.0.0.1:8080 bty.mac=52:54:00:aa:bb:cc"), "{text}");
+        let r = handle(&ctx, Request::fake("GET", "/pxe/52:54:00:aa:bb:cc/plan"));
+        assert_eq!(r.body_bytes(), br#"{"mode":"inventory"}"#);
+        assert_eq!(ctx.db.machines().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
         let (_d, ctx) = ctx();
         assert_eq!(handle(&ctx, Request::fake("GET", "/nope")).status, 404);
         assert_eq!(handle(&ctx, Request::fake("PATCH", "/machines")).status, 405);

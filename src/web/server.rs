@@ -6,8 +6,10 @@
 //! panic becomes a 500 and the worker lives on. On shutdown workers stop taking requests,
 //! finish the ones in flight (uploads abort), SSE streams end, and the caller closes the
 //! database. `[tuning] max_connections` is the number of requests served at once (the worker
-//! count); more wait in tiny_http's queue. Note that tiny_http itself reads each connection's
-//! requests on a thread of its own pool, which this file cannot bound.
+//! count); more wait in tiny_http's queue. tiny_http reads each connection's requests on a
+//! thread of its own pool; our vendored copy caps that pool at [`connection_threads`] (beyond
+//! it, connections wait in the kernel's accept backlog) and gives accepted sockets a timeout so
+//! silent or idle keep-alive clients hand their thread back.
 
 use super::context::AppContext;
 use super::request::Request;
@@ -32,10 +34,22 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// File bodies are copied in chunks this large (few syscalls per GiB).
 const FILE_CHUNK: usize = 1 << 20;
 
-/// An unread request body up to this size is left to tiny_http to discard. tiny_http 0.12
-/// discards by allocating a buffer of the declared remaining size, so larger remainders are
-/// drained here first with a fixed buffer (see `discard_body`).
-const DISCARD_INLINE_MAX: u64 = 8 << 20;
+/// Connection threads per request worker: keep-alive clients hold a connection thread while
+/// idle, so there are more of them than workers.
+const CONNECTION_THREADS_PER_WORKER: usize = 4;
+
+/// Fewest connection threads (a browser alone opens six connections).
+const MIN_CONNECTION_THREADS: usize = 32;
+
+/// How long an accepted socket may stay silent (reading) or stalled (writing) before it is
+/// closed: long enough for a slow upload or a paused download, short enough that idle clients
+/// cannot hold every connection thread.
+pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connection threads tiny_http may run for `max_connections` request workers.
+pub fn connection_threads(max_connections: usize) -> usize {
+    (max_connections.clamp(1, MAX_WORKERS) * CONNECTION_THREADS_PER_WORKER).max(MIN_CONNECTION_THREADS)
+}
 
 /// A bound listener, ready to serve.
 pub struct Listener {
@@ -44,10 +58,19 @@ pub struct Listener {
     pub addr: SocketAddr,
 }
 
-/// Binds `listen` (`ADDR:PORT`).
-pub fn bind(listen: &str) -> Result<Listener> {
-    let server = tiny_http::Server::http(listen)
-        .map_err(|e| Error::failed(format!("listening on {listen}: {e}")).context("starting bty-web"))?;
+/// Binds `listen` (`ADDR:PORT`) with connection threads sized for `max_connections` workers.
+pub fn bind(listen: &str, max_connections: usize) -> Result<Listener> {
+    let failed = |e: &dyn std::fmt::Display| {
+        Error::failed(format!("listening on {listen}: {e}")).context("starting bty-web")
+    };
+    let addr = tiny_http::ConfigListenAddr::from_socket_addrs(listen).map_err(|e| failed(&e))?;
+    let server = tiny_http::Server::new(tiny_http::ServerConfig {
+        addr,
+        ssl: None,
+        max_threads: connection_threads(max_connections),
+        socket_timeout: Some(SOCKET_TIMEOUT),
+    })
+    .map_err(|e| failed(&e))?;
     let addr = server
         .server_addr()
         .to_ip()
@@ -137,55 +160,29 @@ fn handle(ctx: &Arc<AppContext>, mut rq: tiny_http::Request, streams: &Arc<Atomi
         let req =
             Request::new(&method, &url, headers, peer, &ctx.config.server.trusted_proxy, body_len, body);
         let client = req.client_ip.clone();
-        let response =
-            catch_unwind(AssertUnwindSafe(|| super::router::handle(ctx, req))).unwrap_or_else(|_| {
-                crate::log_error!("{method} {url}: handler panicked");
-                HttpError::internal("internal error").into_response()
-            });
+        let response = contain(&method, &url, || super::router::handle(ctx, req));
         (response, client)
     };
     let status = response.status;
-    let sent = match discard_body(&mut rq, body_len, consumed.get(), ctx.shutting_down()) {
-        Discard::Done => write(ctx, rq, &method, response, streams),
-        Discard::ClientGone => {
-            // The client declared a body it never sent. Dropping the request now would make
-            // tiny_http allocate the undelivered remainder; keep the dead connection instead.
-            crate::log_warn!("{client} {method} {url}: client left mid-body; dropping its connection state");
-            std::mem::forget(rq);
-            0
-        }
+    let unread = body_len.is_some_and(|n| n > consumed.get());
+    let sent = if unread && ctx.shutting_down() {
+        // tiny_http drains an unread body after the response (vendor/tiny_http with a fixed
+        // buffer); while the process exits, do not wait on a client still sending one.
+        std::mem::forget(rq);
+        0
+    } else {
+        write(ctx, rq, &method, response, streams)
     };
     let ms = started.elapsed().as_millis();
     crate::log_info!("{client} \"{method} {url}\" {status} {sent} {ms}ms");
 }
 
-enum Discard {
-    Done,
-    ClientGone,
-}
-
-/// Reads and discards an unread body larger than [`DISCARD_INLINE_MAX`] with a fixed buffer
-/// (during shutdown it gives up on it at once: the process is exiting).
-fn discard_body(
-    rq: &mut tiny_http::Request,
-    declared: Option<u64>,
-    consumed: u64,
-    stopping: bool,
-) -> Discard {
-    let Some(declared) = declared else { return Discard::Done };
-    let mut remaining = declared.saturating_sub(consumed);
-    if stopping && remaining > DISCARD_INLINE_MAX {
-        return Discard::ClientGone;
-    }
-    let mut buf = vec![0u8; 64 << 10];
-    while remaining > DISCARD_INLINE_MAX {
-        let want = buf.len().min(remaining as usize);
-        match rq.as_reader().read(&mut buf[..want]) {
-            Ok(0) | Err(_) => return Discard::ClientGone,
-            Ok(n) => remaining -= n as u64,
-        }
-    }
-    Discard::Done
+/// Runs a handler; a panic becomes a 500 and the worker lives on.
+fn contain(method: &str, url: &str, f: impl FnOnce() -> Response) -> Response {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        crate::log_error!("{method} {url}: handler panicked");
+        HttpError::internal("internal error").into_response()
+    })
 }
 
 /// Writes the response; returns the body bytes sent.
@@ -312,5 +309,17 @@ fn stream_events(ctx: &AppContext, w: &mut dyn Write, headers: &[(String, String
         if w.write_all(frame.as_bytes()).and_then(|_| w.flush()).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handler_panic_becomes_a_500() {
+        let r = contain("GET", "/x", || panic!("boom"));
+        assert_eq!(r.status, 500);
+        assert_eq!(contain("GET", "/x", Response::no_content).status, 204);
     }
 }

@@ -7,7 +7,8 @@
 # printed first, so the decoder cost can be read off.
 #
 # Inputs (environment): BTY (default target/release/bty), SIZE_MB (default 1024), WORK (default
-#   a fresh directory under /var/tmp, removed at the end), TMPFS (default /dev/shm).
+#   a fresh directory under /var/tmp, removed at the end), TMPFS (default /dev/shm), FORMATS
+#   (default "zst gz xz bz2 qcow2 zlib.qcow2 zstd.qcow2": which stored forms to measure).
 # Outputs: one line per format: seconds for bty, seconds for the tool, and tool/bty (> 1 means
 #   bty is faster), plus MB/s of decoded bytes for bty.
 # Tools: zstd, gzip, pigz (optional, to compress faster), xz, bzip2, qemu-img, sha256sum, dd.
@@ -24,7 +25,7 @@ if [ -z "${WORK:-}" ]; then
 fi
 cleanup() {
   rm -f "$TMPFS/bty-bench-decode.raw"
-  [ "$own_work" = 1 ] && rm -rf "$WORK"
+  if [ "$own_work" = 1 ]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
 cd "$WORK"
@@ -43,14 +44,26 @@ if [ ! -f disk.img ]; then
     i=$((i + 1))
   done
 fi
+FORMATS=${FORMATS:-zst gz xz bz2 qcow2 zlib.qcow2 zstd.qcow2}
 gz=gzip; command -v pigz >/dev/null && gz=pigz
-[ -f disk.img.zst ] || zstd -q -T0 -k disk.img
-[ -f disk.img.gz ] || $gz -k disk.img
-[ -f disk.img.xz ] || xz -T0 -3 -k disk.img
-[ -f disk.img.bz2 ] || bzip2 -k disk.img
-[ -f plain.qcow2 ] || qemu-img convert -O qcow2 disk.img plain.qcow2
-[ -f zlib.qcow2 ] || qemu-img convert -c -O qcow2 disk.img zlib.qcow2
-[ -f zstd.qcow2 ] || qemu-img convert -c -O qcow2 -o compression_type=zstd disk.img zstd.qcow2
+files=
+for f in $FORMATS; do
+  case $f in
+    zst) [ -f disk.img.zst ] || zstd -q -T0 -k disk.img ;;
+    gz) [ -f disk.img.gz ] || $gz -k disk.img ;;
+    xz) [ -f disk.img.xz ] || xz -T0 -3 -k disk.img ;;
+    bz2) [ -f disk.img.bz2 ] || bzip2 -k disk.img ;;
+    qcow2) [ -f plain.qcow2 ] || qemu-img convert -O qcow2 disk.img plain.qcow2 ;;
+    zlib.qcow2) [ -f zlib.qcow2 ] || qemu-img convert -c -O qcow2 disk.img zlib.qcow2 ;;
+    zstd.qcow2) [ -f zstd.qcow2 ] || qemu-img convert -c -O qcow2 -o compression_type=zstd disk.img zstd.qcow2 ;;
+    *) echo "unknown format $f" >&2; exit 2 ;;
+  esac
+  case $f in
+    qcow2) files="$files plain.qcow2" ;;
+    *.qcow2) files="$files $f" ;;
+    *) files="$files disk.img.$f" ;;
+  esac
+done
 want=$(sha256sum disk.img | cut -d' ' -f1)
 
 # seconds COMMAND...: wall time of a shell command line, to the millisecond.
@@ -71,7 +84,7 @@ t_b=$(seconds "'$BTY' inspect --hash disk.img")
 t_t=$(seconds "sha256sum disk.img")
 echo "hash floor        bty --hash ${t_b}s   sha256sum ${t_t}s"
 printf '%-20s %6s %10s %10s %10s  %s\n' format bty_s tool_s tool/bty bty_MB/s tool
-for f in disk.img.zst disk.img.gz disk.img.xz disk.img.bz2 plain.qcow2 zlib.qcow2 zstd.qcow2; do
+for f in $files; do
   check "$f"
   case $f in
     *.zst) tool="zstd -dc $f | sha256sum" ;;

@@ -5,6 +5,7 @@ pub mod httpd;
 pub mod nginx;
 pub mod registry;
 pub mod token;
+pub mod webdriver;
 pub mod webserver;
 
 use std::path::{Path, PathBuf};

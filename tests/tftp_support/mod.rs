@@ -2,6 +2,7 @@
 //! tiny raw TFTP client for what real clients cannot send, and a lossy UDP proxy.
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -22,11 +23,20 @@ pub struct TftpServer {
 impl TftpServer {
     /// Starts `bty tftp --root ROOT --listen 127.0.0.1:0 EXTRA...` and waits for its address.
     pub fn start(root: &Path, extra: &[&str]) -> TftpServer {
+        let mut args: Vec<OsString> =
+            vec!["--listen".into(), "127.0.0.1:0".into(), "--root".into(), root.into()];
+        args.extend(extra.iter().map(OsString::from));
+        TftpServer::spawn(&args)
+    }
+
+    /// Starts `bty tftp ARGS...` (which must end up on a free port) and waits for its address.
+    /// The host's /etc/bty is never read: BTY_CONFIG_DIR points at a directory without files.
+    pub fn spawn(args: &[OsString]) -> TftpServer {
         let mut child = Command::new(bty_path())
-            .args(["tftp", "--listen", "127.0.0.1:0", "--root"])
-            .arg(root)
-            .args(extra)
+            .arg("tftp")
+            .args(args)
             .env("BTY_LOG", "info")
+            .env("BTY_CONFIG_DIR", "/nonexistent/bty-test-config")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

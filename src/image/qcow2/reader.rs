@@ -12,6 +12,7 @@
 use super::cluster::{self, Codec};
 use super::header::{Compression, Header};
 use crate::error::{Error, Result};
+use crate::image::stream;
 use crate::source::Source;
 use std::io::{self, Read};
 use std::ops::Deref;
@@ -317,7 +318,7 @@ impl<S: Deref<Target: Source>> Read for Reader<S> {
         let mut filled = 0;
         while filled < buf.len() && self.pos < self.h.size {
             let want = ((buf.len() - filled) as u64).min(self.h.size - self.pos) as usize;
-            let n = self.fill(&mut buf[filled..filled + want])?;
+            let n = self.fill(&mut buf[filled..filled + want]).map_err(stream::read_error)?;
             filled += n;
             self.pos += n as u64;
         }

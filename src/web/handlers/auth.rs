@@ -1,28 +1,25 @@
-//! Login and logout (`POST /ui/login`, `POST /ui/logout`) and the bare login form the `ui`
-//! pages replace.
+//! Login and logout (`GET|POST /ui/login`, `POST /ui/logout`); the page itself is rendered by
+//! `ui/view.rs`.
 
 use crate::web::auth::{self, COOKIE, SESSION_TTL_SECS};
 use crate::web::context::{event, AppContext};
 use crate::web::request::Request;
 use crate::web::response::{HttpError, Reply, Response};
 
-/// A minimal login form (no JavaScript, no assets).
-pub fn login_form(error: Option<&str>) -> String {
-    let error = error.map(|e| format!("<p role=\"alert\">{e}</p>")).unwrap_or_default();
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>bty — sign in</title></head><body>\
-         <h1>bty</h1>{error}<form method=\"post\" action=\"/ui/login\">\
-         <label>Password <input type=\"password\" name=\"password\" autofocus required></label> \
-         <button type=\"submit\">Sign in</button></form></body></html>"
-    )
+/// The sign-in page, with where the generated password is while no other password is set.
+pub fn login_form(ctx: &AppContext, error: Option<&str>) -> String {
+    let generated = ctx.config.admin_password.is_empty()
+        && ctx.db.setting(auth::PASSWORD_SETTING).ok().flatten().is_none();
+    let hint = generated.then(|| ctx.config.paths.state_dir.join("admin-password").display().to_string());
+    crate::web::ui::view::login_page(error, hint)
 }
 
 /// `GET /ui/login`.
-pub fn login_page(_ctx: &AppContext, req: &Request<'_>) -> Reply {
+pub fn login_page(ctx: &AppContext, req: &Request<'_>) -> Reply {
     if req.principal.is_some() {
         return Ok(Response::see_other("/ui"));
     }
-    Ok(Response::html(200, login_form(None)))
+    Ok(Response::html(200, login_form(ctx, None)))
 }
 
 /// `POST /ui/login` (form `password`): 303 with the session cookie, 401 on a wrong password,
@@ -41,7 +38,7 @@ pub fn login(ctx: &AppContext, req: &Request<'_>) -> Reply {
             Some(req),
             event("auth.login.failed", ("auth", "operator"), "operator", format!("failed login from {ip}")),
         );
-        return Ok(Response::html(401, login_form(Some("Invalid password."))));
+        return Ok(Response::html(401, login_form(ctx, Some("Wrong password."))));
     }
     ctx.login_limiter.succeeded(&ip);
     let cookie = auth::create_session(ctx, &ip)?;

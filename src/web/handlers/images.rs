@@ -224,26 +224,34 @@ fn url_basename(src: &str) -> String {
 /// `POST /images {"src": URL[, "name"]}`: queues a fetch into the store; 202 with the job.
 pub fn fetch(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let body: FetchRequest = req.json(super::SMALL_JSON)?;
-    check_remote_src(&body.src)?;
-    let image_ref = crate::catalog::image_ref(&body.src).map_err(|e| HttpError::new(422, e.to_string()))?;
-    let name = body.name.unwrap_or_else(|| url_basename(&body.src));
+    let job = start_fetch(ctx, req, &body.src, body.name)?;
+    Ok(Response::json(202, &job))
+}
+
+/// Checks a fetch request (remote src, free name, not yet in the catalog), queues the job and
+/// records the event; shared by the API and the UI's "add by URL" form.
+pub fn start_fetch(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    src: &str,
+    name: Option<String>,
+) -> Result<crate::web::jobs::Job, HttpError> {
+    check_remote_src(src)?;
+    let image_ref = crate::catalog::image_ref(src).map_err(|e| HttpError::new(422, e.to_string()))?;
+    let name = name.unwrap_or_else(|| url_basename(src));
     let name = files::valid_basename(&name)?.to_string();
     if ctx.db.image(&image_ref)?.is_some() {
-        return Err(HttpError::new(409, format!("{} is already in the catalog", body.src)));
+        return Err(HttpError::new(409, format!("{src} is already in the catalog")));
     }
     if ctx.db.image_by_name(&name)?.is_some() || ctx.jobs.pending_name(&name) {
         return Err(HttpError::new(409, format!("an image named {name:?} exists or is being fetched")));
     }
-    let job = ctx.jobs.enqueue(&body.src, &name);
-    let mut e = event(
-        "image.fetch.requested",
-        ("image", &name),
-        "operator",
-        format!("fetch of {} requested", body.src),
-    );
-    e.details = Some(serde_json::json!({ "src": body.src, "job": job.id }));
+    let job = ctx.jobs.enqueue(src, &name);
+    let mut e =
+        event("image.fetch.requested", ("image", &name), "operator", format!("fetch of {src} requested"));
+    e.details = Some(serde_json::json!({ "src": src, "job": job.id }));
     ctx.audit(Some(req), e);
-    Ok(Response::json(202, &job))
+    Ok(job)
 }
 
 /// `GET /images/jobs`: fetch jobs with their progress.
@@ -251,27 +259,41 @@ pub fn jobs(ctx: &AppContext, _req: &Request<'_>) -> Reply {
     Ok(Response::json(200, &serde_json::json!({ "jobs": ctx.jobs.list() })))
 }
 
-#[derive(serde::Deserialize)]
+/// A remote catalog entry as `POST /catalog/entries` takes it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RemoteEntry {
-    name: String,
-    src: String,
+pub struct RemoteEntry {
+    /// Catalog name.
+    pub name: String,
+    /// `http(s)://` or `oras://` source.
+    pub src: String,
+    /// Content sha256, when known.
     #[serde(default)]
-    sha256: Option<String>,
+    pub sha256: Option<String>,
+    /// Catalog format id; guessed from the name when absent.
     #[serde(default)]
-    format: Option<String>,
+    pub format: Option<String>,
+    /// Size of the bytes at `src`.
     #[serde(default)]
-    size_bytes: Option<u64>,
+    pub size_bytes: Option<u64>,
+    /// Free text.
     #[serde(default)]
-    description: Option<String>,
+    pub description: Option<String>,
+    /// Architecture; guessed from the name when absent.
     #[serde(default)]
-    arch: Option<String>,
+    pub arch: Option<String>,
 }
 
 /// `POST /catalog/entries`: a remote-only entry (a URL or `oras://` ref, no local bytes);
 /// `ref = sha256(canonical src)`. 201 with its `ImageEntry`.
 pub fn add_remote(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let e: RemoteEntry = req.json(super::SMALL_JSON)?;
+    let row = insert_remote(ctx, req, e)?;
+    Ok(Response::json(201, &entry(&ctx.base_url(req), &row)))
+}
+
+/// Checks and stores a remote entry and records the event; shared by the API and the UI.
+pub fn insert_remote(ctx: &AppContext, req: &Request<'_>, e: RemoteEntry) -> Result<ImageRow, HttpError> {
     check_remote_src(&e.src)?;
     let image_ref = crate::catalog::image_ref(&e.src).map_err(|err| HttpError::new(422, err.to_string()))?;
     let sha256 = e.sha256.map(|s| s.to_ascii_lowercase());
@@ -303,5 +325,5 @@ pub fn add_remote(ctx: &AppContext, req: &Request<'_>) -> Reply {
         event("image.remote.added", ("image", &image_ref), "operator", format!("{} added", row.name));
     ev.details = Some(serde_json::json!({ "src": row.src }));
     ctx.audit(Some(req), ev);
-    Ok(Response::json(201, &entry(&ctx.base_url(req), &row)))
+    Ok(row)
 }

@@ -2,10 +2,11 @@
 //! and the stored inventory blobs.
 
 use super::{notify_machine, parse_mac, SMALL_JSON};
+use crate::db::MachineRecord;
 use crate::web::context::{event, AppContext};
 use crate::web::request::Request;
 use crate::web::response::{Body, HttpError, Reply, Response};
-use crate::wire::{Machine, MachineUpsert};
+use crate::wire::{Assignment, Machine, MachineUpsert};
 
 fn not_found() -> HttpError {
     HttpError::not_found("machine not found")
@@ -27,31 +28,66 @@ pub fn get(ctx: &AppContext, _req: &Request<'_>, mac: &str) -> Reply {
 /// `PUT /machines/{mac}`: creates or fully replaces the assignment.
 pub fn put(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Reply {
     let mac = parse_mac(mac)?;
-    let upsert: MachineUpsert = req.json(SMALL_JSON)?;
-    let a = upsert.validate().map_err(HttpError::unprocessable)?;
-    let (rec, created) = ctx.db.upsert_machine(&mac, &a, &crate::db::now())?;
+    let checked =
+        req.json::<MachineUpsert>(SMALL_JSON).and_then(|u| u.validate().map_err(HttpError::unprocessable));
+    let a = match checked {
+        Ok(a) => a,
+        Err(err) => {
+            let mut e = event(
+                "machine.upsert.failed",
+                ("machine", &mac),
+                "operator",
+                format!("{mac}: assignment refused"),
+            );
+            e.details = Some(serde_json::json!({ "status": err.status, "detail": err.detail }));
+            ctx.audit(Some(req), e);
+            return Err(err);
+        }
+    };
+    let rec = save_assignment(ctx, req, &mac, &a)?;
+    Ok(Response::json(200, &rec.machine))
+}
+
+/// Stores a validated assignment, records the audit event and tells SSE subscribers; shared by
+/// the API's PUT and the UI's assignment form.
+pub fn save_assignment(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    mac: &str,
+    a: &Assignment,
+) -> Result<MachineRecord, HttpError> {
+    let (rec, created) = ctx.db.upsert_machine(mac, a, &crate::db::now())?;
     let kind = if created { "machine.created" } else { "machine.upserted" };
     let mut e =
-        event(kind, ("machine", &mac), "operator", format!("{mac}: boot_mode={}", a.boot_mode.as_str()));
+        event(kind, ("machine", mac), "operator", format!("{mac}: boot_mode={}", a.boot_mode.as_str()));
     e.details = Some(serde_json::json!({
         "bty_image_ref": a.bty_image_ref, "boot_mode": a.boot_mode.as_str(), "sanboot_drive": a.sanboot_drive,
         "labels": a.labels, "target_disk_serial": a.target_disk_serial,
     }));
     ctx.audit(Some(req), e);
     notify_machine(ctx, &rec);
-    Ok(Response::json(200, &rec.machine))
+    Ok(rec)
 }
 
 /// `DELETE /machines/{mac}`.
 pub fn delete(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Reply {
     let mac = parse_mac(mac)?;
-    if !ctx.db.delete_machine(&mac)? {
+    if !remove_machine(ctx, req, &mac)? {
         return Err(not_found());
     }
-    ctx.progress.lock().unwrap_or_else(|p| p.into_inner()).remove(&mac);
-    ctx.audit(Some(req), event("machine.deleted", ("machine", &mac), "operator", format!("{mac} deleted")));
-    ctx.bus.publish("machine-deleted", &serde_json::json!({ "mac": mac }));
     Ok(Response::no_content())
+}
+
+/// Deletes a machine (canonical MAC), its live progress, records the event and tells SSE
+/// subscribers; whether it existed. Shared by the API and the UI.
+pub fn remove_machine(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Result<bool, HttpError> {
+    if !ctx.db.delete_machine(mac)? {
+        return Ok(false);
+    }
+    ctx.progress.lock().unwrap_or_else(|p| p.into_inner()).remove(mac);
+    ctx.audit(Some(req), event("machine.deleted", ("machine", mac), "operator", format!("{mac} deleted")));
+    ctx.bus.publish("machine-deleted", &serde_json::json!({ "mac": mac }));
+    Ok(true)
 }
 
 fn attachment(mac: &str, what: &str, json: String) -> Response {

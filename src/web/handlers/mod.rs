@@ -2,6 +2,7 @@
 //! grouped by resource. The router decides who may call them; they parse, act and reply.
 
 pub mod auth;
+pub mod backups;
 pub mod boot;
 pub mod events;
 pub mod images;

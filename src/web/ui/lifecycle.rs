@@ -1,0 +1,86 @@
+//! A machine's lifecycle as operators read it: `flashing 42%` while progress arrives, `failed`
+//! after the netboot agent reported a failure (in any mode, until a cycle completes), otherwise
+//! the cycle label the plan module derives (`pending flash`, `live env running; awaiting flash`,
+//! `flashed; booting disk`, …) or the mode's plain meaning.
+//!
+//! One function so the machines table, the machine page and the dashboard never disagree.
+
+use crate::db::MachineRecord;
+use crate::web::context::{AppContext, LiveProgress};
+use crate::wire::BootMode;
+
+/// Progress older than this is no longer "flashing" (the agent died or lost the network).
+const STALE_SECS: i64 = 300;
+
+/// What the UI shows for one machine.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Lifecycle {
+    /// Human label.
+    pub label: String,
+    /// CSS modifier: `busy`, `ok`, `bad`, `wait`, `idle`.
+    pub tone: &'static str,
+    /// Percent written, while flashing with a known total.
+    pub percent: Option<u8>,
+    /// The agent's phase name, while flashing.
+    pub phase: Option<String>,
+}
+
+/// The live progress for `mac`, if recent.
+pub fn live(ctx: &AppContext, mac: &str) -> Option<LiveProgress> {
+    let map = ctx.progress.lock().unwrap_or_else(|p| p.into_inner());
+    let p = map.get(mac)?.clone();
+    let at = crate::db::parse_ts(&p.at)?;
+    ((time::OffsetDateTime::now_utc() - at).whole_seconds() <= STALE_SECS).then_some(p)
+}
+
+/// Percent of `written` over `total`, clamped to 0..=100.
+pub fn percent(written: u64, total: Option<u64>) -> Option<u8> {
+    total.filter(|t| *t > 0).map(|t| (written.saturating_mul(100) / t).min(100) as u8)
+}
+
+/// The lifecycle of `rec` given its live progress.
+pub fn of(rec: &MachineRecord, live: Option<&LiveProgress>) -> Lifecycle {
+    let m = &rec.machine;
+    if let Some(l) = live {
+        let pct = percent(l.progress.bytes_written, l.progress.total_bytes);
+        let label = match pct {
+            Some(p) => format!("flashing {p}%"),
+            None => "flashing".to_string(),
+        };
+        let phase = Some(l.progress.phase.clone()).filter(|p| !p.is_empty());
+        return Lifecycle { label, tone: "busy", percent: pct, phase };
+    }
+    let plain = |label: &str, tone| Lifecycle { label: label.into(), tone, percent: None, phase: None };
+    if m.last_flash_status.as_deref() == Some("failed") && rec.phase != crate::plan::Phase::Done {
+        return plain("failed", "bad");
+    }
+    if !m.boot_state.is_empty() {
+        let tone = if m.boot_state.starts_with("flashed") || m.boot_state.starts_with("inventoried") {
+            "ok"
+        } else if m.boot_state.starts_with("live env") {
+            "busy"
+        } else {
+            "wait"
+        };
+        let label = m.boot_state.strip_suffix("; booting disk").unwrap_or(&m.boot_state);
+        return plain(label, tone);
+    }
+    match m.boot_mode {
+        BootMode::IpxeExit => plain("local disk", "idle"),
+        BootMode::BtyTui => plain("interactive wizard", "idle"),
+        _ => plain("—", "idle"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_is_clamped_and_needs_a_total() {
+        assert_eq!(percent(50, Some(200)), Some(25));
+        assert_eq!(percent(300, Some(200)), Some(100));
+        assert_eq!(percent(1, None), None);
+        assert_eq!(percent(1, Some(0)), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! `GET /ui/netboot`: what PXE clients need from this server — the boot artifacts (present or
+//! missing, size, sha256), an upload form (`bty.js` streams to `PUT /boot/{name}`), the TFTP
+//! answer, and the DHCP cheat sheet (options 60/66/67 for BIOS, UEFI, iPXE and UEFI HTTP Boot,
+//! with dnsmasq and ISC dhcpd snippets) filled in with this host's addresses.
+//!
+//! Addresses come from the request's `Host` and from the kernel's local IPv4 routes
+//! (`/proc/net/fib_trie`); the operator picks which one the snippets use. Digests are cached
+//! by (path, size, mtime) so a page view does not re-read a 50 MiB initrd.
+
+use super::view::{self, Page};
+use crate::web::context::AppContext;
+use crate::web::request::Request;
+use crate::web::response::Reply;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// The iPXE binaries PXE firmware fetches over TFTP (and UEFI HTTP Boot over HTTP).
+const LOADERS: [(&str, &str); 2] =
+    [("ipxe.efi", "iPXE for UEFI (client arch 7, 9)"), ("undionly.kpxe", "iPXE for BIOS (client arch 0)")];
+
+type DigestCache = Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>;
+
+fn digest_cache() -> &'static DigestCache {
+    static CACHE: std::sync::OnceLock<DigestCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// sha256 of a file, cached while its size and mtime stay the same.
+fn sha256_of(path: &Path, size: u64, mtime: SystemTime) -> Option<String> {
+    if let Some((s, m, d)) = digest_cache().lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+        if *s == size && *m == mtime {
+            return Some(d.clone());
+        }
+    }
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+    let d = crate::source::hex(&h.finalize());
+    digest_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(path.to_path_buf(), (size, mtime, d.clone()));
+    Some(d)
+}
+
+#[derive(serde::Serialize)]
+struct Artifact {
+    name: String,
+    role: String,
+    dir: String,
+    present: bool,
+    size: Option<u64>,
+    modified: Option<String>,
+    sha256: Option<String>,
+}
+
+fn artifact(dir: &Path, name: &str, role: &str) -> Artifact {
+    let path = dir.join(name);
+    let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file());
+    let (size, modified, sha256) = match &meta {
+        Some(m) => {
+            let mtime = m.modified().ok();
+            let sha = mtime.and_then(|t| sha256_of(&path, m.len(), t));
+            (Some(m.len()), mtime.map(|t| crate::db::format_ts(t.into())), sha)
+        }
+        None => (None, None, None),
+    };
+    Artifact {
+        name: name.into(),
+        role: role.into(),
+        dir: dir.display().to_string(),
+        present: meta.is_some(),
+        size,
+        modified,
+        sha256,
+    }
+}
+
+/// This host's IPv4 addresses other than loopback, from `/proc/net/fib_trie` (the `/32 host
+/// LOCAL` entries), sorted and deduplicated.
+pub fn local_ipv4(fib_trie: &str) -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut last: Option<Ipv4Addr> = None;
+    for line in fib_trie.lines() {
+        let t = line.trim_start();
+        if let Some(addr) = t.strip_prefix("|-- ") {
+            last = addr.trim().parse().ok();
+        } else if t.starts_with("/32 host LOCAL") {
+            if let Some(a) = last.filter(|a| !a.is_loopback()) {
+                out.push(a);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `GET /ui/netboot[?host=ADDR]`.
+pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
+    let paths = &ctx.config.paths;
+    let nb = &ctx.config.netboot;
+    let tftp_root = match ctx.config.tftp.root.trim() {
+        "" => paths.boot_dir.clone(),
+        r => PathBuf::from(r),
+    };
+    let mut artifacts = vec![
+        artifact(&paths.boot_dir, &nb.kernel, "netboot kernel (HTTP)"),
+        artifact(&paths.boot_dir, &nb.initrd, "netboot initrd (HTTP)"),
+    ];
+    for (name, role) in LOADERS {
+        artifacts.push(artifact(&tftp_root, name, role));
+    }
+    let known: Vec<String> = artifacts.iter().map(|a| a.name.clone()).collect();
+    if let Ok(entries) = std::fs::read_dir(&paths.boot_dir) {
+        let mut extra: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.') && !known.contains(n))
+            .collect();
+        extra.sort();
+        for n in extra {
+            artifacts.push(artifact(&paths.boot_dir, &n, "other file in the boot directory"));
+        }
+    }
+    let base = ctx.base_url(req);
+    let req_host = base.trim_start_matches("http://").to_string();
+    let (req_name, port) = match req_host.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => {
+            (h.to_string(), p.to_string())
+        }
+        _ => (req_host.clone(), "80".to_string()),
+    };
+    let addrs: Vec<String> = local_ipv4(&std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default())
+        .into_iter()
+        .map(|a| a.to_string())
+        .collect();
+    let chosen = req
+        .query("host")
+        .filter(|h| h.parse::<IpAddr>().is_ok() || *h == req_name)
+        .map(str::to_string)
+        .unwrap_or_else(|| req_name.clone());
+    let http = if port == "80" { format!("http://{chosen}") } else { format!("http://{chosen}:{port}") };
+    let page = Page {
+        title: "Netboot",
+        nav: "netboot",
+        intro: "What PXE clients fetch from this server, and how to point your DHCP server at it (bty runs no DHCP).",
+    };
+    let data = serde_json::json!({ "artifacts": artifacts, "addrs": addrs, "chosen": chosen, "req_name": req_name, "http": http, "tftp_listen": ctx.config.tftp.listen.clone(), "tftp_enabled": ctx.config.tftp.enabled, "tftp_root": tftp_root.display().to_string(), "boot_dir": paths.boot_dir.display().to_string(), "kernel": nb.kernel.clone(), "initrd": nb.initrd.clone() });
+    view::render(ctx, req, 200, "netboot.html", page, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses_are_the_host_local_32s_without_loopback() {
+        let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 127.0.0.1\n        /32 host LOCAL\n     |-- 192.0.2.0\n        /24 link UNICAST\n     |-- 192.0.2.2\n        /32 host LOCAL\n     |-- 192.0.2.255\n        /32 link BROADCAST\nLocal:\n     |-- 192.0.2.2\n        /32 host LOCAL\n";
+        assert_eq!(local_ipv4(trie), [Ipv4Addr::new(192, 0, 2, 2)]);
+    }
+}

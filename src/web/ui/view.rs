@@ -1,0 +1,227 @@
+//! Renders the `/ui` pages: the template environment (HTML autoescaped by file extension), the
+//! filters pages use (`ts`, `bytes`, `short`), the frame every page shares (title, navigation,
+//! the "what this page is for" line, CSRF token, notices) and the readable error page.
+//!
+//! This is the only file under `ui/` that knows minijinja. Values reach templates as data and
+//! are escaped on output; no handler builds HTML by string concatenation.
+
+use crate::web::context::AppContext;
+use crate::web::csrf;
+use crate::web::request::Request;
+use crate::web::response::{HttpError, Reply, Response};
+use minijinja::{context, Environment, Value};
+use std::sync::OnceLock;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/ui/base.html")),
+    ("login.html", include_str!("../templates/ui/login.html")),
+    ("error.html", include_str!("../templates/ui/error.html")),
+    ("confirm.html", include_str!("../templates/ui/confirm.html")),
+    ("dashboard.html", include_str!("../templates/ui/dashboard.html")),
+    ("machines.html", include_str!("../templates/ui/machines.html")),
+    ("machine.html", include_str!("../templates/ui/machine.html")),
+    ("images.html", include_str!("../templates/ui/images.html")),
+    ("netboot.html", include_str!("../templates/ui/netboot.html")),
+    ("events.html", include_str!("../templates/ui/events.html")),
+    ("settings.html", include_str!("../templates/ui/settings.html")),
+    ("backups.html", include_str!("../templates/ui/backups.html")),
+    ("account.html", include_str!("../templates/ui/account.html")),
+];
+
+/// Short confirmations shown after a redirect (`?done=KEY`); a fixed table, so a crafted link
+/// cannot put arbitrary text on the page.
+const NOTICES: &[(&str, &str)] = &[
+    ("saved", "Saved."),
+    ("added", "Machine added."),
+    ("deleted", "Deleted."),
+    ("acked", "Acknowledged."),
+    ("password", "Password changed. Other browsers stay signed in until they sign out."),
+    ("revoked", "Token revoked."),
+    ("backup", "Backup created."),
+    ("fetch", "Fetch started; the image appears below when it completes."),
+    ("remote", "Remote entry added; machines fetch it from its source."),
+];
+
+/// Pages load only this server's stylesheet and script, talk only to this server and cannot be
+/// framed: a stray injected tag could neither run inline code nor reach another host.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+                   form-action 'self'; frame-ancestors 'none'";
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, text) in TEMPLATES {
+            // Compiled into the binary and rendered by the tests; a syntax error is a build
+            // defect that surfaces as a 500 page naming the template.
+            let _ = env.add_template(name, text);
+        }
+        env.add_filter("ts", ts);
+        env.add_filter("bytes", bytes);
+        env.add_filter("urlencode", |s: String| encode_component(&s));
+        env.add_filter("short", |s: String| s.chars().take(12).collect::<String>());
+        env
+    })
+}
+
+/// A stored or API timestamp as `YYYY-MM-DD HH:MM:SS` (UTC; the layout says so once).
+pub fn ts(s: Option<String>) -> String {
+    let Some(s) = s.filter(|s| !s.is_empty()) else { return "—".into() };
+    match crate::db::parse_ts(&s) {
+        Some(t) => {
+            let t = t.to_offset(time::UtcOffset::UTC);
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        }
+        None => s,
+    }
+}
+
+/// Percent-encodes a URL query component or path segment (unreserved characters and `:` kept,
+/// so MACs stay readable).
+pub fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn bytes(n: Option<u64>) -> String {
+    match n {
+        Some(n) if n < 1024 => format!("{n} B"),
+        Some(n) => crate::disk::human_size(n),
+        None => "—".into(),
+    }
+}
+
+/// What every page shows in its frame.
+pub struct Page<'a> {
+    /// `<title>` and heading.
+    pub title: &'a str,
+    /// Which navigation entry is current (`machines`).
+    pub nav: &'a str,
+    /// One line: what this page is for.
+    pub intro: &'a str,
+}
+
+fn render_str(name: &str, ctx: Value) -> Result<String, HttpError> {
+    let t = env().get_template(name).map_err(|e| HttpError::internal(format!("template {name}: {e}")))?;
+    t.render(ctx).map_err(|e| HttpError::internal(format!("rendering {name}: {e:#}")))
+}
+
+/// Renders `template` inside the layout with `data` merged into the frame's values.
+pub fn render(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    status: u16,
+    template: &str,
+    page: Page<'_>,
+    data: serde_json::Value,
+) -> Reply {
+    let data = Value::from(minijinja::value::Serde(data));
+    let notice = req.query("done").and_then(|k| NOTICES.iter().find(|(key, _)| *key == k)).map(|(_, t)| *t);
+    let frame = context! {
+        title => page.title,
+        nav => page.nav,
+        intro => page.intro,
+        csrf => csrf::token_for(ctx, req).unwrap_or_default(),
+        version => crate::VERSION,
+        notice => notice,
+        path => req.path.as_str(),
+    };
+    let html = render_str(template, context! { ..data, ..frame })?;
+    Ok(Response::html(status, html)
+        .header("Cache-Control", "no-store")
+        .header("Content-Security-Policy", CSP)
+        .header("X-Content-Type-Options", "nosniff")
+        .header("Referrer-Policy", "same-origin"))
+}
+
+/// The sign-in page (also used by `POST /ui/login` to report a wrong password).
+pub fn login_page(error: Option<&str>, password_file: Option<String>) -> String {
+    let ctx = context! { title => "Sign in", error => error, password_file => password_file, version => crate::VERSION };
+    render_str("login.html", ctx).unwrap_or_else(|e| format!("bty: {}", e.detail))
+}
+
+/// A page asking to confirm a destructive action by posting `confirm=yes` to `action`.
+pub fn confirm(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    nav: &str,
+    question: &str,
+    action: &str,
+    back: &str,
+) -> Reply {
+    let page = Page { title: "Confirm", nav, intro: "This cannot be undone." };
+    let data = serde_json::json!({ "question": question, "action": action, "back": back });
+    render(ctx, req, 200, "confirm.html", page, data)
+}
+
+/// Turns a page handler's error into a readable HTML page with the same status (redirects and
+/// their `Location` pass through untouched).
+pub fn html(ctx: &AppContext, req: &Request<'_>, reply: Reply) -> Reply {
+    let err = match reply {
+        Ok(r) => return Ok(r),
+        Err(e) if (300..400).contains(&e.status) => return Err(e),
+        Err(e) => e,
+    };
+    let message = match &err.detail {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => {
+            items.iter().filter_map(|i| i.get("msg").and_then(|m| m.as_str())).collect::<Vec<_>>().join("; ")
+        }
+        other => other.to_string(),
+    };
+    let title = match err.status {
+        403 => "Not allowed",
+        404 => "Not found",
+        413 => "Too large",
+        400 | 409 | 422 => "Cannot do that",
+        _ => "Something went wrong",
+    };
+    let page = Page { title, nav: "", intro: "" };
+    let data =
+        serde_json::json!({ "status": err.status, "message": message, "signed_in": req.principal.is_some() });
+    let mut resp = match render(ctx, req, err.status, "error.html", page, data) {
+        Ok(r) => r,
+        Err(e) => {
+            Response::text(err.status, "text/plain; charset=utf-8", format!("{message}\n({})", e.detail))
+        }
+    };
+    resp.headers.extend(err.headers);
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses() {
+        for (name, _) in TEMPLATES {
+            if let Err(e) = env().get_template(name) {
+                panic!("{name}: {e:#}");
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_are_utc_to_the_second_and_bytes_are_binary_units() {
+        assert_eq!(ts(Some("2026-11-23T12:18:44.050905Z".into())), "2026-11-23 12:18:44");
+        assert_eq!(ts(Some("2026-11-23T12:18:44.050905+00:00".into())), "2026-11-23 12:18:44");
+        assert_eq!(ts(None), "—");
+        assert_eq!(bytes(Some(512)), "512 B");
+        assert_eq!(bytes(Some(3 << 30)), "3.0 GiB");
+    }
+}

@@ -1,0 +1,465 @@
+//! The browser UI over HTTP against the real server: every page renders for a signed-in
+//! operator and redirects otherwise, every form works without JavaScript, refuses a post
+//! without the CSRF token (403, as a page), shows validation messages next to the fields, and
+//! escapes hostile text; static assets carry an ETag and stay within their size budget.
+
+mod common;
+use common::webserver::{Resp, WebServer};
+use common::*;
+use serde_json::json;
+
+const HOSTILE: &str = "<script>alert(1)</script>";
+const HOSTILE_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;&#x2f;script&gt;";
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Text as the templates escape it (minijinja's HTML escaping).
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2f;")
+}
+
+/// The session's CSRF token, as a page embeds it.
+fn csrf(s: &WebServer) -> String {
+    let page = s.get("/ui/account").text();
+    let at = page.find("name=\"csrf_token\" value=\"").expect("a csrf field") + 25;
+    page[at..at + 64].to_string()
+}
+
+/// Posts a url-encoded form with the session cookie; `with_csrf` adds the token.
+fn post(s: &WebServer, path: &str, pairs: &[(&str, &str)], with_csrf: bool) -> Resp {
+    let mut all: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if with_csrf {
+        all.push(("csrf_token".into(), csrf(s)));
+    }
+    let body: Vec<String> = all.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    s.send(
+        "POST",
+        path,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.join("&").into_bytes(),
+    )
+}
+
+fn server() -> (tempfile::TempDir, WebServer) {
+    let dir = scratch();
+    let s = WebServer::start_logged_in(&dir.path().join("state"));
+    (dir, s)
+}
+
+const PAGES: [(&str, &str); 9] = [
+    ("/ui/dashboard", "Readiness"),
+    ("/ui/machines", "Add by MAC"),
+    ("/ui/images", "Add from a URL"),
+    ("/ui/netboot", "DHCP cheat sheet"),
+    ("/ui/events", "Acknowledge selected"),
+    ("/ui/settings", "max_upload_bytes"),
+    ("/ui/backups", "Backups on disk"),
+    ("/ui/account", "API tokens"),
+    ("/ui/machines/52:54:00:aa:bb:01", "Assignment"),
+];
+
+#[test]
+fn every_page_renders_for_an_operator_and_redirects_to_login_otherwise() {
+    let (_d, s) = server();
+    assert_eq!(s.put_json("/machines/52:54:00:aa:bb:01", &json!({"boot_mode": "ipxe-exit"})).status, 200);
+    for (path, marker) in PAGES {
+        let r = s.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(r.header("content-type").unwrap_or("").starts_with("text/html"), "{path}");
+        let csp = r.header("content-security-policy").unwrap_or("");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        let html = r.text();
+        assert!(html.contains(marker), "{path} lacks {marker:?}");
+        assert!(html.contains("class=\"intro\""), "{path} has no intro line");
+        assert!(html.contains("all times are UTC"), "{path}");
+        let anon = s.raw("GET", path, &[], Vec::new());
+        assert_eq!((anon.status, anon.header("location")), (303, Some("/ui/login")), "{path}");
+    }
+    let r = s.get("/ui");
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/dashboard")));
+    let r = s.get("/ui/no-such-page");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("There is no such page.") && r.text().contains("<!doctype html>"));
+}
+
+#[test]
+fn login_page_names_the_generated_password_file_and_rejects_a_wrong_password() {
+    let (_d, s) = server();
+    let r = s.raw("GET", "/ui/login", &[], Vec::new());
+    assert_eq!(r.status, 200);
+    let file = s.state.join("admin-password");
+    assert!(r.text().contains(&esc(&file.display().to_string())), "{}", r.text());
+    assert!(r.text().contains("/static/bty.css"));
+    let r = s.raw(
+        "POST",
+        "/ui/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"password=wrong".to_vec(),
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.text().contains("Wrong password."));
+}
+
+#[test]
+fn form_posts_without_the_csrf_token_are_refused_with_a_readable_403() {
+    let (_d, s) = server();
+    let cases: [(&str, &[(&str, &str)]); 5] = [
+        ("/ui/machines", &[("mac", "52:54:00:00:00:09")]),
+        ("/ui/account/tokens", &[("name", "x")]),
+        ("/ui/account/password", &[("current", "a"), ("new", "bbbbbbbbbbbb"), ("confirm", "bbbbbbbbbbbb")]),
+        ("/ui/events/ack", &[("one", "1")]),
+        ("/ui/images/fetch", &[("src", "https://example.invalid/a.img")]),
+    ];
+    for (path, pairs) in cases {
+        let r = post(&s, path, pairs, false);
+        assert_eq!(r.status, 403, "{path}");
+        assert!(r.text().contains("CSRF token missing or invalid"), "{path}: {}", r.text());
+        assert!(r.header("content-type").unwrap_or("").starts_with("text/html"), "{path}");
+    }
+    let r = post(&s, "/ui/machines", &[("mac", "52:54:00:00:00:09"), ("csrf_token", &"0".repeat(64))], false);
+    assert_eq!(r.status, 403, "a wrong token is refused too");
+    assert_eq!(s.get("/machines/52:54:00:00:00:09").status, 404, "nothing was created");
+}
+
+#[test]
+fn adding_a_machine_by_mac_validates_and_opens_it() {
+    let (_d, s) = server();
+    let r = post(&s, "/ui/machines", &[("mac", "not-a-mac")], true);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("is not a MAC address"), "{}", r.text());
+    let r = post(&s, "/ui/machines", &[("mac", "52-54-00-AB-CD-EF")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/machines/52:54:00:ab:cd:ef?done=added")));
+    assert_eq!(s.get("/machines/52:54:00:ab:cd:ef").json()["boot_mode"], "ipxe-exit");
+    let page = s.get("/ui/machines/52:54:00:ab:cd:ef?done=added").text();
+    assert!(page.contains("Machine added."));
+}
+
+#[test]
+fn the_assignment_form_shows_messages_beside_fields_and_escapes_what_was_typed() {
+    let (_d, s) = server();
+    let mac = "52:54:00:aa:bb:02";
+    assert_eq!(s.put_json(&format!("/machines/{mac}"), &json!({"boot_mode": "ipxe-exit"})).status, 200);
+    let r = post(
+        &s,
+        &format!("/ui/machines/{mac}"),
+        &[
+            ("boot_mode", "bty-flash-once"),
+            ("bty_image_ref", ""),
+            ("labels", HOSTILE),
+            ("sanboot_drive", "0x8g"),
+        ],
+        true,
+    );
+    assert_eq!(r.status, 422);
+    let html = r.text();
+    assert!(html.contains("A flashing mode needs an image."), "{html}");
+    assert!(html.contains("A flashing mode needs the target disk"));
+    assert!(html.contains("Write the BIOS drive as 0x80"));
+    assert!(html.contains("Each label: 1–64 characters"));
+    assert!(html.contains(HOSTILE_ESCAPED), "the typed label is shown escaped");
+    assert!(!html.contains(HOSTILE), "the typed label must not be raw HTML");
+    assert_eq!(s.get(&format!("/machines/{mac}")).json()["boot_mode"], "ipxe-exit", "nothing saved");
+
+    let r = post(
+        &s,
+        &format!("/ui/machines/{mac}"),
+        &[
+            ("boot_mode", "bty-inventory"),
+            ("labels", "rack-9, lab"),
+            ("sanboot_drive", "0x81"),
+            ("target_disk_serial", ""),
+        ],
+        true,
+    );
+    assert_eq!((r.status, r.header("location")), (303, Some(&*format!("/ui/machines/{mac}?done=saved"))));
+    let m = s.get(&format!("/machines/{mac}")).json();
+    assert_eq!((m["boot_mode"].as_str(), m["sanboot_drive"].as_str()), (Some("bty-inventory"), Some("0x81")));
+    assert_eq!(m["labels"], json!(["lab", "rack-9"]));
+    let list = s.get("/ui/machines?q=rack-9").text();
+    assert!(list.contains(mac) && list.contains("pending inventory"), "{list}");
+}
+
+#[test]
+fn hostile_names_from_other_sources_are_escaped_on_every_page() {
+    let (_d, s) = server();
+    let r = s.post_json(
+        "/catalog/entries",
+        &json!({"name": HOSTILE, "src": "https://images.example.invalid/x.img.zst"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(s.post_json("/api/tokens", &json!({"name": HOSTILE})).status, 201);
+    let mac = "52:54:00:aa:bb:03";
+    assert_eq!(s.get(&format!("/pxe/{mac}")).status, 200);
+    let inventory = json!({"disks": [{"path": "/dev/sda", "serial": HOSTILE, "model": HOSTILE}]});
+    assert_eq!(s.post_json(&format!("/pxe/{mac}/inventory"), &inventory).status, 204);
+    for (path, must) in [
+        ("/ui/images", true),
+        ("/ui/account", true),
+        (&*format!("/ui/machines/{mac}"), true),
+        ("/ui/events", false),
+        ("/ui/dashboard", false),
+        (&*format!("/ui/events?q={}", enc(HOSTILE)), false),
+    ] {
+        let html = s.get(path).text();
+        assert!(!html.contains(HOSTILE), "{path} shows hostile text unescaped");
+        if must {
+            assert!(html.contains(HOSTILE_ESCAPED), "{path} does not show the name at all");
+        }
+    }
+}
+
+#[test]
+fn events_pivot_and_acknowledge_one_or_many() {
+    let (_d, s) = server();
+    for i in 1..=3 {
+        let mac = format!("52:54:00:00:01:0{i}");
+        assert_eq!(s.get(&format!("/pxe/{mac}")).status, 200);
+        let r =
+            s.post_json(&format!("/pxe/{mac}/status"), &json!({"status": "failed", "reason": "disk gone"}));
+        assert_eq!(r.status, 204);
+    }
+    let failed = s.get("/events?failed=1").json()["events"].as_array().unwrap().clone();
+    assert_eq!(failed.len(), 3);
+    let html = s.get("/ui/events?failed=1&unacknowledged=1").text();
+    assert_eq!(html.matches("<tr class=\"bad\"").count(), 3, "failures are highlighted");
+    let pivot = s.get("/ui/events?subject_id=52:54:00:00:01:02").text();
+    assert!(
+        pivot.contains("subject_id = 52:54:00:00:01:02") && !pivot.contains("52:54:00:00:01:03 flash failed")
+    );
+
+    let one = failed[0]["id"].to_string();
+    let r = post(&s, "/ui/events/ack", &[("one", &one), ("back", "/ui/events?failed=1&")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/events?failed=1&done=acked")));
+    let (a, b) = (failed[1]["id"].to_string(), failed[2]["id"].to_string());
+    let r = post(&s, "/ui/events/ack", &[("id", &a), ("id", &b), ("back", "https://evil.example/")], true);
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/ui/events?done=acked")),
+        "foreign back URLs are ignored"
+    );
+    assert_eq!(s.get("/events?failed=1&unacknowledged=1").json()["events"], json!([]));
+    let r = post(&s, "/ui/events/ack", &[], true);
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn changing_the_password_replaces_the_generated_one() {
+    let (_d, mut s) = server();
+    let old = s.password();
+    let r = post(
+        &s,
+        "/ui/account/password",
+        &[("current", "nope"), ("new", "short"), ("confirm", "short")],
+        true,
+    );
+    assert_eq!(r.status, 422);
+    assert!(
+        r.text().contains("This is not the current password.")
+            && r.text().contains("Use at least 10 characters.")
+    );
+    let r = post(
+        &s,
+        "/ui/account/password",
+        &[("current", &old), ("new", "correct horse"), ("confirm", "correct hors")],
+        true,
+    );
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("The two new passwords differ."));
+    let r = post(
+        &s,
+        "/ui/account/password",
+        &[("current", &old), ("new", "correct horse"), ("confirm", "correct horse")],
+        true,
+    );
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/account?done=password")));
+    let form = |pw: &str| format!("password={}", enc(pw)).into_bytes();
+    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+    assert_eq!(
+        s.raw("POST", "/ui/login", &ct, form(&old)).status,
+        401,
+        "the generated password no longer works"
+    );
+    assert_eq!(s.raw("POST", "/ui/login", &ct, form("correct horse")).status, 303);
+    let login = s.raw("GET", "/ui/login", &[], Vec::new()).text();
+    assert!(!login.contains("admin-password"), "no first-start hint once a password is set");
+    assert!(s.get("/ui/account").text().contains("set on this page"));
+    s.cookie = None;
+}
+
+#[test]
+fn api_tokens_are_shown_once_and_can_be_revoked() {
+    let (_d, s) = server();
+    let r = post(&s, "/ui/account/tokens", &[("name", "ci")], true);
+    assert_eq!(r.status, 201);
+    let html = r.text();
+    let at = html.find("bty_").expect("token value shown");
+    let token = html[at..at + 52].to_string();
+    let auth = format!("Bearer {token}");
+    assert_eq!(s.raw("GET", "/machines", &[("Authorization", &auth)], Vec::new()).status, 200);
+    assert!(!s.get("/ui/account").text().contains(&token), "shown only once");
+    let id = s.get("/api/tokens").json()["tokens"][0]["id"].to_string();
+    let r = post(&s, &format!("/ui/account/tokens/{id}/revoke"), &[], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/account?done=revoked")));
+    assert_eq!(s.raw("GET", "/machines", &[("Authorization", &auth)], Vec::new()).status, 401);
+    let r = post(&s, "/ui/account/tokens", &[("name", "")], true);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("name must be 1-64 printable characters"));
+}
+
+#[test]
+fn deleting_asks_first_then_removes() {
+    let (_d, s) = server();
+    let mac = "52:54:00:aa:bb:04";
+    assert_eq!(s.put_json(&format!("/machines/{mac}"), &json!({"boot_mode": "ipxe-exit"})).status, 200);
+    let r = post(&s, &format!("/ui/machines/{mac}/delete"), &[], true);
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Yes, delete") && r.text().contains("name=\"confirm\" value=\"yes\""));
+    assert_eq!(s.get(&format!("/machines/{mac}")).status, 200, "not deleted before confirming");
+    let r = post(&s, &format!("/ui/machines/{mac}/delete"), &[("confirm", "yes")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/machines?done=deleted")));
+    assert_eq!(s.get(&format!("/machines/{mac}")).status, 404);
+
+    let r = s.post_json(
+        "/catalog/entries",
+        &json!({"name": "remote.img.zst", "src": "https://h.invalid/remote.img.zst"}),
+    );
+    let image_ref = r.json()["ref"].as_str().unwrap().to_string();
+    let r = post(&s, &format!("/ui/images/{image_ref}/delete"), &[], true);
+    assert!(r.text().contains(&esc("Delete image \"remote.img.zst\"")), "{}", r.text());
+    let r = post(&s, &format!("/ui/images/{image_ref}/delete"), &[("confirm", "yes")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=deleted")));
+    assert_eq!(s.get("/images").json(), json!([]));
+}
+
+#[test]
+fn fetch_by_url_reports_bad_input_beside_the_field_and_queues_good_input() {
+    let (_d, s) = server();
+    let r = post(&s, "/ui/images/fetch", &[("src", "/etc/passwd")], true);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains(&esc("src must be an http://, https:// or oras:// URL")), "{}", r.text());
+    assert!(r.text().contains("value=\"&#x2f;etc&#x2f;passwd\""), "the input is kept");
+    // Nothing listens on port 9 of loopback: the job is queued, then fails, and says so.
+    let r = post(&s, "/ui/images/fetch", &[("src", "http://127.0.0.1:9/x.img"), ("name", "x.img")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=fetch")));
+    let html = s.get("/ui/images").text();
+    assert!(html.contains("x.img") && html.contains("http:&#x2f;&#x2f;127.0.0.1:9&#x2f;x.img"), "{html}");
+    // A remote entry is added at once and nothing is downloaded.
+    let src = "oras://registry.example.invalid/os/debian:13";
+    let r = post(&s, "/ui/images/fetch", &[("src", src), ("remote", "1")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=remote")));
+    let entries = s.get("/images").json();
+    let e = entries.as_array().unwrap().iter().find(|e| e["url"] == src).expect("remote entry listed");
+    assert_eq!((e["name"].as_str(), e["stored"].as_bool()), (Some("debian:13"), Some(false)));
+}
+
+#[test]
+fn the_machine_list_searches_filters_sorts_and_pages_on_the_server() {
+    let (_d, s) = server();
+    for i in 0..30u8 {
+        let body = json!({"labels": [if i % 2 == 0 { "even" } else { "odd" }], "boot_mode": "ipxe-exit"});
+        assert_eq!(s.put_json(&format!("/machines/52:54:00:00:02:{i:02x}"), &body).status, 200);
+    }
+    assert_eq!(s.get("/pxe/52:54:00:00:03:00").status, 200);
+    let page1 = s.get("/ui/machines").text();
+    assert!(page1.contains("31 machines") && page1.contains("page 1 of 2"));
+    assert_eq!(page1.matches("<tr data-mac=").count(), 25);
+    let page2 = s.get("/ui/machines?page=2").text();
+    assert_eq!(page2.matches("<tr data-mac=").count(), 6);
+    let odd = s.get("/ui/machines?q=odd&per_page=50").text();
+    assert_eq!(odd.matches("<tr data-mac=").count(), 15);
+    let new = s.get("/ui/machines?filter=unassigned").text();
+    assert_eq!(new.matches("<tr data-mac=").count(), 1);
+    assert!(new.contains("52:54:00:00:03:00"));
+    let desc = s.get("/ui/machines?sort=mac&dir=desc").text();
+    let first = desc.find("<tr data-mac=\"").map(|i| &desc[i + 14..i + 31]);
+    assert_eq!(first, Some("52:54:00:00:03:00"));
+}
+
+#[test]
+fn the_netboot_page_fills_the_dhcp_snippets_with_this_hosts_address() {
+    let (_d, s) = server();
+    let html = s.get("/ui/netboot").text();
+    let url = format!("http:&#x2f;&#x2f;{}/pxe-bootstrap.ipxe", s.addr);
+    assert!(html.contains(&format!("dhcp-boot=tag:ipxe,{url}")), "{html}");
+    assert!(html.contains("filename \"http:&#x2f;&#x2f;"), "ISC dhcpd snippet present");
+    assert!(html.contains("bty-netboot-x86_64.vmlinuz") && html.contains("missing"));
+    std::fs::write(s.state.join("boot/bty-netboot-x86_64.vmlinuz"), b"kernel").unwrap();
+    let html = s.get("/ui/netboot").text();
+    // sha256("kernel") starts with this.
+    assert!(html.contains("present") && html.contains("6923dd1bc046"), "{html}");
+}
+
+#[test]
+fn static_assets_have_etags_and_fit_the_budget() {
+    let (_d, s) = server();
+    let mut total = 0;
+    for name in ["bty.css", "bty.js"] {
+        let r = s.raw("GET", &format!("/static/{name}"), &[], Vec::new());
+        assert_eq!(r.status, 200);
+        let etag = r.header("etag").expect("etag").to_string();
+        assert!(r.header("cache-control").unwrap_or("").contains("max-age"));
+        total += r.body.len();
+        let again = s.raw("GET", &format!("/static/{name}"), &[("If-None-Match", &etag)], Vec::new());
+        assert_eq!((again.status, again.body.len()), (304, 0));
+    }
+    assert!(total < 60 << 10, "CSS + JS are {total} bytes");
+    assert_eq!(s.raw("GET", "/static/nope.js", &[], Vec::new()).status, 404);
+}
+
+#[test]
+fn the_dashboard_readiness_tftp_item_follows_a_real_tftp_server() {
+    let dir = scratch();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[("BTY_TFTP_LISTEN", &listen)]);
+    s.login();
+    let html = s.get("/ui/dashboard").text();
+    assert!(html.contains(&format!("no answer from {listen}")), "{html}");
+
+    let root = dir.path().join("tftp");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("ipxe.efi"), vec![7u8; 3000]).unwrap();
+    /// Kills the TFTP server however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _tftp = Killed(
+        bty()
+            .args(["tftp", "--root"])
+            .arg(&root)
+            .args(["--listen", &listen])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting bty tftp"),
+    );
+    // The dashboard reuses a probe result for 10 s; poll until the new server is seen.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut html = String::new();
+    while std::time::Instant::now() < deadline {
+        html = s.get("/ui/dashboard").text();
+        if html.contains(&format!("{listen} serves ipxe.efi")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(html.contains(&format!("{listen} serves ipxe.efi")), "{html}");
+}

@@ -1,0 +1,178 @@
+//! The browser UI in a real headless Chromium driven over WebDriver: sign in, assign an image
+//! to a machine through the form, watch flash progress posted by a "netboot agent" (this test,
+//! over HTTP) arrive through SSE without a reload, take a screenshot of every page at 1280 px
+//! and at phone width (375 px) into `target/ui-screenshots/`, and check the browser never
+//! contacted any host but the server.
+
+mod common;
+use common::webdriver::{self, Browser};
+use common::webserver::WebServer;
+use common::*;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const MAC: &str = "52:54:00:12:34:56";
+
+fn shots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+    std::fs::create_dir_all(&dir).expect("creating target/ui-screenshots");
+    dir
+}
+
+/// A server with one stored image and one inventoried machine.
+fn populated_server(dir: &std::path::Path) -> (WebServer, String) {
+    let mut s = WebServer::start_in(&dir.join("state"), &[]);
+    s.login();
+    let mut img = vec![0u8; 1 << 20];
+    img[510] = 0x55;
+    img[511] = 0xaa;
+    let r =
+        s.send("PUT", "/images/debian-13-amd64.img", &[("Content-Type", "application/octet-stream")], img);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let image_ref = r.json()["ref"].as_str().unwrap().to_string();
+    assert_eq!(s.get(&format!("/pxe/{MAC}")).status, 200);
+    let inventory = json!({
+        "disks": [
+            {"path": "/dev/nvme0n1", "size": "477G", "vendor": "Samsung", "model": "PM9A1", "serial": "S6EUNX0R123456", "tran": "nvme"},
+            {"path": "/dev/sda", "size": "14.9G", "vendor": "SanDisk", "model": "Cruzer", "serial": "4C530001", "tran": "usb", "removable": true}
+        ],
+        "lshw": {"class": "system", "vendor": "Supermicro", "product": "SYS-5019C", "children": [{"class": "bus", "children": [
+            {"id": "memory", "class": "memory", "size": 34359738368u64},
+            {"class": "processor", "product": "Intel(R) Xeon(R) E-2288G", "configuration": {"threads": "16"}},
+            {"class": "network", "logicalname": "eno1", "serial": MAC, "size": 1000000000u64}
+        ]}]}
+    });
+    assert_eq!(s.post_json(&format!("/pxe/{MAC}/inventory"), &inventory).status, 204);
+    for i in 1..=3 {
+        let other = format!("52:54:00:00:00:{i:02x}");
+        let body = json!({"labels": [format!("rack-{i}"), "lab"], "boot_mode": if i == 3 { "bty-inventory" } else { "ipxe-exit" }});
+        assert_eq!(s.put_json(&format!("/machines/{other}"), &body).status, 200);
+    }
+    (s, image_ref)
+}
+
+#[test]
+fn browser_signs_in_assigns_an_image_and_sees_live_progress_without_reloading() {
+    if !webdriver::available() {
+        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+        return;
+    }
+    let dir = scratch();
+    let (s, image_ref) = populated_server(dir.path());
+    let shots = shots_dir();
+    let b = Browser::start(1280, 900);
+
+    // Sign in.
+    b.goto(&s.url("/ui/login"));
+    b.screenshot(&shots.join("login-1280.png"));
+    b.type_into("#password", &s.password());
+    b.click("button[type=submit]");
+    b.wait_until("the dashboard", Duration::from_secs(10), |b| b.url().ends_with("/ui/dashboard"));
+    assert!(b.body_text().contains("Readiness"));
+
+    // Assign the image through the form.
+    b.goto(&s.url(&format!("/ui/machines/{MAC}")));
+    b.select("#boot_mode", "bty-flash-once");
+    b.select("#bty_image_ref", &image_ref);
+    b.select("#target_disk_serial", "S6EUNX0R123456");
+    b.type_into("#labels", "rack-7, gpu");
+    b.click("form.form button.primary");
+    b.wait_until("the saved notice", Duration::from_secs(10), |b| b.body_text().contains("Saved."));
+    let text = b.body_text();
+    assert!(text.contains("debian-13-amd64.img") && text.contains("pending flash"), "{text}");
+    let m = s.get(&format!("/machines/{MAC}")).json();
+    assert_eq!(
+        (m["boot_mode"].as_str(), m["bty_image_ref"].as_str()),
+        (Some("bty-flash-once"), Some(image_ref.as_str()))
+    );
+    assert_eq!(m["target_disk_serial"], "S6EUNX0R123456");
+
+    // Progress posted by the agent arrives on the open page without a reload: a marker set on
+    // the window survives, and the text changes.
+    b.wait_until("the live stream", Duration::from_secs(10), |b| {
+        b.js("return !document.getElementById('live').hidden;", json!([])) == json!(true)
+    });
+    b.js("window.__no_reload = 1;", json!([]));
+    let progress = json!({"bytes_written": 1u64 << 29, "total_bytes": 1u64 << 30, "phase": "write"});
+    assert_eq!(s.post_json(&format!("/pxe/{MAC}/progress"), &progress).status, 204);
+    b.wait_until("flashing 50% on the machine page", Duration::from_secs(10), |b| {
+        b.body_text().contains("flashing 50%")
+    });
+    assert_eq!(b.js("return window.__no_reload;", json!([])), json!(1), "the page reloaded");
+    assert!(b.body_text().contains("512.0 MiB of 1.0 GiB"));
+    b.screenshot(&shots.join("machine-1280.png"));
+
+    // The machines table updates the same way.
+    b.goto(&s.url("/ui/machines"));
+    b.wait_until("the live stream", Duration::from_secs(10), |b| {
+        b.js("return !document.getElementById('live').hidden;", json!([])) == json!(true)
+    });
+    b.js("window.__no_reload = 1;", json!([]));
+    let progress = json!({"bytes_written": 3u64 << 28, "total_bytes": 1u64 << 30, "phase": "write"});
+    assert_eq!(s.post_json(&format!("/pxe/{MAC}/progress"), &progress).status, 204);
+    b.wait_until("flashing 75% in the table", Duration::from_secs(10), |b| {
+        b.body_text().contains("flashing 75%")
+    });
+    assert_eq!(b.js("return window.__no_reload;", json!([])), json!(1), "the page reloaded");
+    // A machine change (a new label through the API) re-renders the table body in place.
+    let body = json!({"labels": ["rack-1", "moved"], "boot_mode": "ipxe-exit"});
+    assert_eq!(s.put_json("/machines/52:54:00:00:00:01", &body).status, 200);
+    b.wait_until("the new label in the table", Duration::from_secs(10), |b| b.body_text().contains("moved"));
+    assert_eq!(b.js("return window.__no_reload;", json!([])), json!(1), "the page reloaded");
+    b.screenshot(&shots.join("machines-1280.png"));
+
+    // Upload an image from the browser: the file streams with a PUT and the page reloads with
+    // the new catalog entry.
+    let upload = dir.path().join("alpine-3.21.img");
+    let mut img = vec![0u8; 4 << 20];
+    img[510] = 0x55;
+    img[511] = 0xaa;
+    img[4096] = 1;
+    std::fs::write(&upload, img).unwrap();
+    b.goto(&s.url("/ui/images"));
+    b.type_into("#upload-file", &upload.display().to_string());
+    b.click("#upload button.primary");
+    b.wait_until("the uploaded image in the catalog", Duration::from_secs(20), |b| {
+        b.body_text().contains("alpine-3.21.img") && b.body_text().contains("2 images")
+    });
+    let names: Vec<String> = s
+        .get("/images")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"alpine-3.21.img".to_string()), "{names:?}");
+
+    // A failed flash elsewhere, so the dashboard and events pages show how failures look.
+    let failed = json!({"status": "failed", "reason": "no disk with serial S3 on this machine"});
+    assert_eq!(s.post_json("/pxe/52:54:00:00:00:03/status", &failed).status, 204);
+
+    // Every page at desktop width, then dashboard and machines (and the rest) at phone width.
+    let pages = ["dashboard", "images", "netboot", "events", "settings", "backups", "account"];
+    for p in pages {
+        b.goto(&s.url(&format!("/ui/{p}")));
+        b.screenshot(&shots.join(format!("{p}-1280.png")));
+    }
+    b.viewport(375, 812, true);
+    for p in ["dashboard", "machines", &format!("machines/{MAC}"), "images", "netboot", "events", "account"] {
+        b.goto(&s.url(&format!("/ui/{p}")));
+        let name = if p.starts_with("machines/") { "machine".to_string() } else { p.to_string() };
+        let overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth;", json!([]));
+        assert!(overflow.as_i64().unwrap_or(0) <= 0, "{p} scrolls sideways at 375 px by {overflow} px");
+        b.screenshot(&shots.join(format!("{name}-375.png")));
+    }
+    b.viewport(0, 0, false);
+
+    // Nothing but the server was contacted over the network (no CDN, fonts or telemetry);
+    // the browser's own chrome:// pages (the first blank tab) are not network requests.
+    let urls = b.requested_urls();
+    assert!(urls.iter().any(|u| u.ends_with("/static/bty.css")), "{urls:?}");
+    let network =
+        |u: &&String| !u.starts_with("chrome://") && !u.starts_with("data:") && !u.starts_with("about:");
+    let foreign: Vec<&String> =
+        urls.iter().filter(network).filter(|u| !u.starts_with(&format!("{}/", s.base))).collect();
+    assert!(foreign.is_empty(), "requests to other hosts: {foreign:?}");
+}
