@@ -42,7 +42,7 @@ head -c $((dense_mib << 20)) /dev/urandom > dense.img
 zstd -q -T2 -3 sparse.img -o sparse.img.zst
 zstd -q -T2 -3 dense.img -o dense.img.zst
 gzip -1 -c sparse.img > sparse.img.gz
-xz -T2 -1 -c sparse.img > sparse.img.xz
+xz -T2 -0 -c sparse.img > sparse.img.xz
 qemu-img convert -f raw -O qcow2 sparse.img sparse.qcow2
 truncate -s $(( (size_mib + 64) << 20 )) loop-backing
 loop=$(losetup --find --show loop-backing)
