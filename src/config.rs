@@ -150,7 +150,7 @@ pub struct Tuning {
 /// `[tftp]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tftp {
-    /// Whether the appliance starts bty-tftp.
+    /// Whether bty-web serves TFTP in-process (`web::tftp`).
     pub enabled: bool,
     /// Directory served; empty means the boot dir.
     pub root: String,

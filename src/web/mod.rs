@@ -21,6 +21,7 @@ pub mod router;
 pub mod server;
 pub mod sse;
 pub mod templates;
+pub mod tftp;
 pub mod ui;
 
 pub use context::AppContext;
@@ -34,12 +35,13 @@ use std::sync::Arc;
 /// requests, stops background work and closes the database cleanly.
 pub fn run(ctx: Arc<AppContext>, listener: server::Listener) -> Result<()> {
     *ctx.fallback_host.lock().unwrap_or_else(|p| p.into_inner()) = listener.addr.to_string();
+    let tftp = tftp::start(&ctx)?;
     let keeper = housekeeping::start(ctx.clone());
     let runner = jobs::start(ctx.clone());
     let backups = backups::start(ctx.clone());
     server::serve(ctx.clone(), listener);
     let _ = keeper.join();
-    for t in [runner, backups].into_iter().flatten() {
+    for t in [runner, backups, tftp].into_iter().flatten() {
         let _ = t.join();
     }
     // An upload abandoned at shutdown leaves its hidden temporary file; never keep one.
