@@ -428,6 +428,17 @@ mod tests {
     }
 
     #[test]
+    fn the_appliance_config_in_rootfs_overlay_loads_and_enables_tftp() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-overlay/etc/bty/bty.toml");
+        let mut o = opts(dir.path());
+        o.config_file = Some(shipped);
+        let c = Config::load(&o).unwrap();
+        assert!(c.tftp.enabled);
+        assert_eq!(c.server.listen, "0.0.0.0:8080");
+    }
+
+    #[test]
     fn layers_apply_in_order_and_record_provenance() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
