@@ -463,3 +463,26 @@ fn the_dashboard_readiness_tftp_item_follows_a_real_tftp_server() {
     }
     assert!(html.contains(&format!("{listen} serves ipxe.efi")), "{html}");
 }
+
+#[test]
+fn backups_are_made_listed_downloaded_and_deleted_from_the_page() {
+    let (_d, s) = server();
+    let r = post(&s, "/ui/backups", &[], false);
+    assert_eq!(r.status, 403, "backing up needs the CSRF token");
+    let r = post(&s, "/ui/backups", &[], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/backups?done=backup")));
+    let html = s.get("/ui/backups?done=backup").text();
+    assert!(html.contains("Backup created."), "{html}");
+    let at = html.find("state-").expect("a backup listed");
+    let name = html[at..].split(['<', '/', '"']).next().unwrap().to_string();
+    assert!(name.ends_with(".db"), "{name}");
+    let r = s.get(&format!("/ui/backups/{name}/download"));
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with(b"SQLite format 3\0"));
+    let r = post(&s, &format!("/ui/backups/{name}/delete"), &[], true);
+    assert!(r.text().contains("Yes, delete"));
+    let r = post(&s, &format!("/ui/backups/{name}/delete"), &[("confirm", "yes")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/backups?done=deleted")));
+    assert!(s.get("/ui/backups").text().contains("No backups yet."));
+    assert_eq!(s.get("/ui/backups/..%2Fstate.db/download").status, 400);
+}

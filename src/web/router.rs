@@ -101,9 +101,11 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Post, ["ui", "events", "ack"]) => page(ctx, req, || ui::events::ack(ctx, req)),
         (Get, ["ui", "settings"]) => page(ctx, req, || ui::settings::page(ctx, req)),
         (Get, ["ui", "backups"]) => page(ctx, req, || ui::backups::page(ctx, req)),
+        (Post, ["ui", "backups"]) => page(ctx, req, || ui::backups::create(ctx, req)),
         (Get, ["ui", "backups", name, "download"]) => {
             page(ctx, req, || ui::backups::download(ctx, req, name))
         }
+        (Post, ["ui", "backups", name, "delete"]) => page(ctx, req, || ui::backups::delete(ctx, req, name)),
         (Get, ["ui", "account"]) => page(ctx, req, || ui::account::page(ctx, req)),
         (Post, ["ui", "account", "password"]) => page(ctx, req, || ui::account::password(ctx, req)),
         (Post, ["ui", "account", "tokens"]) => page(ctx, req, || ui::account::create_token(ctx, req)),
