@@ -36,10 +36,7 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
             "{:<16} {:>10} {:<9} {:<24} {:<20} {}",
             d.path.display(),
             disk::human_size(d.size_bytes),
-            serde_json::to_value(d.transport)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            d.transport.name(),
             [d.vendor.as_deref(), d.model.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" "),
             d.serial.as_deref().unwrap_or("-"),
             notes(d)

@@ -401,11 +401,18 @@ fn a_burst_of_connections_is_served_by_a_bounded_worker_pool() {
     let dir = scratch();
     let s = WebServer::start_in(&dir.path().join("state"), &[("BTY_TUNING_MAX_CONNECTIONS", "4")]);
     let threads_before = thread_count(s.pid());
-    let conns: Vec<std::net::TcpStream> =
-        (0..200).map(|_| std::net::TcpStream::connect(&s.addr).unwrap()).collect();
+    // Each client sends its request as soon as it is connected, as PXE clients do; the server
+    // caps its connection threads, so a client that connected and stayed silent would wait
+    // behind the cap until the socket timeout.
+    let conns: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+            write!(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            c
+        })
+        .collect();
     let mut ok = 0;
     for mut c in conns {
-        write!(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut out = String::new();
         c.read_to_string(&mut out).unwrap();
         ok += usize::from(out.starts_with("HTTP/1.1 200"));

@@ -35,6 +35,21 @@ pub enum Transport {
     Unknown,
 }
 
+impl Transport {
+    /// The lowercase name shown in tables and JSON (`nvme`, `sata`, `usb`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Nvme => "nvme",
+            Transport::Sata => "sata",
+            Transport::Usb => "usb",
+            Transport::Virtio => "virtio",
+            Transport::Mmc => "mmc",
+            Transport::Loop => "loop",
+            Transport::Unknown => "unknown",
+        }
+    }
+}
+
 /// A partition of a disk and where it is mounted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Partition {
@@ -356,6 +371,14 @@ mod tests {
         ];
         for (bytes, text) in cases {
             assert_eq!(human_size(bytes), text);
+        }
+    }
+
+    #[test]
+    fn transport_names_match_the_json_names() {
+        use Transport::*;
+        for t in [Nvme, Sata, Usb, Virtio, Mmc, Loop, Unknown] {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.name(), "{t:?}");
         }
     }
 }

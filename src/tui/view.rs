@@ -400,10 +400,7 @@ fn disk_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>) 
 }
 
 fn transport(d: &DiskRow) -> String {
-    serde_json::to_value(d.disk.transport)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    d.disk.transport.name().to_string()
 }
 
 fn confirm_body(w: &Wizard) -> Vec<Line> {
