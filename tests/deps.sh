@@ -11,7 +11,7 @@ packages=(
   chromium chromium-driver
   mtools dosfstools gdisk e2fsprogs grub-efi-amd64-bin
   zstd xz-utils bzip2 gzip qemu-utils curl
-  tmux
+  tmux openssl
 )
 missing=()
 for p in "${packages[@]}"; do
