@@ -270,7 +270,9 @@ flash_scenario() {
     events "$mac" > "$work/$name.events"
     tail -n 1 "$work/$name.events" | grep -q '^netboot.pxe.offered' \
         || { cat "$work/$name.events"; die "$name: the second boot was not offered the disk"; }
-    echo "e2e: PASS $name: chain, digest, events, and the next power-on booted the flashed disk"
+    local second="the next power-on booted the flashed disk"
+    [ "$fw" = uefi ] && second="the next power-on was served the disk boot and iPXE handed back to the firmware"
+    echo "e2e: PASS $name: chain, digest, events, and $second"
 }
 
 fail_scenario() {
