@@ -17,7 +17,15 @@ pub fn list(ctx: &AppContext, req: &Request<'_>) -> Reply {
             None => Ok(None),
         }
     };
-    let filter = EventFilter {
+    let filter = filter_from(text, int("before_id")?, int("limit")?.unwrap_or(50).clamp(1, 500) as u32);
+    Ok(Response::json(200, &EventPage { events: ctx.db.events(&filter)? }))
+}
+
+/// The reference's text filters (§6.3) read through `text`, which returns a query value or
+/// `None` when absent or empty; shared by the API and the UI's events page, which differ only
+/// in how they clean values and in their cursor and page size.
+pub fn filter_from(text: impl Fn(&str) -> Option<String>, before_id: Option<i64>, limit: u32) -> EventFilter {
+    EventFilter {
         kind: text("kind"),
         subject_kind: text("subject_kind"),
         subject_id: text("subject_id"),
@@ -26,10 +34,9 @@ pub fn list(ctx: &AppContext, req: &Request<'_>) -> Reply {
         failed: text("failed").is_some(),
         unacknowledged: text("unacknowledged").is_some(),
         q: text("q"),
-        before_id: int("before_id")?,
-        limit: int("limit")?.unwrap_or(50).clamp(1, 500) as u32,
-    };
-    Ok(Response::json(200, &EventPage { events: ctx.db.events(&filter)? }))
+        before_id,
+        limit,
+    }
 }
 
 /// `POST /events/{id}/ack`.

@@ -3,8 +3,8 @@
 //! `POST /ui/events/ack` acknowledges one event or every ticked one.
 
 use super::view::{self, encode_component, Page};
-use crate::db::EventFilter;
 use crate::web::context::AppContext;
+use crate::web::handlers::events;
 use crate::web::handlers::SMALL_JSON;
 use crate::web::request::Request;
 use crate::web::response::{HttpError, Reply, Response};
@@ -24,18 +24,7 @@ pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
         }
         None => None,
     };
-    let filter = EventFilter {
-        kind: text("kind"),
-        subject_kind: text("subject_kind"),
-        subject_id: text("subject_id"),
-        actor: text("actor"),
-        source_ip: text("source_ip"),
-        failed: text("failed").is_some(),
-        unacknowledged: text("unacknowledged").is_some(),
-        q: text("q"),
-        before_id,
-        limit: PAGE + 1,
-    };
+    let filter = events::filter_from(text, before_id, PAGE + 1);
     let mut events = ctx.db.events(&filter)?;
     let more = events.len() > PAGE as usize;
     events.truncate(PAGE as usize);
