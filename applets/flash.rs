@@ -34,6 +34,9 @@ struct Args {
     /// the sha256 the image file must have (hex)
     #[argh(option)]
     sha256: Option<String>,
+    /// report the image file's sha256 even when none is checked (costs a hash pass)
+    #[argh(switch)]
+    hash: bool,
     /// force the image format (raw, zst, gz, xz, bz2, qcow2)
     #[argh(option)]
     format: Option<String>,
@@ -61,6 +64,7 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
         verify: args.verify,
         delta: args.delta,
         dry_run: args.dry_run,
+        hash: args.hash,
     };
     let source = resolved.source;
     let info = flash::check_target(&args.target, None)?;

@@ -243,7 +243,7 @@ fn flash(client: &Arc<Client>, opts: &Options, job: &FlashJob) -> Result<()> {
     let source =
         crate::source::open(&job.image).with_context(|| format!("image {} is unreachable", job.image))?;
     eprintln!("bty: writing {} to {}", job.image, target.display());
-    let flash_opts = crate::flash::FlashOptions { format, expected_sha256, ..Default::default() };
+    let flash_opts = crate::flash::FlashOptions { format, expected_sha256, hash: true, ..Default::default() };
 
     let poster = ProgressPoster::start(client.clone());
     let mut milestones = Milestones::default();

@@ -48,6 +48,9 @@ pub struct FlashOptions {
     pub delta: bool,
     /// Check everything and decode nothing to the target.
     pub dry_run: bool,
+    /// Hash the source and report its sha256 even when no digest is checked (hashing a
+    /// sparse raw image costs more than flashing it, so it is off unless wanted).
+    pub hash: bool,
 }
 
 /// The stage a flash is in, for progress displays.
@@ -95,7 +98,7 @@ pub struct FlashReport {
     /// Bytes read from the target and found equal (`--delta`).
     pub bytes_unchanged: u64,
     /// sha256 of the source bytes as stored (compressed), hex; empty after a dry run, or when
-    /// a random-access decoder (qcow2) read the source and no digest was asked for.
+    /// no digest was checked and none was asked for ([`FlashOptions::hash`]).
     pub source_sha256: String,
     /// Whether `--verify` read the target back and it matched (`None` without `--verify`).
     pub verified: Option<bool>,
@@ -130,7 +133,9 @@ pub fn flash(
         Some(format) => format,
         None => image::detect(source.as_ref())?,
     };
-    let tap = Arc::new(ReadAhead::new(source.clone(), format != image::Format::Raw));
+    let expected_sha256 = opts.expected_sha256.or_else(|| source.expected_sha256());
+    let hash = opts.hash || expected_sha256.is_some();
+    let tap = Arc::new(ReadAhead::new(source.clone(), format != image::Format::Raw, hash));
     let decoded = image::open(tap.clone(), format)?;
     let total = decoded.virtual_size;
     if opts.dry_run {
@@ -148,7 +153,8 @@ pub fn flash(
     }
     let opened = target::Target::open(target, total)?;
     let job = Job {
-        expected_sha256: opts.expected_sha256.or_else(|| source.expected_sha256()),
+        expected_sha256,
+        hash,
         source,
         tap,
         virtual_size: total,

@@ -70,6 +70,8 @@ pub struct Job {
     pub tap: Arc<ReadAhead>,
     /// The digest the stored bytes must have.
     pub expected_sha256: Option<[u8; 32]>,
+    /// Whether the stored bytes are hashed (always when a digest is expected).
+    pub hash: bool,
     /// The image's size as its header states it.
     pub virtual_size: Option<u64>,
     /// `--delta`.
@@ -215,7 +217,7 @@ fn write(
     let source_sha256 = match job.tap.finish()? {
         Some(digest) => Some(digest),
         // The decoder read out of order (qcow2): hash the stored bytes in a pass of their own.
-        None if job.expected_sha256.is_some() => Some(source::sha256_of(job.source.as_ref())?),
+        None if job.hash => Some(source::sha256_of(job.source.as_ref())?),
         None => None,
     };
     if let Some(expected) = job.expected_sha256 {

@@ -1,12 +1,14 @@
 //! The read stage: a [`Source`] wrapper whose sequential stream is fetched on its own thread,
-//! ahead of the decoder, and hashed as it is fetched.
+//! ahead of the decoder, and hashed as it is fetched when a digest is wanted.
 //!
 //! The decoder sees an ordinary `Read`; the bytes come from a bounded channel of recycled
 //! buffers filled by the fetch thread, so a slow network read and a slow decode overlap. The
 //! sha256 covers exactly the stored bytes of the last stream opened at offset 0; whatever the
 //! decoder left unread (trailing padding) is drained into the hash by [`ReadAhead::finish`].
 //! Random-access reads (qcow2) pass straight through and are not hashed here. A raw image's
-//! stream is not threaded: it is hashed in place as the decode stage reads it.
+//! stream is not threaded: it is hashed in place as the decode stage reads it. Hashing is
+//! optional because on a sparse raw image it costs more than the whole flash: it runs when
+//! a digest is checked or the caller asks for one.
 
 use crate::error::{Error, Result};
 use crate::source::{DigestHandle, HashingReader, Source};
@@ -20,46 +22,48 @@ const BLOCK: usize = 1 << 20;
 /// Blocks in flight between the fetch thread and the decoder.
 const DEPTH: usize = 8;
 
-type Stream = HashingReader<Box<dyn Read + Send>>;
+type Stream = Box<dyn Read + Send>;
 /// The fetch thread hands back its stream and how its reading ended.
 type Fetch = JoinHandle<(Stream, io::Result<()>)>;
 
-/// A source whose stream from offset 0 is fetched ahead and hashed.
+/// A source whose stream from offset 0 is fetched ahead and, when asked, hashed.
 pub struct ReadAhead {
     inner: Arc<dyn Source>,
     /// Whether streams are fetched on a thread of their own; a raw image needs no decoding,
-    /// so its stream is hashed in place and the decode stage reads it directly, which saves
-    /// a copy of every byte.
+    /// so its stream is read directly by the decode stage, which saves a copy of every byte.
     threaded: bool,
+    /// Whether streams from offset 0 are hashed.
+    hash: bool,
     /// The fetch thread of the most recent stream from offset 0; it hands its reader back.
     fetch: Mutex<Option<Fetch>>,
-    /// The hash of the most recent unthreaded stream from offset 0.
-    direct: Mutex<Option<DigestHandle>>,
+    /// The hash of the most recent stream from offset 0.
+    digest: Mutex<Option<DigestHandle>>,
 }
 
 impl ReadAhead {
-    /// Wraps `inner`; `threaded` puts the reads on a thread of their own.
-    pub fn new(inner: Arc<dyn Source>, threaded: bool) -> ReadAhead {
-        ReadAhead { inner, threaded, fetch: Mutex::new(None), direct: Mutex::new(None) }
+    /// Wraps `inner`; `threaded` puts the reads on a thread of their own, `hash` hashes them.
+    pub fn new(inner: Arc<dyn Source>, threaded: bool, hash: bool) -> ReadAhead {
+        ReadAhead { inner, threaded, hash, fetch: Mutex::new(None), digest: Mutex::new(None) }
     }
 
     /// Waits for the fetch thread, hashes whatever the decoder did not read, and returns the
-    /// sha256 of the whole stored object; `None` when no stream from offset 0 was read (the
-    /// decoder used random access), so the caller must hash separately if it needs to.
+    /// sha256 of the whole stored object; `None` when hashing is off or no stream from offset
+    /// 0 was read (the decoder used random access), so the caller must hash separately if it
+    /// needs to.
     pub fn finish(&self) -> Result<Option<[u8; 32]>> {
-        if let Some(digest) = self.direct.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            // The decode stage read the unthreaded stream to its end.
-            return Ok(Some(digest.finish()));
-        }
         let handle = self.fetch.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(handle) = handle else { return Ok(None) };
-        let (mut stream, result) = handle
-            .join()
-            .map_err(|_| Error::failed(format!("the reader of {} crashed", self.inner.describe())))?;
-        result.map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
-        io::copy(&mut stream, &mut io::sink())
-            .map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
-        Ok(Some(stream.digest_handle().finish()))
+        if let Some(handle) = handle {
+            let (mut stream, result) = handle
+                .join()
+                .map_err(|_| Error::failed(format!("the reader of {} crashed", self.inner.describe())))?;
+            result.map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
+            if self.hash {
+                io::copy(&mut stream, &mut io::sink())
+                    .map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
+            }
+        }
+        // Unthreaded, the decode stage read the stream to its end itself.
+        Ok(self.digest.lock().unwrap_or_else(|p| p.into_inner()).take().map(|d| d.finish()))
     }
 }
 
@@ -76,10 +80,16 @@ impl Source for ReadAhead {
         if offset != 0 {
             return self.inner.open_stream(offset);
         }
-        let stream = HashingReader::new(self.inner.open_stream(0)?);
+        let raw = self.inner.open_stream(0)?;
+        let stream: Stream = if self.hash {
+            let hashing = HashingReader::new(raw);
+            *self.digest.lock().unwrap_or_else(|p| p.into_inner()) = Some(hashing.digest_handle());
+            Box::new(hashing)
+        } else {
+            raw
+        };
         if !self.threaded {
-            *self.direct.lock().unwrap_or_else(|p| p.into_inner()) = Some(stream.digest_handle());
-            return Ok(Box::new(stream));
+            return Ok(stream);
         }
         let (full_tx, full_rx) = mpsc::sync_channel(DEPTH);
         let (empty_tx, empty_rx) = mpsc::channel();
@@ -179,14 +189,14 @@ mod tests {
         let src: Arc<dyn Source> = Arc::new(FileSource::open(&path).unwrap());
         let expected = crate::source::sha256_of(src.as_ref()).unwrap();
 
-        let ra = ReadAhead::new(src.clone(), true);
+        let ra = ReadAhead::new(src.clone(), true, true);
         let mut all = Vec::new();
         ra.open_stream(0).unwrap().read_to_end(&mut all).unwrap();
         assert!(all == data);
         assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
 
         // A decoder that stops early still yields the digest of the whole object.
-        let ra = ReadAhead::new(src.clone(), true);
+        let ra = ReadAhead::new(src.clone(), true, true);
         let mut first = vec![0u8; 10];
         let mut stream = ra.open_stream(0).unwrap();
         stream.read_exact(&mut first).unwrap();
@@ -194,10 +204,19 @@ mod tests {
         assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
 
         // Unthreaded, the stream is the source's own, hashed in place.
-        let ra = ReadAhead::new(src, false);
+        let ra = ReadAhead::new(src.clone(), false, true);
         let mut all = Vec::new();
         ra.open_stream(0).unwrap().read_to_end(&mut all).unwrap();
         assert!(all == data);
         assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
+
+        // Without hashing the stream is the same and there is no digest.
+        for threaded in [true, false] {
+            let ra = ReadAhead::new(src.clone(), threaded, false);
+            let mut all = Vec::new();
+            ra.open_stream(0).unwrap().read_to_end(&mut all).unwrap();
+            assert!(all == data, "threaded {threaded}");
+            assert_eq!(ra.finish().unwrap(), None, "threaded {threaded}");
+        }
     }
 }

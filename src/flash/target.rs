@@ -3,7 +3,7 @@
 //!
 //! Block devices are opened `O_EXCL` (the kernel then refuses a device that is mounted or held
 //! by dm/md) and, where the kernel allows, a second `O_DIRECT` descriptor carries the aligned
-//! writes. Zero ranges become BLKZEROOUT on devices and holes in files. This file decides how
+//! writes, to files as to devices. Zero ranges become BLKZEROOUT on devices and holes in files. This file decides how
 //! bytes reach the target; what to write and in which order is `writer.rs`'s business.
 
 use crate::disk::{self, Disk};
@@ -92,6 +92,9 @@ fn too_small(path: &Path, size: u64, need: u64) -> Option<String> {
     })
 }
 
+/// The alignment of direct writes to a regular file.
+const FILE_DIRECT_ALIGN: u64 = 4096;
+
 /// How bytes reach the target.
 enum Kind {
     /// A block device of `size` bytes with its logical sector size.
@@ -106,7 +109,7 @@ pub struct Target {
     path: PathBuf,
     /// The buffered descriptor: unaligned writes, reads, fsync, ioctls.
     file: File,
-    /// An `O_DIRECT` descriptor for aligned writes on block devices, when the kernel allows.
+    /// An `O_DIRECT` descriptor for aligned writes, when the kernel allows.
     direct: Option<File>,
     kind: Kind,
 }
@@ -155,17 +158,16 @@ impl Target {
             }
         };
         // O_DIRECT keeps a multi-gigabyte image from evicting the page cache and lets the
-        // device see large requests; some stacks (tmpfs-backed loops, old kernels) refuse it,
-        // and then every write goes through the buffered descriptor.
-        let direct = match kind {
-            Kind::Block { .. } => OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
-                .open(path)
-                .ok(),
-            Kind::File { .. } => None,
-        };
+        // device see large requests, for files as for devices (buffered writes of a large
+        // file pile up dirty pages that the final fsync then writes at its own pace); some
+        // stacks (tmpfs, tmpfs-backed loops, old kernels) refuse it, and then every write goes
+        // through the buffered descriptor.
+        let direct = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+            .open(path)
+            .ok();
         Ok(Target { path: path.to_path_buf(), file, direct, kind })
     }
 
@@ -319,7 +321,8 @@ impl Target {
     fn aligned(&self, offset: u64, buf: &[u8]) -> bool {
         let sector = match self.kind {
             Kind::Block { sector, .. } => sector,
-            Kind::File { .. } => return false,
+            // Filesystems take direct I/O in units of their block size; 4 KiB covers them.
+            Kind::File { .. } => FILE_DIRECT_ALIGN,
         };
         offset % sector == 0
             && buf.len() as u64 % sector == 0

@@ -1,5 +1,6 @@
 //! A local file (or block device) as a byte source.
 
+use super::sparse::SparseReader;
 use super::Source;
 use crate::error::{Context, Result};
 use std::fs::File;
@@ -12,6 +13,8 @@ pub struct FileSource {
     path: PathBuf,
     file: File,
     len: Option<u64>,
+    /// A regular file (holes can be skipped), not a device or a pipe.
+    is_regular: bool,
 }
 
 impl FileSource {
@@ -30,7 +33,7 @@ impl FileSource {
             let mut f = &file;
             Some(f.seek(SeekFrom::End(0)).with_context(|| format!("sizing {}", path.display()))?)
         };
-        Ok(FileSource { path, file, len })
+        Ok(FileSource { path, file, len, is_regular: meta.is_file() })
     }
 
     /// The path this source reads.
@@ -52,6 +55,9 @@ impl Source for FileSource {
         // A fresh descriptor, not a dup: dups share the file offset, and two streams of one
         // source (hashing and flashing) must not move each other's position.
         let mut f = File::open(&self.path).with_context(|| format!("reopening {}", self.describe()))?;
+        if let Some(len) = self.len.filter(|_| self.is_regular) {
+            return Ok(Box::new(SparseReader::new(f, offset, len)));
+        }
         if offset > 0 {
             f.seek(SeekFrom::Start(offset)).with_context(|| format!("seeking in {}", self.describe()))?;
         }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod oras;
 mod registry_auth;
 pub mod resolve;
+mod sparse;
 pub mod url;
 
 pub use file::FileSource;

@@ -214,7 +214,12 @@ impl Backend for SystemBackend {
         // The digest the catalog listed is checked; without one the engine falls back to the
         // transport's own (an OCI layer digest).
         let listed = job.image.sha256.as_deref().map(source::parse_sha256).transpose()?;
-        let options = FlashOptions { expected_sha256: listed, verify: job.verify, ..FlashOptions::default() };
+        let options = FlashOptions {
+            expected_sha256: listed,
+            verify: job.verify,
+            hash: true,
+            ..FlashOptions::default()
+        };
         flash::flash(source, &job.target, &options, progress, cancel)
     }
 
