@@ -67,7 +67,7 @@ fn is_flasher(text: &str) -> bool {
 }
 
 fn is_disk(text: &str) -> bool {
-    text.lines().any(|l| l.starts_with("iseq ${platform} efi && exit || sanboot"))
+    text.lines().any(|l| l.starts_with("iseq ${platform} efi && exit 1 || sanboot"))
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn every_boot_mode_gets_its_script_and_a_matching_plan() {
         [
             format!("echo bty: {MAC} boot_mode=ipxe-exit, booting local disk (platform=${{platform}})"),
             "sleep 1".to_string(),
-            "iseq ${platform} efi && exit || sanboot --no-describe --drive 0x81 || exit".to_string(),
+            "iseq ${platform} efi && exit 1 || sanboot --no-describe --drive 0x81 || exit 1".to_string(),
         ]
     );
     assert_eq!(plan(&s), json!({ "mode": "exit" }));
@@ -138,7 +138,7 @@ fn every_boot_mode_gets_its_script_and_a_matching_plan() {
         [
             format!("echo no usable bty assignment for {MAC}; booting local disk (platform=${{platform}})"),
             "sleep 5".to_string(),
-            "iseq ${platform} efi && exit || sanboot --no-describe --drive 0x80 || exit".to_string(),
+            "iseq ${platform} efi && exit 1 || sanboot --no-describe --drive 0x80 || exit 1".to_string(),
         ]
     );
     assert_eq!(plan(&s), json!({ "mode": "exit" }));
@@ -154,7 +154,7 @@ fn every_boot_mode_gets_its_script_and_a_matching_plan() {
                 &image_ref[..12]
             ),
             "sleep 1".into(),
-            "exit".into()
+            "exit 1".into()
         ]
     );
     assert_eq!(plan(&s), json!({ "mode": "exit" }));

@@ -3,6 +3,11 @@
 //! Which script and with what values is decided by `plan::decide`; this module only fills in
 //! text. Every value that reaches a script is either validated (MAC, host, drive, names) or
 //! reduced to one printable line here, so a label or serial cannot inject iPXE commands.
+//!
+//! The disk-boot scripts leave iPXE with `exit 1`, where the reference says `exit`: UEFI
+//! firmware (EDK2/OVMF and the vendor firmware built on it) treats a boot option that returns
+//! success as finished and stops at its boot menu, while a failure makes it try the next boot
+//! option, which is the disk. Under legacy BIOS either status returns to the BIOS boot order.
 
 use crate::error::{Error, Result};
 use crate::plan::{ExitReason, Offer, Purpose};
@@ -178,20 +183,20 @@ mod tests {
             [
                 "echo bty: 52:54:00:11:22:33 boot_mode=bty-flash-once, booting local disk (platform=${platform})",
                 "sleep 1",
-                "iseq ${platform} efi && exit || sanboot --no-describe --drive 0x81 || exit",
+                "iseq ${platform} efi && exit 1 || sanboot --no-describe --drive 0x81 || exit 1",
             ]
         );
     }
 
     #[test]
-    fn unknown_and_exit_scripts_match_the_reference() {
+    fn unknown_and_exit_scripts_match_the_reference_but_exit_failing() {
         let s = script(&Offer::Unknown, &vars(&[], None)).unwrap();
         assert_eq!(
             lines(&s)[2..],
             [
                 "echo no usable bty assignment for 52:54:00:11:22:33; booting local disk (platform=${platform})",
                 "sleep 5",
-                "iseq ${platform} efi && exit || sanboot --no-describe --drive 0x80 || exit",
+                "iseq ${platform} efi && exit 1 || sanboot --no-describe --drive 0x80 || exit 1",
             ]
         );
         let s = script(&Offer::Exit(ExitReason::OrphanRef), &vars(&[], None)).unwrap();
@@ -200,7 +205,7 @@ mod tests {
             [
                 "echo bty: 52:54:00:11:22:33 boot_mode=bty-flash-once ref=0123456789ab..., returning to local boot",
                 "sleep 1",
-                "exit",
+                "exit 1",
             ]
         );
     }
