@@ -73,7 +73,7 @@ impl Db {
     pub fn record_event(&self, e: &NewEvent) -> Result<Event> {
         let ts = super::now();
         let details = e.details.as_ref().map(|d| d.to_string());
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO events (ts, kind, subject_kind, subject_id, actor, source_ip, summary, details)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -133,7 +133,7 @@ impl Db {
 
     /// Marks an event acknowledged; whether it exists.
     pub fn ack_event(&self, id: i64, acknowledged: bool) -> Result<bool> {
-        self.with(|c| {
+        self.write(|c| {
             Ok(c.execute("UPDATE events SET acknowledged = ?2 WHERE id = ?1", params![id, acknowledged])? > 0)
         })
     }
@@ -157,7 +157,7 @@ impl Db {
             let days = time::Duration::days(keep_days.min(100_000) as i64);
             super::format_ts(time::OffsetDateTime::now_utc() - days)
         });
-        self.with(|c| {
+        self.write(|c| {
             let mut n = 0;
             if let Some(cutoff) = &cutoff {
                 n += c.execute("DELETE FROM events WHERE ts < ?1", [cutoff])?;

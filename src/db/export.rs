@@ -52,7 +52,7 @@ impl Db {
         bindings: &[(String, Assignment)],
         now: &str,
     ) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for m in machines {
                 tx.execute("DELETE FROM machine_labels WHERE mac = ?1", [&m.mac])?;

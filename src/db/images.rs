@@ -75,7 +75,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
 impl Db {
     /// Adds an entry; a duplicate ref or name is a conflict.
     pub fn insert_image(&self, row: &ImageRow) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 &format!(
                     "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -124,7 +124,7 @@ impl Db {
 
     /// Removes an entry; whether it existed.
     pub fn delete_image(&self, image_ref: &str) -> Result<bool> {
-        self.with(|c| c.execute("DELETE FROM images WHERE ref = ?1", [image_ref]).map(|n| n > 0))
+        self.write(|c| c.execute("DELETE FROM images WHERE ref = ?1", [image_ref]).map(|n| n > 0))
     }
 }
 

@@ -127,7 +127,7 @@ impl Db {
     /// new cycle (and clears `last_flashed_at`/`known_disks_at`, as the reference); labels and
     /// sanboot drive do not. Returns the row and whether it was created.
     pub fn upsert_machine(&self, mac: &str, a: &Assignment, now: &str) -> Result<(MachineRecord, bool)> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let old = get_in(&tx, mac)?;
             let created = old.is_none();
@@ -170,7 +170,7 @@ impl Db {
 
     /// Deletes a machine and its labels; whether it existed.
     pub fn delete_machine(&self, mac: &str) -> Result<bool> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM machine_labels WHERE mac = ?1", [mac])?;
             let n = tx.execute("DELETE FROM machines WHERE mac = ?1", [mac])?;
@@ -183,7 +183,7 @@ impl Db {
     /// under concurrent first contacts) and refreshes `last_seen_*`. Returns the row and whether
     /// this call created it.
     pub fn machine_contact(&self, mac: &str, ip: &str, now: &str) -> Result<(MachineRecord, bool)> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let created = tx.execute(
                 "INSERT INTO machines (mac, boot_mode, discovered_at, created_at, updated_at)
@@ -204,7 +204,7 @@ impl Db {
     /// Closes cycle `cycle` (the alternating modes after their disk boot); a no-op when another
     /// contact already closed it.
     pub fn end_cycle(&self, mac: &str, cycle: i64) -> Result<bool> {
-        self.with(|c| {
+        self.write(|c| {
             let n = c.execute(
                 "UPDATE machines SET cycle = cycle + 1, cycle_phase = 'pending', cycle_armed_at = NULL,
                    saw_flasher_boot = 0 WHERE mac = ?1 AND cycle = ?2",
@@ -218,7 +218,7 @@ impl Db {
     /// boots the environment for a cycle. Refreshes `last_seen_*`. Returns whether the cycle
     /// was armed by this call; `None` for an unknown MAC.
     pub fn arm_cycle(&self, mac: &str, ip: &str, now: &str) -> Result<Option<bool>> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let known = tx.execute(
                 "UPDATE machines SET last_seen_at = ?2, last_seen_ip = ?3 WHERE mac = ?1",
@@ -248,7 +248,7 @@ impl Db {
         ip: &str,
         now: &str,
     ) -> Result<Option<MachineRecord>> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let Some(old) = get_in(&tx, mac)? else {
                 return Ok(None);
@@ -295,7 +295,7 @@ impl Db {
         ip: &str,
         now: &str,
     ) -> Result<Option<MachineRecord>> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.execute(
                 "UPDATE machines SET known_disks = ?2, known_disks_at = ?3, last_seen_at = ?3, last_seen_ip = ?4,

@@ -29,7 +29,7 @@ impl Db {
     /// Stores a new session by the hash of its id.
     pub fn create_session(&self, id_hash: &str, expires_at: i64, ip: &str) -> Result<()> {
         let now = super::now();
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO sessions (id_hash, created_at, expires_at, source_ip) VALUES (?1, ?2, ?3, ?4)",
                 params![id_hash, now, expires_at, ip],
@@ -50,7 +50,7 @@ impl Db {
 
     /// Slides a session's expiry forward.
     pub fn extend_session(&self, id_hash: &str, expires_at: i64) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE sessions SET expires_at = ?2 WHERE id_hash = ?1",
                 params![id_hash, expires_at],
@@ -61,18 +61,18 @@ impl Db {
 
     /// Ends a session (logout).
     pub fn delete_session(&self, id_hash: &str) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash]).map(|_| ()))
+        self.write(|c| c.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash]).map(|_| ()))
     }
 
     /// Forgets sessions that expired before `now_unix`.
     pub fn prune_sessions(&self, now_unix: i64) -> Result<u64> {
-        self.with(|c| c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_unix]).map(|n| n as u64))
+        self.write(|c| c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_unix]).map(|n| n as u64))
     }
 
     /// Stores a new API token by its hash; returns its id.
     pub fn create_token(&self, name: &str, token_hash: &str) -> Result<ApiToken> {
         let now = super::now();
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO api_tokens (name, token_hash, created_at) VALUES (?1, ?2, ?3)",
                 params![name, token_hash, now],
@@ -110,7 +110,7 @@ impl Db {
     pub fn use_token(&self, token_hash: &str) -> Result<Option<i64>> {
         let now = time::OffsetDateTime::now_utc();
         let (stamp, stale) = (super::format_ts(now), super::format_ts(now - time::Duration::minutes(1)));
-        self.with(|c| {
+        self.write(|c| {
             let id: Option<i64> = c
                 .query_row("SELECT id FROM api_tokens WHERE token_hash = ?1", [token_hash], |r| r.get(0))
                 .optional()?;
@@ -127,7 +127,7 @@ impl Db {
 
     /// Revokes a token; whether it existed.
     pub fn delete_token(&self, id: i64) -> Result<bool> {
-        self.with(|c| c.execute("DELETE FROM api_tokens WHERE id = ?1", [id]).map(|n| n > 0))
+        self.write(|c| c.execute("DELETE FROM api_tokens WHERE id = ?1", [id]).map(|n| n > 0))
     }
 }
 

@@ -15,7 +15,7 @@ impl Db {
     /// Sets a setting; `None` deletes it.
     pub fn set_setting(&self, key: &str, value: Option<&str>) -> Result<()> {
         let now = super::now();
-        self.with(|c| {
+        self.write(|c| {
             match value {
                 Some(v) => c.execute(
                     "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)

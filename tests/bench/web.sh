@@ -7,7 +7,8 @@
 #   <= 50 ms, and GET /images/{ref}/{name} of a 1 GiB image to 8 clients at >= 0.8x nginx.
 # Inputs (environment): BTY (default target/release/bty), PY_VENV (default
 #   target/bench-py-bty, created with `pip install 'bty-lab[web]'` on first use), MACS (default
-#   500), DURATION (wrk seconds, default 10), CONNS (wrk connections, default 64), THREADS (wrk
+#   500), DURATION (wrk seconds, default 10), CONNS (wrk connection counts, default "8 64": the
+#   Python server is at its best near 8 and times out requests at 64), THREADS (wrk
 #   threads, default 2), IMAGE_MIB (default 1024), BENCH_DIR (scratch; default a new dir in
 #   /var/tmp), PORT_BASE (default 18500: bty, +1 python, +2 nginx).
 # Outputs: a table on stdout: requests/s and p99 per route and server with the bty/python
@@ -19,7 +20,7 @@ bty=$(readlink -f "${BTY:-target/release/bty}")
 venv=$(readlink -f "${PY_VENV:-target/bench-py-bty}")
 macs=${MACS:-500}
 duration=${DURATION:-10}
-conns=${CONNS:-64}
+conns=${CONNS:-8 64}
 threads=${THREADS:-2}
 image_mib=${IMAGE_MIB:-1024}
 base=${PORT_BASE:-18500}
@@ -32,6 +33,11 @@ pids=
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
 trap cleanup EXIT INT TERM
 mkdir -p "$dir/bty/etc" "$dir/py" "$dir/www/tmp"
+
+for port in $base $((base + 1)) $((base + 2)); do
+  ! curl -s -o /dev/null "http://127.0.0.1:$port/" \
+    || { echo "web bench: port $port is in use (a leftover server?); set PORT_BASE" >&2; exit 1; }
+done
 
 if [ ! -x "$venv/bin/bty-web" ]; then
   python3 -m venv "$venv" >&2
@@ -82,24 +88,38 @@ lua() {
 local n, i = $macs, 0
 request = function()
   i = (i + 1) % n
-  local path = string.format("/pxe/52:54:00:%02x:%02x:%02x$1", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+  -- wrk runs LuaJIT (Lua 5.1): no bit operators.
+  local path = string.format("/pxe/52:54:00:%02x:%02x:%02x$1", math.floor(i / 65536) % 256, math.floor(i / 256) % 256, i % 256)
   return wrk.format("GET", path)
 end
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT %.1f %.2f\n", summary.requests / (summary.duration / 1e6), latency:percentile(99) / 1000))
+  local e = summary.errors
+  local ok = summary.requests - e.status
+  io.write(string.format("RESULT %.1f %.2f %d %d\n", ok / (summary.duration / 1e6), latency:percentile(99) / 1000,
+    e.status, e.connect + e.read + e.write + e.timeout))
 end
 LUA
 }
 lua "" >"$dir/pxe.lua"; lua "/plan" >"$dir/plan.lua"
-bench() { wrk -t"$threads" -c"$conns" -d"${duration}s" -s "$dir/$2.lua" "http://127.0.0.1:$1" | awk '/^RESULT/ { print $2, $3 }'; }
+# bench PORT ROUTE CONNS: "requests/s p99-ms" counting only 2xx answers; non-2xx answers and socket
+# errors (timeouts under load) are reported on stderr, so a server that fails requests is not
+# mistaken for a fast one.
+bench() {
+  local rps p99 non2xx sockerr
+  read -r rps p99 non2xx sockerr < <(wrk -t"$threads" -c"$3" -d"${duration}s" -s "$dir/$2.lua" "http://127.0.0.1:$1" | awk '/^RESULT/ { print $2, $3, $4, $5 }')
+  [ "${non2xx:-0}${sockerr:-0}" = 00 ] || echo "web bench: port $1 ($2): ${non2xx:-?} non-2xx answers, ${sockerr:-?} socket errors or timeouts" >&2
+  echo "${rps:-0} ${p99:-0}"
+}
 
-printf '%-26s %14s %14s %8s\n' "measure" "bty" "python" "ratio"
-row() { printf '%-26s %14s %14s %8s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"; }
+printf '%-32s %14s %14s %8s\n' "measure" "bty" "python" "ratio"
+row() { printf '%-32s %14s %14s %8s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"; }
 for route in pxe plan; do
-  read -r b_rps b_p99 <<<"$(bench $base $route)"
-  read -r p_rps p_p99 <<<"$(bench $((base + 1)) $route)"
-  row "GET /pxe/{mac}$([ $route = plan ] && echo /plan) req/s" "$b_rps" "$p_rps"
-  row "  p99 latency ms" "$b_p99" "$p_p99"
+  for c in $conns; do
+    read -r b_rps b_p99 <<<"$(bench $base $route "$c")"
+    read -r p_rps p_p99 <<<"$(bench $((base + 1)) $route "$c")"
+    row "/pxe/{mac}$([ $route = plan ] && echo /plan) $c conns req/s" "$b_rps" "$p_rps"
+    row "  p99 latency ms" "$b_p99" "$p_p99"
+  done
 done
 row "ready ms" "$bty_ready" "$py_ready"
 row "idle VmRSS MiB" "$bty_idle" "$py_idle"
@@ -111,7 +131,7 @@ head -c "$((image_mib << 20))" /dev/urandom >"$dir/www/disk.img"
 curl -fs -o /dev/null -b "$dir/jar.$base" -T "$dir/www/disk.img" "http://127.0.0.1:$base/images/disk.img"
 ref=$(sha256sum "$dir/www/disk.img" | cut -d' ' -f1)   # an upload's ref is its content sha256
 cat >"$dir/nginx.conf" <<NGINX
-daemon off; worker_processes 2; pid $dir/nginx.pid; error_log $dir/nginx.err;
+daemon off; user root; worker_processes 2; pid $dir/nginx.pid; error_log $dir/nginx.err;
 events { worker_connections 256; }
 http { access_log off; sendfile on; client_body_temp_path $dir/www/tmp; proxy_temp_path $dir/www/tmp;
   fastcgi_temp_path $dir/www/tmp; uwsgi_temp_path $dir/www/tmp; scgi_temp_path $dir/www/tmp;
@@ -119,7 +139,9 @@ http { access_log off; sendfile on; client_body_temp_path $dir/www/tmp; proxy_te
 NGINX
 nginx -c "$dir/nginx.conf" -p "$dir" &
 pids="$pids $!"
-until curl -fs -o /dev/null -r 0-0 "http://127.0.0.1:$((base + 2))/disk.img"; do sleep 0.1; done
+for _ in $(seq 100); do curl -fs -o /dev/null -r 0-0 "http://127.0.0.1:$((base + 2))/disk.img" && break; sleep 0.1; done
+curl -fs -o /dev/null -r 0-0 "http://127.0.0.1:$((base + 2))/disk.img" \
+  || { echo "web bench: nginx does not serve the image" >&2; cat "$dir/nginx.err" >&2; exit 1; }
 fetch8() {
   local t0 ps=""; t0=$(now_ms)
   for _ in 1 2 3 4 5 6 7 8; do curl -fs -o /dev/null "$1" & ps="$ps $!"; done
@@ -128,5 +150,5 @@ fetch8() {
 }
 b_mibs=$(fetch8 "http://127.0.0.1:$base/images/$ref/disk.img")
 n_mibs=$(fetch8 "http://127.0.0.1:$((base + 2))/disk.img")
-printf '%-26s %14s %14s %8s\n' "measure" "bty" "nginx" "ratio"
+printf '%-32s %14s %14s %8s\n' "measure" "bty" "nginx" "ratio"
 row "image 8 clients MiB/s" "$b_mibs" "$n_mibs"
