@@ -292,7 +292,7 @@ impl Server {
                 let size = file_len(&file).map_err(|e| link.io_failure(e))?;
                 let oack = negotiated.option_ack(size);
                 link.drive(
-                    Transfer::new(OctetFile(file), &negotiated, oack, retries),
+                    Transfer::new(OctetFile::new(file), &negotiated, oack, retries),
                     timeout,
                     &mut report.bytes,
                 )

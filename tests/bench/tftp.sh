@@ -4,7 +4,7 @@
 # Purpose: show that bty-tftp is at least as fast as tftpd-hpa at every setting both support,
 #   and how much RFC 7440 windowsize (which tftpd-hpa lacks) buys on top.
 # Inputs: BTY (default target/release/bty; `make bench` builds it), SIZE_MB (default 64).
-# Outputs: a table on stdout: seconds per fetch of one SIZE_MB file, MB/s, and the ratio
+# Outputs: a table on stdout: median seconds of RUNS (default 3) fetches of one SIZE_MB file, MB/s, and the ratio
 #   tftpd-hpa time / bty-tftp time (> 1 means bty-tftp is faster); then windowsize on
 #   bty-tftp alone, each ratio against its windowsize 1; then 8 concurrent clients.
 # Tools: in.tftpd (tftpd-hpa), atftp (the one client that speaks windowsize), sha256sum.
@@ -61,13 +61,33 @@ fetch() {
   [ "$got" = "$want" ] || { echo "tftp bench: wrong bytes from port $port ($*)" >&2; exit 1; }
 }
 
-# timed PORT OPTIONS... : seconds for one fetch.
-timed() {
+# once PORT OPTIONS... : seconds for one fetch.
+once() {
   local start end
   start=$(date +%s.%N)
   fetch "$1" "$work/out/one" "${@:2}"
   end=$(date +%s.%N)
   echo "$start $end" | awk '{printf "%.3f", $2 - $1}'
+}
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# timed PORT OPTIONS... : median seconds of RUNS fetches (default 3).
+timed() {
+  local i all=()
+  for i in $(seq "${RUNS:-3}"); do all+=("$(once "$@")"); done
+  median "${all[@]}"
+}
+
+# side_by_side OPTIONS... : "hpa-seconds bty-seconds", each the median of RUNS fetches taken in
+# turns (hpa, bty, hpa, bty, ...) so that drift on a shared machine hits both servers alike.
+side_by_side() {
+  local i h=() b=()
+  for i in $(seq "${RUNS:-3}"); do
+    h+=("$(once "$hpa_port" "$@")")
+    b+=("$(once "$bty_port" "$@")")
+  done
+  echo "$(median "${h[@]}") $(median "${b[@]}")"
 }
 
 # concurrent PORT N OPTIONS... : seconds until N parallel fetches are all done.
@@ -91,8 +111,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "TFTP: one ${SIZE_MB} MiB file over loopback, client atftp; ratio = tftpd-hpa s / bty-tftp s"
 printf '%-34s %12s %12s %10s %10s %7s\n' setting "tftpd-hpa s" "bty-tftp s" "hpa MB/s" "bty MB/s" ratio
 for blk in 512 1468 8192; do
-  hpa=$(timed "$hpa_port" "blksize $blk")
-  bty=$(timed "$bty_port" "blksize $blk")
+  read -r hpa bty <<<"$(side_by_side "blksize $blk")"
   printf '%-34s %12s %12s %10s %10s %7s\n' "blksize $blk (windowsize 1)" "$hpa" "$bty" \
     "$(mbps "$hpa" "$SIZE_MB")" "$(mbps "$bty" "$SIZE_MB")" "$(ratio "$hpa" "$bty")"
 done
