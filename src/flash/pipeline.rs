@@ -2,14 +2,15 @@
 //! aligned buffers that flow back for reuse, plus the state the caller's thread polls for
 //! progress and cancellation.
 //!
-//! The read stage is [`super::readahead::ReadAhead`], under the decoder. The slowest stage
+//! The read stage is [`super::readahead::ReadAhead`], under the decoder; with `--delta` a
+//! third thread reads the target ahead of the writer, which compares. The slowest stage
 //! sets the pace: the pool holds [`POOL`] buffers, so at most that many chunks are in flight
 //! and memory stays fixed whatever the image size. A decoder blocked on a slow source does not
 //! delay a cancel: the writer polls the stop flag and the caller does not wait for the decoder.
 
 use super::buffer::AlignedBuf;
 use super::readahead::ReadAhead;
-use super::target::Target;
+use super::target::{Target, TargetReader};
 use super::writer::{Counts, Writer};
 use super::Phase;
 use crate::error::{Error, ErrorKind, Result};
@@ -24,6 +25,8 @@ use std::time::Duration;
 pub const CHUNK: usize = 8 << 20;
 /// Chunks in the pool.
 const POOL: usize = 4;
+/// Chunks of the target read ahead of the writer (`--delta`).
+const LOOKAHEAD: usize = 2;
 /// How often a waiting stage looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -193,11 +196,16 @@ fn write(
     job: &Job,
     full: Receiver<Msg>,
     empty: Sender<AlignedBuf>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
 ) -> Result<Outcome> {
     shared.set_phase(Phase::Writing);
-    let mut writer = Writer::begin(&mut target, job.delta, job.verify, CHUNK, &shared.stop)?;
-    let result = write_body(&mut writer, &full, &empty, shared);
+    let lookahead = match job.delta {
+        true => Some(Lookahead::start(target.reader()?, shared.clone())?),
+        false => None,
+    };
+    let mut writer = Writer::begin(&mut target, job.delta, job.verify, &shared.stop)?;
+    let result = write_body(&mut writer, &full, &empty, lookahead.as_ref(), shared);
+    drop(lookahead);
     let image_bytes = match result {
         Ok(n) => n,
         Err(e) => {
@@ -260,6 +268,7 @@ fn write_body(
     writer: &mut Writer<'_>,
     full: &Receiver<Msg>,
     empty: &Sender<AlignedBuf>,
+    lookahead: Option<&Lookahead>,
     shared: &Shared,
 ) -> Result<u64> {
     loop {
@@ -268,7 +277,15 @@ fn write_body(
         }
         match full.recv_timeout(POLL) {
             Ok(Msg::Data { buf, offset, len }) => {
-                writer.chunk(offset, &buf.as_slice()[..len])?;
+                let data = &buf.as_slice()[..len];
+                match lookahead {
+                    Some(lookahead) => {
+                        let current = lookahead.next(offset)?;
+                        writer.chunk(offset, data, Some(&current.as_slice()[..len]))?;
+                        lookahead.give_back(current);
+                    }
+                    None => writer.chunk(offset, data, None)?,
+                }
                 shared.done.store(offset + len as u64, Ordering::Relaxed);
                 let _ = empty.send(buf);
             }
@@ -279,5 +296,55 @@ fn write_body(
                 return Err(Error::failed("the decoder stopped without finishing the image"))
             }
         }
+    }
+}
+
+/// The target's current bytes, read chunk by chunk from offset 0 on a thread of its own so
+/// that `--delta` compares one chunk while the next is being read.
+struct Lookahead {
+    full: Receiver<Result<(u64, AlignedBuf)>>,
+    empty: Sender<AlignedBuf>,
+}
+
+impl Lookahead {
+    fn start(reader: TargetReader, shared: Arc<Shared>) -> Result<Lookahead> {
+        let (full_tx, full_rx) = mpsc::sync_channel(LOOKAHEAD);
+        let (empty_tx, empty_rx) = mpsc::channel();
+        for _ in 0..LOOKAHEAD {
+            let _ = empty_tx.send(AlignedBuf::new(CHUNK));
+        }
+        spawn("bty-delta-read", move || {
+            let mut offset = 0u64;
+            // Ends when the writer drops its side, which it does at the image's end; reads
+            // past the end of the target yield zeros and are never used.
+            while let Ok(mut buf) = empty_rx.recv() {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let read = reader.read_at(offset, buf.as_mut_slice());
+                let failed = read.is_err();
+                if full_tx.send(read.map(|()| (offset, buf))).is_err() || failed {
+                    return;
+                }
+                offset += CHUNK as u64;
+            }
+        })?;
+        Ok(Lookahead { full: full_rx, empty: empty_tx })
+    }
+
+    /// The target's bytes for the chunk at `offset` (chunks arrive in order).
+    fn next(&self, offset: u64) -> Result<AlignedBuf> {
+        let (at, buf) = self
+            .full
+            .recv()
+            .map_err(|_| Error::failed("the target reader stopped before the image's end"))??;
+        if at != offset {
+            return Err(Error::failed(format!("delta: read the target at {at} for a chunk at {offset}")));
+        }
+        Ok(buf)
+    }
+
+    fn give_back(&self, buf: AlignedBuf) {
+        let _ = self.empty.send(buf);
     }
 }

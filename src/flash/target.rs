@@ -219,19 +219,24 @@ impl Target {
     /// Reads `buf.len()` bytes at `offset`; bytes past the end of a file read as zeros, which
     /// is what they will be once the file has its final length.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let context = || format!("reading {} at offset {offset}", self.path.display());
-        let fd = self.direct.as_ref().filter(|_| self.aligned(offset, buf)).unwrap_or(&self.file);
-        let mut done = 0;
-        while done < buf.len() {
-            match fd.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::from(e).context(context())),
-            }
-        }
-        buf[done..].fill(0);
-        Ok(())
+        self.reads().read_at(offset, buf)
+    }
+
+    /// A reader of this target with descriptors of its own, for a thread that reads ahead of
+    /// the writer (`--delta`).
+    pub fn reader(&self) -> Result<TargetReader> {
+        let clone = |f: &File| f.try_clone().with_context(|| format!("reopening {}", self.path.display()));
+        Ok(TargetReader {
+            path: self.path.clone(),
+            file: clone(&self.file)?,
+            direct: self.direct.as_ref().map(clone).transpose()?,
+            align: self.align(),
+        })
+    }
+
+    /// Borrowed read access, for reads on the writer's own thread.
+    fn reads(&self) -> Reads<'_> {
+        Reads { path: &self.path, file: &self.file, direct: self.direct.as_ref(), align: self.align() }
     }
 
     /// Makes `range` read back as zeros without copying zeros from user space where possible:
@@ -318,15 +323,17 @@ impl Target {
             .with_context(|| format!("dropping cached pages of {}", self.path.display()))
     }
 
-    fn aligned(&self, offset: u64, buf: &[u8]) -> bool {
-        let sector = match self.kind {
+    /// The alignment of offsets and lengths for the `O_DIRECT` descriptor.
+    fn align(&self) -> u64 {
+        match self.kind {
             Kind::Block { sector, .. } => sector,
             // Filesystems take direct I/O in units of their block size; 4 KiB covers them.
             Kind::File { .. } => FILE_DIRECT_ALIGN,
-        };
-        offset % sector == 0
-            && buf.len() as u64 % sector == 0
-            && buf.as_ptr() as u64 % super::buffer::ALIGN as u64 == 0
+        }
+    }
+
+    fn aligned(&self, offset: u64, buf: &[u8]) -> bool {
+        is_aligned(self.align(), offset, buf)
     }
 
     /// Fails when a write would run past the end of a device (the image's size was unknown).
@@ -339,5 +346,54 @@ impl Target {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+fn is_aligned(align: u64, offset: u64, buf: &[u8]) -> bool {
+    offset % align == 0
+        && buf.len() as u64 % align == 0
+        && buf.as_ptr() as u64 % super::buffer::ALIGN as u64 == 0
+}
+
+/// A target's read side: through `O_DIRECT` when aligned, so what is compared or verified comes
+/// from the device rather than from cached pages.
+struct Reads<'a> {
+    path: &'a Path,
+    file: &'a File,
+    direct: Option<&'a File>,
+    align: u64,
+}
+
+impl Reads<'_> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let context = || format!("reading {} at offset {offset}", self.path.display());
+        let fd = self.direct.filter(|_| is_aligned(self.align, offset, buf)).unwrap_or(self.file);
+        let mut done = 0;
+        while done < buf.len() {
+            match fd.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::from(e).context(context())),
+            }
+        }
+        buf[done..].fill(0);
+        Ok(())
+    }
+}
+
+/// An owned read side of a target, for a thread of its own (see [`Target::reader`]).
+pub struct TargetReader {
+    path: PathBuf,
+    file: File,
+    direct: Option<File>,
+    align: u64,
+}
+
+impl TargetReader {
+    /// As [`Target::read_at`].
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        Reads { path: &self.path, file: &self.file, direct: self.direct.as_ref(), align: self.align }
+            .read_at(offset, buf)
     }
 }

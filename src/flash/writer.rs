@@ -39,8 +39,6 @@ pub struct Writer<'a> {
     head: Option<(AlignedBuf, usize, bool)>,
     /// A zero range not issued yet, grown while neighbouring granules are zeros too.
     pending_zero: Option<Range<u64>>,
-    /// Where `--delta` reads the target's current bytes.
-    scratch: Option<AlignedBuf>,
     /// Per-chunk fingerprints for `--verify`.
     pub checks: Option<Checks>,
     /// What was done so far.
@@ -49,13 +47,11 @@ pub struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    /// A writer for chunks of at most `chunk` bytes. A plain flash zeroes the target's first
-    /// MiB right away.
+    /// A writer; a plain flash zeroes the target's first MiB right away.
     pub fn begin(
         target: &'a mut Target,
         delta: bool,
         verify: bool,
-        chunk: usize,
         stop: &'a AtomicBool,
     ) -> Result<Writer<'a>> {
         if !delta {
@@ -66,35 +62,34 @@ impl<'a> Writer<'a> {
             delta,
             head: None,
             pending_zero: None,
-            scratch: delta.then(|| AlignedBuf::new(chunk)),
             checks: verify.then(Checks::default),
             counts: Counts::default(),
             stop,
         })
     }
 
-    /// Handles the decoded bytes `data` that belong at `offset` of the image.
-    pub fn chunk(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+    /// Handles the decoded bytes `data` that belong at `offset` of the image; with `--delta`,
+    /// `current` holds what the target has there now (read ahead by the pipeline).
+    pub fn chunk(&mut self, offset: u64, data: &[u8], current: Option<&[u8]>) -> Result<()> {
         if let Some(checks) = &mut self.checks {
             checks.record(offset, data);
         }
-        let mut body = data;
-        let mut at = offset;
+        let current = match (self.delta, current) {
+            (false, _) => None,
+            (true, Some(current)) if current.len() == data.len() => Some(current),
+            (true, _) => return Err(Error::failed("delta: the target's bytes for a chunk are missing")),
+        };
+        let (mut body, mut at, mut current) = (data, offset, current);
         if offset == 0 {
             let n = data.len().min(HEAD);
-            self.hold_head(&data[..n])?;
-            body = &data[n..];
-            at = n as u64;
+            self.hold_head(&data[..n], current.map(|c| &c[..n]))?;
+            (body, at, current) = (&data[n..], n as u64, current.map(|c| &c[n..]));
         }
         if body.is_empty() {
             return Ok(());
         }
-        let runs = match &mut self.scratch {
-            Some(scratch) => {
-                let current = &mut scratch.as_mut_slice()[..body.len()];
-                self.target.read_at(at, current)?;
-                zero::delta_runs(body, current)
-            }
+        let runs = match current {
+            Some(current) => zero::delta_runs(body, current),
             None => zero::data_runs(body),
         };
         self.apply(at, body, &runs)
@@ -132,22 +127,20 @@ impl<'a> Writer<'a> {
         self.target.path()
     }
 
-    fn hold_head(&mut self, data: &[u8]) -> Result<()> {
+    fn hold_head(&mut self, data: &[u8], current: Option<&[u8]>) -> Result<()> {
         let mut buf = AlignedBuf::new(HEAD);
         buf.as_mut_slice()[..data.len()].copy_from_slice(data);
-        let needed = if self.delta {
-            let mut current = AlignedBuf::new(HEAD);
-            self.target.read_at(0, &mut current.as_mut_slice()[..data.len()])?;
-            let same = current.as_slice()[..data.len()] == *data;
-            if same {
+        let needed = match current {
+            Some(current) if current == data => {
                 self.counts.unchanged += data.len() as u64;
-            } else {
+                false
+            }
+            Some(_) => {
                 // Invalidate the old boot sector before touching anything else.
                 self.target.zero_range(0..data.len() as u64)?;
+                true
             }
-            !same
-        } else {
-            true
+            None => true,
         };
         self.head = Some((buf, data.len(), needed));
         Ok(())
