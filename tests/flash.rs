@@ -417,6 +417,26 @@ fn the_source_is_hashed_only_when_a_digest_is_checked_or_asked_for() {
 }
 
 #[test]
+fn an_image_is_never_flashed_onto_itself_under_any_name() {
+    let dir = scratch();
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let want = sha256sum(&raw);
+    let link = dir.path().join("link.img");
+    std::os::unix::fs::symlink(&raw, &link).unwrap();
+    for target in [&raw, &link] {
+        for extra in [None, Some("--dry-run")] {
+            let mut args = vec![p(&raw), p(target), "--yes"];
+            args.extend(extra);
+            let out = flash(&args);
+            assert_eq!(out.status.code(), Some(3), "{target:?} {extra:?}: {}", text(&out));
+            assert!(stderr(&out).contains("it is the image being flashed"), "{}", text(&out));
+        }
+    }
+    assert_eq!(sha256sum(&raw), want, "the image was changed");
+}
+
+#[test]
 fn sigint_mid_flash_exits_130_and_says_how_far_it_got() {
     let dir = scratch();
     let fifo = dir.path().join("slow.img");

@@ -135,6 +135,9 @@ pub fn flash(
     };
     let expected_sha256 = opts.expected_sha256.or_else(|| source.expected_sha256());
     let hash = opts.hash || expected_sha256.is_some();
+    if let Some(path) = source.local_path() {
+        target::refuse_the_source_itself(path, target)?;
+    }
     let tap = Arc::new(ReadAhead::new(source.clone(), format != image::Format::Raw, hash));
     let decoded = image::open(tap.clone(), format)?;
     let total = decoded.virtual_size;

@@ -81,6 +81,23 @@ pub fn check_target(path: &Path, image_size: Option<u64>) -> Result<TargetInfo> 
     Ok(TargetInfo { path: path.to_path_buf(), size_bytes: Some(size), disk: Some(whole) })
 }
 
+/// Refuses (exit 3) a target that is the image's own file or device, under any name: the
+/// flash would destroy the image while reading it.
+pub fn refuse_the_source_itself(source: &Path, target: &Path) -> Result<()> {
+    let (Ok(s), Ok(t)) = (std::fs::metadata(source), std::fs::metadata(target)) else { return Ok(()) };
+    let same_node = s.dev() == t.dev() && s.ino() == t.ino();
+    let same_device =
+        s.file_type().is_block_device() && t.file_type().is_block_device() && s.rdev() == t.rdev();
+    if same_node || same_device {
+        return Err(Error::refused(format!(
+            "refusing to write {}: it is the image being flashed ({}); pick another target",
+            target.display(),
+            source.display()
+        )));
+    }
+    Ok(())
+}
+
 fn too_small(path: &Path, size: u64, need: u64) -> Option<String> {
     (need > size).then(|| {
         format!(

@@ -77,4 +77,8 @@ impl Source for FileSource {
     fn file_name(&self) -> String {
         self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
+
+    fn local_path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
 }

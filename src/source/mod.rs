@@ -55,6 +55,12 @@ pub trait Source: Send + Sync {
     /// The name of the object (last path segment or OCI title), used for format detection
     /// by extension when the magic bytes are not enough.
     fn file_name(&self) -> String;
+
+    /// The local file or device the bytes come from, if any (so a flash can refuse to
+    /// overwrite its own source).
+    fn local_path(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
 
 /// Opens a source from what a user typed: a path, `file://`, `http(s)://` or `oras://`.
