@@ -123,11 +123,10 @@ pub fn start(
     Ok(done_rx)
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(f)
-        .map(drop)
         .map_err(|e| Error::failed(format!("starting the {name} thread: {e}")))
 }
 
@@ -196,16 +195,18 @@ fn write(
     job: &Job,
     full: Receiver<Msg>,
     empty: Sender<AlignedBuf>,
-    shared: &Arc<Shared>,
+    shared: &Shared,
 ) -> Result<Outcome> {
     shared.set_phase(Phase::Writing);
     let lookahead = match job.delta {
-        true => Some(Lookahead::start(target.reader()?, shared.clone())?),
+        true => Some(Lookahead::start(target.reader()?)?),
         false => None,
     };
     let mut writer = Writer::begin(&mut target, job.delta, job.verify, &shared.stop)?;
     let result = write_body(&mut writer, &full, &empty, lookahead.as_ref(), shared);
-    drop(lookahead);
+    if let Some(lookahead) = lookahead {
+        lookahead.close();
+    }
     let image_bytes = match result {
         Ok(n) => n,
         Err(e) => {
@@ -304,23 +305,22 @@ fn write_body(
 struct Lookahead {
     full: Receiver<Result<(u64, AlignedBuf)>>,
     empty: Sender<AlignedBuf>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Lookahead {
-    fn start(reader: TargetReader, shared: Arc<Shared>) -> Result<Lookahead> {
+    fn start(reader: TargetReader) -> Result<Lookahead> {
         let (full_tx, full_rx) = mpsc::sync_channel(LOOKAHEAD);
         let (empty_tx, empty_rx) = mpsc::channel();
         for _ in 0..LOOKAHEAD {
             let _ = empty_tx.send(AlignedBuf::new(CHUNK));
         }
-        spawn("bty-delta-read", move || {
+        // Ends when the writer closes its side (at the image's end, on an error or a cancel;
+        // the writer polls the stop flag). Reads past the end of the target yield zeros and
+        // are never used.
+        let thread = spawn("bty-delta-read", move || {
             let mut offset = 0u64;
-            // Ends when the writer drops its side, which it does at the image's end; reads
-            // past the end of the target yield zeros and are never used.
             while let Ok(mut buf) = empty_rx.recv() {
-                if shared.stop.load(Ordering::Relaxed) {
-                    return;
-                }
                 let read = reader.read_at(offset, buf.as_mut_slice());
                 let failed = read.is_err();
                 if full_tx.send(read.map(|()| (offset, buf))).is_err() || failed {
@@ -329,7 +329,16 @@ impl Lookahead {
                 offset += CHUNK as u64;
             }
         })?;
-        Ok(Lookahead { full: full_rx, empty: empty_tx })
+        Ok(Lookahead { full: full_rx, empty: empty_tx, thread })
+    }
+
+    /// Stops the reader and waits for it, so no read of the target (nor its descriptors)
+    /// outlives the write stage.
+    fn close(self) {
+        let Lookahead { full, empty, thread } = self;
+        drop(full);
+        drop(empty);
+        let _ = thread.join();
     }
 
     /// The target's bytes for the chunk at `offset` (chunks arrive in order).

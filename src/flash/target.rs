@@ -384,13 +384,26 @@ struct Reads<'a> {
 impl Reads<'_> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let context = || format!("reading {} at offset {offset}", self.path.display());
-        let fd = self.direct.filter(|_| is_aligned(self.align, offset, buf)).unwrap_or(self.file);
+        let mut direct = self.direct.filter(|_| is_aligned(self.align, offset, buf));
         let mut done = 0;
         while done < buf.len() {
+            let fd = direct.unwrap_or(self.file);
             match fd.read_at(&mut buf[done..], offset + done as u64) {
                 Ok(0) => break,
-                Ok(n) => done += n,
+                Ok(n) => {
+                    done += n;
+                    // The rest after a short direct read may be unaligned.
+                    direct = None;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The device or filesystem wants another alignment after all (as in
+                // `write_at`): the buffered descriptor reads the same bytes.
+                Err(e)
+                    if direct.is_some()
+                        && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                {
+                    direct = None
+                }
                 Err(e) => return Err(Error::from(e).context(context())),
             }
         }

@@ -81,12 +81,12 @@ impl Read for SparseReader {
         };
         let n = match extent {
             Extent::Hole { end } => {
-                let n = buf.len().min((end - self.pos) as usize);
+                let n = (buf.len() as u64).min(end - self.pos) as usize;
                 buf[..n].fill(0);
                 n
             }
             Extent::Data { end } => {
-                let want = buf.len().min((end - self.pos) as usize);
+                let want = (buf.len() as u64).min(end - self.pos) as usize;
                 let n = self.file.read_at(&mut buf[..want], self.pos)?;
                 if n == 0 {
                     // The file shrank under us: end the stream here, the length check of
