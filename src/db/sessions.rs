@@ -110,19 +110,25 @@ impl Db {
     pub fn use_token(&self, token_hash: &str) -> Result<Option<i64>> {
         let now = time::OffsetDateTime::now_utc();
         let (stamp, stale) = (super::format_ts(now), super::format_ts(now - time::Duration::minutes(1)));
-        self.write(|c| {
-            let id: Option<i64> = c
-                .query_row("SELECT id FROM api_tokens WHERE token_hash = ?1", [token_hash], |r| r.get(0))
-                .optional()?;
-            if let Some(id) = id {
+        let found: Option<(i64, Option<String>)> = self.with(|c| {
+            c.query_row("SELECT id, last_used_at FROM api_tokens WHERE token_hash = ?1", [token_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+        })?;
+        let Some((id, last_used)) = found else { return Ok(None) };
+        // Only a stale stamp takes the write gate; the guard in the UPDATE keeps two
+        // concurrent uses from both writing.
+        if last_used.is_none_or(|t| t < stale) {
+            self.write(|c| {
                 c.execute(
                     "UPDATE api_tokens SET last_used_at = ?2
                        WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
                     params![id, stamp, stale],
-                )?;
-            }
-            Ok(id)
-        })
+                )
+            })?;
+        }
+        Ok(Some(id))
     }
 
     /// Revokes a token; whether it existed.
@@ -148,7 +154,11 @@ mod tests {
         assert_eq!(db.session("h1").unwrap(), None);
         let t = db.create_token("ci", "th").unwrap();
         assert_eq!(db.use_token("th").unwrap(), Some(t.id));
-        assert!(db.tokens().unwrap()[0].last_used_at.is_some());
+        let stamped = db.tokens().unwrap()[0].last_used_at.clone();
+        assert!(stamped.is_some());
+        // A second use within the minute leaves the stamp alone.
+        assert_eq!(db.use_token("th").unwrap(), Some(t.id));
+        assert_eq!(db.tokens().unwrap()[0].last_used_at, stamped);
         assert!(db.delete_token(t.id).unwrap());
         assert_eq!(db.use_token("th").unwrap(), None);
     }

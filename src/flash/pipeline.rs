@@ -198,10 +198,7 @@ fn write(
     shared: &Shared,
 ) -> Result<Outcome> {
     shared.set_phase(Phase::Writing);
-    let lookahead = match job.delta {
-        true => Some(Lookahead::start(target.reader()?)?),
-        false => None,
-    };
+    let lookahead = if job.delta { Some(Lookahead::start(target.reader()?)?) } else { None };
     let mut writer = Writer::begin(&mut target, job.delta, job.verify, &shared.stop)?;
     let result = write_body(&mut writer, &full, &empty, lookahead.as_ref(), shared);
     if let Some(lookahead) = lookahead {

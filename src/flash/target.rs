@@ -3,8 +3,9 @@
 //!
 //! Block devices are opened `O_EXCL` (the kernel then refuses a device that is mounted or held
 //! by dm/md) and, where the kernel allows, a second `O_DIRECT` descriptor carries the aligned
-//! writes, to files as to devices. Zero ranges become BLKZEROOUT on devices and holes in files. This file decides how
-//! bytes reach the target; what to write and in which order is `writer.rs`'s business.
+//! reads and writes, to files as to devices. Zero ranges become BLKZEROOUT on devices and holes
+//! in files. This file decides how bytes reach the target; what to write and in which order is
+//! `writer.rs`'s business.
 
 use crate::disk::{self, Disk};
 use crate::error::{Context, Error, ErrorKind, Result};
@@ -109,7 +110,7 @@ fn too_small(path: &Path, size: u64, need: u64) -> Option<String> {
     })
 }
 
-/// The alignment of direct writes to a regular file.
+/// The alignment of direct reads and writes on a regular file.
 const FILE_DIRECT_ALIGN: u64 = 4096;
 
 /// How bytes reach the target.
