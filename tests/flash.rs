@@ -46,6 +46,18 @@ fn disk_image(path: &Path, len: u64) {
     fs::write(path, img).unwrap();
 }
 
+/// The bytes of `image` past its first MiB that lie in all-zero 64 KiB blocks (the engine's
+/// unit of comparison): what `--delta` zeroes unread where the target zeroes without a data
+/// transfer (the first MiB is always read and compared).
+fn zero_blocks_after_head(image: &Path) -> u64 {
+    let bytes = fs::read(image).unwrap();
+    bytes[MIB as usize..]
+        .chunks(64 * 1024)
+        .filter(|b| b.iter().all(|&x| x == 0))
+        .map(|b| b.len() as u64)
+        .sum()
+}
+
 /// Fills `path` (a file or device) with `len` random bytes, as a used disk would hold.
 fn fill_random(path: &Path, len: u64) {
     let f = fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).unwrap();
@@ -63,6 +75,14 @@ fn encode(raw: &Path, format: &str) -> PathBuf {
     let out = raw.with_extension(format!("img.{format}"));
     let status = match format {
         "raw" => return raw.to_path_buf(),
+        // The same raw image with its zeros as holes, as image builders leave it.
+        "sparse" => {
+            let out = raw.with_extension("sparse.img");
+            fs::copy(raw, &out).unwrap();
+            let status = Command::new("fallocate").arg("--dig-holes").arg(&out).status();
+            assert!(status.expect("running fallocate").success(), "fallocate --dig-holes failed");
+            return out;
+        }
         "qcow2" | "qcow2c" => {
             let out = raw.with_extension(format!("{format}.qcow2"));
             let mut cmd = Command::new("qemu-img");
@@ -133,11 +153,13 @@ fn every_format_round_trips_onto_a_file_full_of_old_data() {
     let raw = dir.path().join("disk.img");
     disk_image(&raw, IMAGE_LEN);
     let want = sha256sum(&raw);
-    for format in ["raw", "zst", "gz", "xz", "bz2", "qcow2", "qcow2c"] {
+    for format in ["raw", "sparse", "zst", "gz", "xz", "bz2", "qcow2", "qcow2c"] {
         let src = encode(&raw, format);
         let target = dir.path().join(format!("target-{format}"));
         fill_random(&target, IMAGE_LEN + 3 * MIB);
-        let out = flash(&[p(&src), p(&target), "--yes", "--json", "--hash"]);
+        // A raw file is read through its holes only when it is not hashed.
+        let hash = if format == "sparse" { "--json" } else { "--hash" };
+        let out = flash(&[p(&src), p(&target), "--yes", "--json", hash]);
         assert!(out.status.success(), "{format}: {}", text(&out));
         assert_eq!(sha256sum(&target), want, "{format}: target differs from the image");
         let result = result_json(&out);
@@ -149,7 +171,8 @@ fn every_format_round_trips_onto_a_file_full_of_old_data() {
             "{format}: zero runs were copied: {result}"
         );
         assert!(result["bytes_written"].as_u64().unwrap() < 3 * MIB, "{format}: {result}");
-        assert_eq!(result["source_sha256"], sha256sum(&src), "{format}");
+        let digest = if format == "sparse" { String::new() } else { sha256sum(&src) };
+        assert_eq!(result["source_sha256"], digest, "{format}");
         let first =
             String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string).unwrap_or_default();
         let first: serde_json::Value = serde_json::from_str(&first).unwrap();
@@ -166,7 +189,7 @@ fn zero_runs_really_zero_a_loop_device_full_of_old_data() {
     let raw = dir.path().join("disk.img");
     disk_image(&raw, IMAGE_LEN);
     let dev = random_loop(dir.path(), "backing", 24 * MIB);
-    for format in ["raw", "zst"] {
+    for format in ["raw", "sparse", "zst"] {
         fill_random(&dev.path, 24 * MIB);
         let src = encode(&raw, format);
         let out = flash(&[p(&src), p(&dev.path), "--yes", "--json"]);
@@ -280,43 +303,71 @@ fn an_image_of_unknown_size_that_does_not_fit_fails_while_writing() {
     assert_ne!(sha256_prefix(&dev.path, MIB), sha256_prefix(&raw, MIB), "the target looks bootable");
 }
 
+/// `bty flash --delta --json` of `image` onto `target`; with `read_zeros`, the target is read
+/// under the image's zero runs too, as on a device that cannot zero without a transfer.
+fn delta(image: &Path, target: &Path, read_zeros: bool) -> serde_json::Value {
+    let mut cmd = bty();
+    cmd.args(["flash", p(image), p(target), "--yes", "--delta", "--json"]).stdin(Stdio::null());
+    if read_zeros {
+        cmd.env("BTY_TEST_DELTA_READS_ZEROS", "1");
+    }
+    let out = cmd.output().expect("running bty flash --delta");
+    assert!(out.status.success(), "{}", text(&out));
+    result_json(&out)
+}
+
+/// (bytes_written, bytes_zeroed, bytes_unchanged) of a result.
+fn counts(r: &serde_json::Value) -> (u64, u64, u64) {
+    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {r}"));
+    (n("bytes_written"), n("bytes_zeroed"), n("bytes_unchanged"))
+}
+
 #[test]
 fn delta_writes_nothing_onto_an_identical_target_and_only_changed_blocks_otherwise() {
     let dir = scratch();
     let raw = dir.path().join("disk.img");
     disk_image(&raw, IMAGE_LEN);
-    let target = dir.path().join("target");
-    assert!(flash(&[p(&raw), p(&target), "--yes"]).status.success());
-
-    let out = flash(&[p(&raw), p(&target), "--yes", "--delta", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let r = result_json(&out);
-    assert_eq!((r["bytes_written"].as_u64(), r["bytes_zeroed"].as_u64()), (Some(0), Some(0)), "{r}");
-    assert_eq!(r["bytes_unchanged"], IMAGE_LEN, "{r}");
-
+    let sparse = encode(&raw, "sparse");
+    let zeros = zero_blocks_after_head(&raw);
+    assert!(zeros > 10 * MIB, "test image: {zeros}");
+    let block = 64 * 1024;
     // One changed byte in a data block and one in a zero run: one 64 KiB block each.
-    let f = fs::OpenOptions::new().write(true).open(&target).unwrap();
-    use std::os::unix::fs::FileExt;
-    f.write_all_at(&[0xee], 3 * MIB + 4096 + 10).unwrap();
-    f.write_all_at(&[0xee], 15 * MIB + 3).unwrap();
-    drop(f);
-    let out = flash(&[p(&raw), p(&target), "--yes", "--delta", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let r = result_json(&out);
-    assert_eq!(
-        (r["bytes_written"].as_u64(), r["bytes_zeroed"].as_u64()),
-        (Some(64 * 1024), Some(64 * 1024)),
-        "{r}"
-    );
-    assert_eq!(r["bytes_unchanged"], IMAGE_LEN - 128 * 1024, "{r}");
-    assert_eq!(sha256sum(&target), sha256sum(&raw));
+    let change = |target: &Path| {
+        let f = fs::OpenOptions::new().write(true).open(target).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&[0xee], 3 * MIB + 4096 + 10).unwrap();
+        f.write_all_at(&[0xee], 15 * MIB + 3).unwrap();
+    };
+    for image in [&raw, &sparse] {
+        let name = image.file_name().unwrap().to_string_lossy();
+        let target = dir.path().join("target");
+        assert!(flash(&[p(image), p(&target), "--yes"]).status.success());
 
-    // A changed first MiB is repaired too.
-    let f = fs::OpenOptions::new().write(true).open(&target).unwrap();
-    f.write_all_at(&[0xee], 100).unwrap();
-    drop(f);
-    assert!(flash(&[p(&raw), p(&target), "--yes", "--delta"]).status.success());
-    assert_eq!(sha256sum(&target), sha256sum(&raw));
+        // Read everywhere: the counts say exactly what differed.
+        assert_eq!(counts(&delta(image, &target, true)), (0, 0, IMAGE_LEN), "{name}");
+        change(&target);
+        assert_eq!(counts(&delta(image, &target, true)), (block, block, IMAGE_LEN - 2 * block), "{name}");
+        assert_eq!(sha256sum(&target), sha256sum(&raw), "{name}");
+
+        // A file zeroes by punching holes, so its zero runs are zeroed unread.
+        assert_eq!(counts(&delta(image, &target, false)), (0, zeros, IMAGE_LEN - zeros), "{name}");
+        change(&target);
+        assert_eq!(
+            counts(&delta(image, &target, false)),
+            (block, zeros, IMAGE_LEN - zeros - block),
+            "{name}"
+        );
+        assert_eq!(sha256sum(&target), sha256sum(&raw), "{name}");
+
+        // A changed first MiB is repaired too.
+        let f = fs::OpenOptions::new().write(true).open(&target).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&[0xee], 100).unwrap();
+        drop(f);
+        assert!(flash(&[p(image), p(&target), "--yes", "--delta"]).status.success());
+        assert_eq!(sha256sum(&target), sha256sum(&raw), "{name}");
+        fs::remove_file(&target).unwrap();
+    }
 }
 
 #[test]
@@ -327,17 +378,23 @@ fn delta_onto_a_loop_device_skips_equal_blocks() {
     let dir = scratch();
     let raw = dir.path().join("disk.img");
     disk_image(&raw, IMAGE_LEN);
+    let zeros = zero_blocks_after_head(&raw);
     let dev = random_loop(dir.path(), "backing", 24 * MIB);
-    let out = flash(&[p(&raw), p(&dev.path), "--yes", "--delta", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
+    let first = delta(&raw, &dev.path, false);
     assert_eq!(sha256_prefix(&dev.path, IMAGE_LEN), sha256sum(&raw));
-    let out = flash(&[p(&raw), p(&dev.path), "--yes", "--delta", "--json"]);
-    let r = result_json(&out);
-    assert_eq!(
-        (r["bytes_written"].as_u64(), r["bytes_unchanged"].as_u64()),
-        (Some(0), Some(IMAGE_LEN)),
-        "{r}"
-    );
+    let (written, _, unchanged) = counts(&first);
+    assert!(written > MIB && unchanged == 0, "the random target was not written: {first}");
+    // A loop device zeroes by punching holes in its backing file (when the backing
+    // filesystem can): zero runs are zeroed unread; everything else is read and found equal.
+    let name = dev.path.file_name().unwrap().to_string_lossy().into_owned();
+    let limit = fs::read_to_string(format!("/sys/block/{name}/queue/write_zeroes_max_bytes")).unwrap();
+    let unread = if limit.trim() == "0" { 0 } else { zeros };
+    assert_eq!(counts(&delta(&raw, &dev.path, false)), (0, unread, IMAGE_LEN - unread));
+    assert_eq!(counts(&delta(&raw, &dev.path, true)), (0, 0, IMAGE_LEN));
+    // Old data in a zero run is zeroed either way.
+    fill_random(&dev.path, 24 * MIB);
+    delta(&raw, &dev.path, false);
+    assert_eq!(sha256_prefix(&dev.path, IMAGE_LEN), sha256sum(&raw));
 }
 
 #[test]

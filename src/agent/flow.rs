@@ -85,6 +85,7 @@ pub fn disks(file_targets: &[FileTarget]) -> Result<Vec<Disk>> {
             removable: false,
             read_only: false,
             rotational: false,
+            zeroes_offloaded: false,
             logical_sector_size: 512,
             physical_sector_size: 512,
             mountpoints: Vec::new(),

@@ -86,6 +86,9 @@ pub struct Disk {
     pub read_only: bool,
     /// Rotational flag from sysfs (spinning disk).
     pub rotational: bool,
+    /// Whether the device zeroes a range itself (`queue/write_zeroes_max_bytes` > 0), so that
+    /// BLKZEROOUT sends no data: `--delta` then zeroes the image's zero runs instead of reading them.
+    pub zeroes_offloaded: bool,
     /// Logical sector size in bytes.
     pub logical_sector_size: u32,
     /// Physical sector size in bytes.
@@ -231,6 +234,7 @@ mod tests {
                 ("device/model", "Samsung SSD 980   "),
                 ("device/serial", "  S64DNX0R1234  "),
                 ("queue/rotational", "0"),
+                ("queue/write_zeroes_max_bytes", "131072"),
                 ("queue/logical_block_size", "512"),
                 ("queue/physical_block_size", "4096"),
             ],
@@ -281,6 +285,7 @@ mod tests {
             (Transport::Sata, Some("ATA"), Some("WD-ABCDE"))
         );
         assert!(sda.rotational);
+        assert!(nvme.zeroes_offloaded && !sda.zeroes_offloaded);
         let sdb = by("sdb");
         assert_eq!((sdb.transport, sdb.serial.as_deref()), (Transport::Usb, Some("4C530001")));
         assert!(sdb.removable);

@@ -61,6 +61,7 @@ mod tests {
             removable: true,
             read_only: false,
             rotational: false,
+            zeroes_offloaded: false,
             logical_sector_size: 512,
             physical_sector_size: 512,
             mountpoints: vec![],

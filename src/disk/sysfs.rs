@@ -126,6 +126,7 @@ impl Tree {
             removable: read_flag(&dir.join("removable")),
             read_only: read_flag(&dir.join("ro")),
             rotational: read_flag(&queue.join("rotational")),
+            zeroes_offloaded: read_flag(&queue.join("write_zeroes_max_bytes")),
             logical_sector_size: read_number(&queue.join("logical_block_size")).unwrap_or(512) as u32,
             physical_sector_size: read_number(&queue.join("physical_block_size")).unwrap_or(512) as u32,
             mountpoints,

@@ -93,7 +93,9 @@ pub struct FlashReport {
     pub image_bytes: u64,
     /// Bytes actually written with data.
     pub bytes_written: u64,
-    /// Bytes made zero without copying data (BLKZEROOUT or holes).
+    /// Bytes made zero without copying data (BLKZEROOUT or holes). With `--delta` these are
+    /// the zero runs found different, or every zero run where the target zeroes without a
+    /// data transfer (then they are zeroed unread, which costs less than reading them).
     pub bytes_zeroed: u64,
     /// Bytes read from the target and found equal (`--delta`).
     pub bytes_unchanged: u64,
@@ -155,6 +157,13 @@ pub fn flash(
         });
     }
     let opened = target::Target::open(target, total)?;
+    // A raw image file is read directly, so its holes are passed over rather than filled
+    // and scanned; a hashed one goes through the stream, which hashes every byte.
+    let sparse = source.local_path().filter(|_| format == image::Format::Raw && !hash);
+    let input = match sparse.and_then(|path| source::SparseReader::open(path).ok()) {
+        Some(reader) => pipeline::Input::Sparse(reader),
+        None => pipeline::Input::Stream(decoded.reader),
+    };
     let job = Job {
         expected_sha256,
         hash,
@@ -165,7 +174,7 @@ pub fn flash(
         verify: opts.verify,
     };
     let shared = Arc::new(Shared::default());
-    let done = pipeline::start(decoded.reader, opened, job, shared.clone())?;
+    let done = pipeline::start(input, opened, job, shared.clone())?;
     let mut meter = rate::Meter::default();
     let result = loop {
         match done.recv_timeout(TICK) {

@@ -3,7 +3,7 @@
 //! progress and cancellation.
 //!
 //! The read stage is [`super::readahead::ReadAhead`], under the decoder; with `--delta` a
-//! third thread reads the target ahead of the writer, which compares. The slowest stage
+//! third thread reads the target under the next chunks while the writer compares this one. The slowest stage
 //! sets the pace: the pool holds [`POOL`] buffers, so at most that many chunks are in flight
 //! and memory stays fixed whatever the image size. A decoder blocked on a slow source does not
 //! delay a cancel: the writer polls the stop flag and the caller does not wait for the decoder.
@@ -12,10 +12,13 @@ use super::buffer::AlignedBuf;
 use super::readahead::ReadAhead;
 use super::target::{Target, TargetReader};
 use super::writer::{Counts, Writer};
+use super::zero::{self, Kind, Run};
 use super::Phase;
 use crate::error::{Error, ErrorKind, Result};
-use crate::source::{self, Source};
+use crate::source::{self, Piece, Source, SparseReader};
+use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use std::time::Duration;
 pub const CHUNK: usize = 8 << 20;
 /// Chunks in the pool.
 const POOL: usize = 4;
-/// Chunks of the target read ahead of the writer (`--delta`).
+/// Chunks whose target bytes are asked for ahead of the writer (`--delta`).
 const LOOKAHEAD: usize = 2;
 /// How often a waiting stage looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
@@ -95,16 +98,33 @@ pub struct Outcome {
     pub verified: Option<bool>,
 }
 
+/// What the decode stage reads from.
+pub enum Input {
+    /// The decoder's byte stream.
+    Stream(Box<dyn Read + Send>),
+    /// A raw image in a local regular file, read with its holes passed over: they are known
+    /// zeros, so they are neither filled in memory nor scanned.
+    Sparse(SparseReader),
+}
+
 /// A message from the decode stage.
 enum Msg {
-    Data { buf: AlignedBuf, offset: u64, len: usize },
+    /// `len` decoded bytes at image offset `offset`; `layout` is their [`zero::data_runs`]
+    /// when the decode stage knows it already (then the bytes under its zero runs are
+    /// unspecified: holes are not filled in).
+    Data {
+        buf: AlignedBuf,
+        offset: u64,
+        len: usize,
+        layout: Option<Vec<Run>>,
+    },
     End(u64),
     Failed(Error),
 }
 
 /// Starts both stages; the returned channel yields the write stage's result once.
 pub fn start(
-    reader: Box<dyn Read + Send>,
+    input: Input,
     target: Target,
     job: Job,
     shared: Arc<Shared>,
@@ -116,7 +136,7 @@ pub fn start(
     }
     let (done_tx, done_rx) = mpsc::channel();
     let decode_shared = shared.clone();
-    spawn("bty-decode", move || decode(reader, full_tx, empty_rx, &decode_shared))?;
+    spawn("bty-decode", move || decode(input, full_tx, empty_rx, &decode_shared))?;
     spawn("bty-write", move || {
         let _ = done_tx.send(write(target, &job, full_rx, empty_tx, &shared));
     })?;
@@ -132,12 +152,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::J
 
 /// The decode stage: fills pool buffers completely from the decoder (only the last one may be
 /// short) and hands them on.
-fn decode(
-    mut reader: Box<dyn Read + Send>,
-    full: SyncSender<Msg>,
-    empty: Receiver<AlignedBuf>,
-    shared: &Shared,
-) {
+fn decode(mut input: Input, full: SyncSender<Msg>, empty: Receiver<AlignedBuf>, shared: &Shared) {
     let mut offset = 0u64;
     loop {
         let mut buf = loop {
@@ -150,7 +165,16 @@ fn decode(
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         };
-        let (len, failure) = fill(&mut reader, buf.as_mut_slice(), &shared.stop);
+        let (len, layout, failure) = match &mut input {
+            Input::Stream(reader) => {
+                let (len, failure) = fill(reader, buf.as_mut_slice(), &shared.stop);
+                (len, None, failure)
+            }
+            Input::Sparse(reader) => {
+                let (len, holes, failure) = fill_sparse(reader, buf.as_mut_slice(), &shared.stop);
+                (len, Some(zero::layout_with_holes(&mut buf.as_mut_slice()[..len], &holes)), failure)
+            }
+        };
         if let Some(e) = failure {
             let at = offset + len as u64;
             let _ =
@@ -158,14 +182,14 @@ fn decode(
             return;
         }
         let at_end = len < buf.capacity();
-        if len > 0 && full.send(Msg::Data { buf, offset, len }).is_err() {
+        if len > 0 && full.send(Msg::Data { buf, offset, len, layout }).is_err() {
             return;
         }
         offset += len as u64;
         if at_end {
             // Dropping the decoder first closes the read stage's channel, so its rest can be
             // hashed while the writer finishes.
-            drop(reader);
+            drop(input);
             let _ = full.send(Msg::End(offset));
             return;
         }
@@ -189,6 +213,32 @@ fn fill(reader: &mut dyn Read, buf: &mut [u8], stop: &AtomicBool) -> (usize, Opt
     (len, None)
 }
 
+/// As [`fill`], passing over holes: returns the bytes filled or passed over, the holes among
+/// them (never written into `buf`), and any error.
+fn fill_sparse(
+    reader: &mut SparseReader,
+    buf: &mut [u8],
+    stop: &AtomicBool,
+) -> (usize, Vec<Range<usize>>, Option<io::Error>) {
+    let (mut len, mut holes) = (0, Vec::new());
+    while len < buf.len() {
+        if stop.load(Ordering::Relaxed) {
+            return (len, holes, Some(Error::new(ErrorKind::Cancelled, "cancelled").into()));
+        }
+        match reader.read_or_skip(&mut buf[len..]) {
+            Ok(Piece::Data(0)) => break,
+            Ok(Piece::Data(n)) => len += n,
+            Ok(Piece::Hole(n)) => {
+                holes.push(len..len + n);
+                len += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (len, holes, Some(e)),
+        }
+    }
+    (len, holes, None)
+}
+
 /// The write stage, start to finish: body, flush, digest check, first MiB, verify.
 fn write(
     mut target: Target,
@@ -198,9 +248,12 @@ fn write(
     shared: &Shared,
 ) -> Result<Outcome> {
     shared.set_phase(Phase::Writing);
-    let lookahead = if job.delta { Some(Lookahead::start(target.reader()?)?) } else { None };
+    let mut lookahead = match job.delta {
+        true => Some(Lookahead::start(target.reader()?, !target.zeroes_without_transfer())?),
+        false => None,
+    };
     let mut writer = Writer::begin(&mut target, job.delta, job.verify, &shared.stop)?;
-    let result = write_body(&mut writer, &full, &empty, lookahead.as_ref(), shared);
+    let result = write_body(&mut writer, &full, &empty, lookahead.as_mut(), shared);
     if let Some(lookahead) = lookahead {
         lookahead.close();
     }
@@ -261,33 +314,39 @@ fn writer_path(writer: &Writer<'_>) -> String {
     writer.target_path().display().to_string()
 }
 
-/// Feeds chunks to the writer until the decoder's end; returns the image size.
+/// Feeds chunks to the writer until the decoder's end; returns the image size. With
+/// `--delta`, each chunk waits in `waiting` while the target under it is read, so the target
+/// is read for the next chunks while the writer compares this one.
 fn write_body(
     writer: &mut Writer<'_>,
     full: &Receiver<Msg>,
     empty: &Sender<AlignedBuf>,
-    lookahead: Option<&Lookahead>,
+    mut lookahead: Option<&mut Lookahead>,
     shared: &Shared,
 ) -> Result<u64> {
+    let mut waiting: VecDeque<Decoded> = VecDeque::new();
     loop {
         if shared.stop.load(Ordering::Relaxed) {
             return Err(Error::new(ErrorKind::Cancelled, "cancelled"));
         }
         match full.recv_timeout(POLL) {
-            Ok(Msg::Data { buf, offset, len }) => {
-                let data = &buf.as_slice()[..len];
-                match lookahead {
-                    Some(lookahead) => {
-                        let current = lookahead.next(offset)?;
-                        writer.chunk(offset, data, Some(&current.as_slice()[..len]))?;
-                        lookahead.give_back(current);
-                    }
-                    None => writer.chunk(offset, data, None)?,
+            Ok(Msg::Data { buf, offset, len, layout }) => {
+                let layout = layout.unwrap_or_else(|| zero::data_runs(&buf.as_slice()[..len]));
+                if let Some(lookahead) = lookahead.as_deref_mut() {
+                    lookahead.ask(offset, len, &layout)?;
                 }
-                shared.done.store(offset + len as u64, Ordering::Relaxed);
-                let _ = empty.send(buf);
+                waiting.push_back(Decoded { buf, offset, len, layout });
+                if waiting.len() > lookahead.as_ref().map_or(0, |_| LOOKAHEAD - 1) {
+                    let chunk = waiting.pop_front().expect("a chunk is waiting");
+                    settle(writer, lookahead.as_deref_mut(), chunk, empty, shared)?;
+                }
             }
-            Ok(Msg::End(total)) => return Ok(total),
+            Ok(Msg::End(total)) => {
+                while let Some(chunk) = waiting.pop_front() {
+                    settle(writer, lookahead.as_deref_mut(), chunk, empty, shared)?;
+                }
+                return Ok(total);
+            }
             Ok(Msg::Failed(e)) => return Err(e),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
@@ -297,51 +356,102 @@ fn write_body(
     }
 }
 
-/// The target's current bytes, read chunk by chunk from offset 0 on a thread of its own so
-/// that `--delta` compares one chunk while the next is being read.
+/// A decoded chunk on its way to the writer.
+struct Decoded {
+    buf: AlignedBuf,
+    offset: u64,
+    len: usize,
+    /// Its runs of data and zeros.
+    layout: Vec<Run>,
+}
+
+/// Hands one decoded chunk (with the target's bytes under it, for `--delta`) to the writer
+/// and its buffer back to the decoder.
+fn settle(
+    writer: &mut Writer<'_>,
+    lookahead: Option<&mut Lookahead>,
+    Decoded { buf, offset, len, layout }: Decoded,
+    empty: &Sender<AlignedBuf>,
+    shared: &Shared,
+) -> Result<()> {
+    let data = &buf.as_slice()[..len];
+    match lookahead {
+        Some(lookahead) => {
+            let current = lookahead.next(offset)?;
+            writer.chunk(offset, data, &layout, Some(&current.as_slice()[..len]))?;
+            lookahead.give_back(current);
+        }
+        None => writer.chunk(offset, data, &layout, None)?,
+    }
+    shared.done.store(offset + len as u64, Ordering::Relaxed);
+    let _ = empty.send(buf);
+    Ok(())
+}
+
+/// A request to the target reader: fill `buf`'s `ranges` (chunk-relative) from the chunk at
+/// `offset`.
+type Ask = (u64, Vec<Range<usize>>, AlignedBuf);
+
+/// The target's current bytes under each decoded chunk (`--delta`), read on a thread of its
+/// own. Where the target zeroes without a data transfer, only the image's data granules are
+/// read: the writer zeroes the zero granules unread, which costs less than reading them.
 struct Lookahead {
-    full: Receiver<Result<(u64, AlignedBuf)>>,
-    empty: Sender<AlignedBuf>,
+    asks: Sender<Ask>,
+    answers: Receiver<Result<(u64, AlignedBuf)>>,
+    /// Buffers not lent to the reader.
+    spare: Vec<AlignedBuf>,
+    read_zero_runs: bool,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Lookahead {
-    fn start(reader: TargetReader) -> Result<Lookahead> {
-        let (full_tx, full_rx) = mpsc::sync_channel(LOOKAHEAD);
-        let (empty_tx, empty_rx) = mpsc::channel();
-        for _ in 0..LOOKAHEAD {
-            let _ = empty_tx.send(AlignedBuf::new(CHUNK));
-        }
+    fn start(reader: TargetReader, read_zero_runs: bool) -> Result<Lookahead> {
+        let (ask_tx, ask_rx) = mpsc::channel::<Ask>();
+        let (answer_tx, answer_rx) = mpsc::channel();
         // Ends when the writer closes its side (at the image's end, on an error or a cancel;
         // the writer polls the stop flag). Reads past the end of the target yield zeros and
         // are never used.
         let thread = spawn("bty-delta-read", move || {
-            let mut offset = 0u64;
-            while let Ok(mut buf) = empty_rx.recv() {
-                let read = reader.read_at(offset, buf.as_mut_slice());
+            while let Ok((offset, ranges, mut buf)) = ask_rx.recv() {
+                let read = ranges
+                    .into_iter()
+                    .try_for_each(|r| reader.read_at(offset + r.start as u64, &mut buf.as_mut_slice()[r]));
                 let failed = read.is_err();
-                if full_tx.send(read.map(|()| (offset, buf))).is_err() || failed {
+                if answer_tx.send(read.map(|()| (offset, buf))).is_err() || failed {
                     return;
                 }
-                offset += CHUNK as u64;
             }
         })?;
-        Ok(Lookahead { full: full_rx, empty: empty_tx, thread })
+        let spare = (0..LOOKAHEAD).map(|_| AlignedBuf::new(CHUNK)).collect();
+        Ok(Lookahead { asks: ask_tx, answers: answer_rx, spare, read_zero_runs, thread })
+    }
+
+    /// Asks for the target's bytes under the image's chunk of `len` bytes at `offset`, whose
+    /// zero layout is `layout`. The first chunk is read whole: the held-back first MiB is
+    /// compared whole.
+    fn ask(&mut self, offset: u64, len: usize, layout: &[Run]) -> Result<()> {
+        let buf = self.spare.pop().ok_or_else(|| Error::failed("delta: no buffer for the target's bytes"))?;
+        let ranges = if self.read_zero_runs || offset == 0 {
+            std::iter::once(0..len).collect()
+        } else {
+            layout.iter().filter(|r| r.kind == Kind::Data).map(|r| r.start..r.end).collect()
+        };
+        self.asks.send((offset, ranges, buf)).map_err(|_| Error::failed("the target reader stopped"))
     }
 
     /// Stops the reader and waits for it, so no read of the target (nor its descriptors)
     /// outlives the write stage.
     fn close(self) {
-        let Lookahead { full, empty, thread } = self;
-        drop(full);
-        drop(empty);
+        let Lookahead { asks, answers, thread, .. } = self;
+        drop(asks);
+        drop(answers);
         let _ = thread.join();
     }
 
-    /// The target's bytes for the chunk at `offset` (chunks arrive in order).
-    fn next(&self, offset: u64) -> Result<AlignedBuf> {
+    /// The target's bytes for the chunk at `offset` (asked for in order).
+    fn next(&mut self, offset: u64) -> Result<AlignedBuf> {
         let (at, buf) = self
-            .full
+            .answers
             .recv()
             .map_err(|_| Error::failed("the target reader stopped before the image's end"))??;
         if at != offset {
@@ -350,7 +460,7 @@ impl Lookahead {
         Ok(buf)
     }
 
-    fn give_back(&self, buf: AlignedBuf) {
-        let _ = self.empty.send(buf);
+    fn give_back(&mut self, buf: AlignedBuf) {
+        self.spare.push(buf);
     }
 }

@@ -110,13 +110,20 @@ fn too_small(path: &Path, size: u64, need: u64) -> Option<String> {
     })
 }
 
+/// The test hook: with `BTY_TEST_DELTA_READS_ZEROS` in the environment, `--delta` reads the
+/// target under the image's zero runs whatever the target, as it does on a device that cannot
+/// zero without a data transfer. Files and loop devices, which the black-box tests use, can,
+/// so without the hook that path would go untested. This is the only place it is read.
+const READS_ZEROS_HOOK: &str = "BTY_TEST_DELTA_READS_ZEROS";
+
 /// The alignment of direct reads and writes on a regular file.
 const FILE_DIRECT_ALIGN: u64 = 4096;
 
 /// How bytes reach the target.
 enum Kind {
-    /// A block device of `size` bytes with its logical sector size.
-    Block { size: u64, sector: u64 },
+    /// A block device of `size` bytes with its logical sector size, and whether it zeroes
+    /// ranges itself (BLKZEROOUT then sends no data).
+    Block { size: u64, sector: u64, zeroes_offloaded: bool },
     /// A regular file that was `original_len` bytes long when opened; ranges past that
     /// length are holes already and need no zeroing.
     File { original_len: u64 },
@@ -169,7 +176,11 @@ impl Target {
             if let Some(rule) = image_size.and_then(|need| too_small(path, size, need)) {
                 return Err(Error::refused(rule));
             }
-            Kind::Block { size, sector }
+            Kind::Block {
+                size,
+                sector,
+                zeroes_offloaded: info.disk.as_ref().is_some_and(|d| d.zeroes_offloaded),
+            }
         } else {
             Kind::File {
                 original_len: file.metadata().with_context(|| format!("reading {}", path.display()))?.len(),
@@ -215,6 +226,20 @@ impl Target {
     /// Whether the target is a block device.
     pub fn is_block(&self) -> bool {
         matches!(self.kind, Kind::Block { .. })
+    }
+
+    /// Whether making a range zero costs less than reading it: the device zeroes it without a
+    /// data transfer, or the file gets a hole. `--delta` then zeroes the image's zero runs
+    /// instead of reading them to compare; on a device that would be sent zeros over the bus
+    /// (most SATA, USB and SD), reading is cheaper and spares the flash cells.
+    pub fn zeroes_without_transfer(&self) -> bool {
+        if std::env::var_os(READS_ZEROS_HOOK).is_some() {
+            return false;
+        }
+        match self.kind {
+            Kind::Block { zeroes_offloaded, .. } => zeroes_offloaded,
+            Kind::File { .. } => true,
+        }
     }
 
     /// Writes `data` at `offset`, through `O_DIRECT` when both are sector-aligned.

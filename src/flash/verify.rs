@@ -35,9 +35,10 @@ pub struct Checks {
 }
 
 impl Checks {
-    /// Remembers the decoded bytes `data` at image offset `offset`.
-    pub fn record(&mut self, offset: u64, data: &[u8]) {
-        for run in zero::data_runs(data) {
+    /// Remembers the decoded bytes `data` at image offset `offset`, whose zero layout is
+    /// `layout` ([`zero::data_runs`]).
+    pub fn record(&mut self, offset: u64, data: &[u8], layout: &[zero::Run]) {
+        for run in layout {
             let at = offset + run.start as u64;
             let len = (run.end - run.start) as u64;
             match (run.kind, self.runs.last_mut()) {
@@ -122,9 +123,9 @@ mod tests {
     fn zero_runs_merge_across_chunks_and_data_runs_are_hashed() {
         let mut checks = Checks::default();
         let mut chunk = vec![0u8; 4 * zero::GRANULE];
-        checks.record(0, &chunk);
+        checks.record(0, &chunk, &zero::data_runs(&chunk));
         chunk[zero::GRANULE] = 1;
-        checks.record(chunk.len() as u64, &chunk);
+        checks.record(chunk.len() as u64, &chunk, &zero::data_runs(&chunk));
         let shape: Vec<(u64, u64, bool)> =
             checks.runs.iter().map(|(o, l, f)| (*o, *l, matches!(f, Fingerprint::Zero))).collect();
         let g = zero::GRANULE as u64;

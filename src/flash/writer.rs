@@ -5,7 +5,8 @@
 //! (a plain flash; a file target is cut to length 0) so an interrupted run never leaves the old partition table pointing at new
 //! data; the image's own first MiB is written last, after a flush, so an interrupted run never
 //! leaves a disk that looks bootable. With `--delta` the first MiB is zeroed only when it
-//! differs, so an unchanged target receives no write at all.
+//! differs, so an unchanged target receives no data write; its zero runs are zeroed unread
+//! where that costs less than reading them (see `Target::zeroes_without_transfer`).
 
 use super::buffer::AlignedBuf;
 use super::target::Target;
@@ -25,9 +26,10 @@ const ZERO_PIECE: u64 = 256 << 20;
 pub struct Counts {
     /// Bytes written with data.
     pub written: u64,
-    /// Bytes made zero without copying (BLKZEROOUT, holes).
+    /// Bytes made zero without copying (BLKZEROOUT, holes); with `--delta`, the zero runs
+    /// found different, or all of them where they are zeroed unread.
     pub zeroed: u64,
-    /// Bytes found equal on the target (`--delta`).
+    /// Bytes read from the target and found equal (`--delta`).
     pub unchanged: u64,
 }
 
@@ -35,6 +37,8 @@ pub struct Counts {
 pub struct Writer<'a> {
     target: &'a mut Target,
     delta: bool,
+    /// Whether the target is read under the image's zero runs too (`--delta`).
+    zeros_read: bool,
     /// The image's first MiB, once seen, and whether the target must receive it.
     head: Option<(AlignedBuf, usize, bool)>,
     /// A zero range not issued yet, grown while neighbouring granules are zeros too.
@@ -57,9 +61,11 @@ impl<'a> Writer<'a> {
         if !delta {
             target.discard_old_contents(HEAD as u64)?;
         }
+        let zeros_read = !target.zeroes_without_transfer();
         Ok(Writer {
             target,
             delta,
+            zeros_read,
             head: None,
             pending_zero: None,
             checks: verify.then(Checks::default),
@@ -68,31 +74,36 @@ impl<'a> Writer<'a> {
         })
     }
 
-    /// Handles the decoded bytes `data` that belong at `offset` of the image; with `--delta`,
-    /// `current` holds what the target has there now (read ahead by the pipeline).
-    pub fn chunk(&mut self, offset: u64, data: &[u8], current: Option<&[u8]>) -> Result<()> {
+    /// Handles the decoded bytes `data` that belong at `offset` of the image, whose zero
+    /// layout is `layout` ([`zero::data_runs`]); with `--delta`, `current` holds what the
+    /// target has there now (read ahead by the pipeline).
+    pub fn chunk(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        layout: &[zero::Run],
+        current: Option<&[u8]>,
+    ) -> Result<()> {
         if let Some(checks) = &mut self.checks {
-            checks.record(offset, data);
+            checks.record(offset, data, layout);
         }
         let current = match (self.delta, current) {
             (false, _) => None,
             (true, Some(current)) if current.len() == data.len() => Some(current),
             (true, _) => return Err(Error::failed("delta: the target's bytes for a chunk are missing")),
         };
-        let (mut body, mut at, mut current) = (data, offset, current);
+        // The image's first MiB is held back; the runs below start after it.
+        let mut skip = 0;
         if offset == 0 {
-            let n = data.len().min(HEAD);
-            self.hold_head(&data[..n], current.map(|c| &c[..n]))?;
-            (body, at, current) = (&data[n..], n as u64, current.map(|c| &c[n..]));
+            skip = data.len().min(HEAD);
+            self.hold_head(&data[..skip], layout, current.map(|c| &c[..skip]))?;
         }
-        if body.is_empty() {
-            return Ok(());
+        match current {
+            Some(current) => {
+                self.apply(offset, data, &zero::delta_runs(data, layout, current, self.zeros_read), skip)
+            }
+            None => self.apply(offset, data, layout, skip),
         }
-        let runs = match current {
-            Some(current) => zero::delta_runs(body, current),
-            None => zero::data_runs(body),
-        };
-        self.apply(at, body, &runs)
     }
 
     /// Flushes the last zero range, gives the target its final length `len`, and syncs.
@@ -127,11 +138,17 @@ impl<'a> Writer<'a> {
         self.target.path()
     }
 
-    fn hold_head(&mut self, data: &[u8], current: Option<&[u8]>) -> Result<()> {
+    /// Keeps the image's first MiB `data` for [`Writer::write_head`]; its bytes under the
+    /// zero runs of `layout` may be unspecified, so only the data runs are copied.
+    fn hold_head(&mut self, data: &[u8], layout: &[zero::Run], current: Option<&[u8]>) -> Result<()> {
         let mut buf = AlignedBuf::new(HEAD);
-        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+        for run in layout.iter().filter(|r| r.kind == Kind::Data && r.start < data.len()) {
+            let end = run.end.min(data.len());
+            buf.as_mut_slice()[run.start..end].copy_from_slice(&data[run.start..end]);
+        }
+        let head = &buf.as_slice()[..data.len()];
         let needed = match current {
-            Some(current) if current == data => {
+            Some(current) if current == head => {
                 self.counts.unchanged += data.len() as u64;
                 false
             }
@@ -146,9 +163,15 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn apply(&mut self, at: u64, body: &[u8], runs: &[zero::Run]) -> Result<()> {
+    /// Carries out `runs` of the chunk `data` at image offset `at`, except its first `skip`
+    /// bytes.
+    fn apply(&mut self, at: u64, data: &[u8], runs: &[zero::Run], skip: usize) -> Result<()> {
         for run in runs {
-            let range = at + run.start as u64..at + run.end as u64;
+            let start = run.start.max(skip);
+            if start >= run.end {
+                continue;
+            }
+            let range = at + start as u64..at + run.end as u64;
             let len = range.end - range.start;
             match run.kind {
                 Kind::Same => self.counts.unchanged += len,
@@ -163,7 +186,7 @@ impl<'a> Writer<'a> {
                     }
                 }
                 Kind::Data => {
-                    self.target.write_at(range.start, &body[run.start..run.end])?;
+                    self.target.write_at(range.start, &data[start..run.end])?;
                     self.counts.written += len;
                 }
             }

@@ -5,6 +5,8 @@
 //! blocks, which the compiler turns into wide vector ORs, with an early exit between blocks
 //! as soon as a non-zero byte shows up.
 
+use std::ops::Range;
+
 /// The unit of zero detection and of delta comparison: 64 KiB.
 pub const GRANULE: usize = 64 * 1024;
 
@@ -42,40 +44,92 @@ pub struct Run {
     pub end: usize,
 }
 
-/// Splits `len` bytes into granules, classifies each with `classify(start, end)`, and merges
-/// neighbours of one kind into runs.
-pub fn runs(len: usize, mut classify: impl FnMut(usize, usize) -> Kind) -> Vec<Run> {
-    let mut out: Vec<Run> = Vec::new();
+/// Splits `range` of a buffer into granules (counted from the buffer's start), classifies
+/// each with `classify(start, end)`, and appends them to `out`, merging neighbours of one kind.
+fn classify_into(out: &mut Vec<Run>, range: Range<usize>, mut classify: impl FnMut(usize, usize) -> Kind) {
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + GRANULE).min(range.end);
+        push(out, Run { kind: classify(start, end), start, end });
+        start = end;
+    }
+}
+
+fn push(out: &mut Vec<Run>, run: Run) {
+    match out.last_mut() {
+        Some(last) if last.kind == run.kind && last.end == run.start => last.end = run.end,
+        _ => out.push(run),
+    }
+}
+
+/// Runs of data and zeros in `buf`: a chunk's layout, which the writer, `--delta` and
+/// `--verify` all work from, so each chunk is scanned for zeros once.
+pub fn data_runs(buf: &[u8]) -> Vec<Run> {
+    let mut out = Vec::new();
+    classify_into(&mut out, 0..buf.len(), |s, e| if is_zero(&buf[s..e]) { Kind::Zero } else { Kind::Data });
+    out
+}
+
+/// Runs of data and zeros in `buf`, where the ranges `holes` (sorted, not overlapping) are
+/// known to be zeros but were never written into `buf`: a granule wholly inside a hole is a
+/// zero run without being looked at; one that a hole only partly covers gets that part
+/// filled with zeros and is scanned as in [`data_runs`]. The bytes of `buf` under the zero
+/// runs returned are unspecified.
+pub fn layout_with_holes(buf: &mut [u8], holes: &[Range<usize>]) -> Vec<Run> {
+    let mut out = Vec::new();
+    let mut next = 0; // the first hole that may still overlap the granule
     let mut start = 0;
-    while start < len {
-        let end = (start + GRANULE).min(len);
-        let kind = classify(start, end);
-        match out.last_mut() {
-            Some(last) if last.kind == kind => last.end = end,
-            _ => out.push(Run { kind, start, end }),
+    while start < buf.len() {
+        let end = (start + GRANULE).min(buf.len());
+        while next < holes.len() && holes[next].end <= start {
+            next += 1;
         }
+        let covered = holes.get(next).is_some_and(|h| h.start <= start && h.end >= end);
+        let kind = if covered {
+            Kind::Zero
+        } else {
+            for hole in holes[next..].iter().take_while(|h| h.start < end) {
+                buf[hole.start.max(start)..hole.end.min(end)].fill(0);
+            }
+            if is_zero(&buf[start..end]) {
+                Kind::Zero
+            } else {
+                Kind::Data
+            }
+        };
+        push(&mut out, Run { kind, start, end });
         start = end;
     }
     out
 }
 
-/// Runs of data and zeros in `buf` (a plain flash).
-pub fn data_runs(buf: &[u8]) -> Vec<Run> {
-    runs(buf.len(), |s, e| if is_zero(&buf[s..e]) { Kind::Zero } else { Kind::Data })
-}
-
-/// Runs of `image` compared with what the target holds (`--delta`): equal granules are
-/// [`Kind::Same`], the others data or zeros as in [`data_runs`].
-pub fn delta_runs(image: &[u8], target: &[u8]) -> Vec<Run> {
-    runs(image.len(), |s, e| {
-        if image[s..e] == target[s..e] {
-            Kind::Same
-        } else if is_zero(&image[s..e]) {
-            Kind::Zero
-        } else {
-            Kind::Data
+/// Runs of `image` (whose [`data_runs`] are `layout`) compared with what the target holds
+/// (`--delta`): granules the target already holds are [`Kind::Same`], the others keep their
+/// layout kind. When `zeros_read` is false the target was not read under the image's zero
+/// runs (zeroing them costs less than reading, see `Target::zeroes_without_transfer`), so
+/// those stay [`Kind::Zero`] unseen.
+pub fn delta_runs(image: &[u8], layout: &[Run], target: &[u8], zeros_read: bool) -> Vec<Run> {
+    let mut out = Vec::new();
+    for run in layout {
+        match run.kind {
+            Kind::Zero if !zeros_read => push(&mut out, *run),
+            Kind::Zero => classify_into(&mut out, run.start..run.end, |s, e| {
+                if is_zero(&target[s..e]) {
+                    Kind::Same
+                } else {
+                    Kind::Zero
+                }
+            }),
+            _ => classify_into(&mut out, run.start..run.end, |s, e| {
+                if image[s..e] == target[s..e] {
+                    Kind::Same
+                } else {
+                    Kind::Data
+                }
+            }),
         }
-    })
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,13 +169,40 @@ mod tests {
     }
 
     #[test]
+    fn layout_with_holes_matches_data_runs_of_the_filled_buffer() {
+        let len = 5 * GRANULE + 300;
+        let mut want = vec![0u8; len];
+        want[GRANULE + 8192] = 1; // data in a granule a hole partly covers
+        want[3 * GRANULE..3 * GRANULE + 4096].fill(2);
+        want[len - 1] = 3;
+        let holes = [0..GRANULE + 4096, 2 * GRANULE..3 * GRANULE, 4 * GRANULE + 4096..len - 4096];
+        let mut buf = want.clone();
+        for hole in &holes {
+            buf[hole.clone()].fill(0xAA); // never written: stale bytes from an earlier chunk
+            assert!(want[hole.clone()].iter().all(|&b| b == 0), "test data: {hole:?}");
+        }
+        assert_eq!(layout_with_holes(&mut buf, &holes), data_runs(&want));
+        for run in data_runs(&want).iter().filter(|r| r.kind == Kind::Data) {
+            assert_eq!(buf[run.start..run.end], want[run.start..run.end], "{run:?}");
+        }
+    }
+
+    #[test]
     fn delta_runs_mark_equal_granules_same() {
         let image = vec![7u8; 3 * GRANULE];
         let mut target = image.clone();
         target[GRANULE] = 0;
         let mut zero_image = image.clone();
         zero_image[2 * GRANULE..].fill(0);
-        let kinds: Vec<Kind> = delta_runs(&zero_image, &target).iter().map(|r| r.kind).collect();
-        assert_eq!(kinds, [Kind::Same, Kind::Data, Kind::Zero]);
+        let layout = data_runs(&zero_image);
+        let kinds = |target: &[u8], zeros_read| -> Vec<Kind> {
+            delta_runs(&zero_image, &layout, target, zeros_read).iter().map(|r| r.kind).collect()
+        };
+        assert_eq!(kinds(&target, true), [Kind::Same, Kind::Data, Kind::Zero]);
+
+        // A zero granule the target already holds is the same only when it was read.
+        target[2 * GRANULE..].fill(0);
+        assert_eq!(kinds(&target, true), [Kind::Same, Kind::Data, Kind::Same]);
+        assert_eq!(kinds(&target, false), [Kind::Same, Kind::Data, Kind::Zero]);
     }
 }

@@ -18,6 +18,7 @@ pub mod url;
 pub use file::FileSource;
 pub use http::HttpSource;
 pub use resolve::{resolve, Resolved};
+pub use sparse::{Piece, SparseReader};
 
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};

@@ -66,10 +66,32 @@ impl SparseReader {
     }
 }
 
-impl Read for SparseReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+/// What [`SparseReader::read_or_skip`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// This many bytes of data were read into the buffer.
+    Data(usize),
+    /// This many bytes of a hole were passed over; the buffer was not touched.
+    Hole(usize),
+}
+
+impl SparseReader {
+    /// Opens the regular file at `path` as a stream from its start; anything else (a device,
+    /// a pipe) is an error.
+    pub fn open(path: &std::path::Path) -> io::Result<SparseReader> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(SparseReader::new(file, 0, meta.len()))
+    }
+
+    /// Reads data into `buf`, or passes over a hole without writing zeros into it (for a
+    /// caller that keeps track of where the holes are). `Data(0)` is the end of the stream.
+    pub fn read_or_skip(&mut self, buf: &mut [u8]) -> io::Result<Piece> {
         if self.pos >= self.len || buf.is_empty() {
-            return Ok(0);
+            return Ok(Piece::Data(0));
         }
         let extent = match self.extent {
             Some(extent) if self.pos < extent.end() => extent,
@@ -79,12 +101,8 @@ impl Read for SparseReader {
                 extent
             }
         };
-        let n = match extent {
-            Extent::Hole { end } => {
-                let n = (buf.len() as u64).min(end - self.pos) as usize;
-                buf[..n].fill(0);
-                n
-            }
+        let piece = match extent {
+            Extent::Hole { end } => Piece::Hole((buf.len() as u64).min(end - self.pos) as usize),
             Extent::Data { end } => {
                 let want = (buf.len() as u64).min(end - self.pos) as usize;
                 let n = self.file.read_at(&mut buf[..want], self.pos)?;
@@ -93,11 +111,24 @@ impl Read for SparseReader {
                     // the caller (decoder or flash) reports the truncation.
                     self.len = self.pos;
                 }
-                n
+                Piece::Data(n)
             }
         };
+        let (Piece::Data(n) | Piece::Hole(n)) = piece;
         self.pos += n as u64;
-        Ok(n)
+        Ok(piece)
+    }
+}
+
+impl Read for SparseReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.read_or_skip(buf)? {
+            Piece::Data(n) => Ok(n),
+            Piece::Hole(n) => {
+                buf[..n].fill(0);
+                Ok(n)
+            }
+        }
     }
 }
 
@@ -135,6 +166,30 @@ mod tests {
         }
         let got = read_all(SparseReader::new(f.try_clone().unwrap(), 4000, len), 3000);
         assert!(got == want[4000..], "from an offset");
+    }
+
+    #[test]
+    fn read_or_skip_passes_over_holes_without_touching_the_buffer() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.set_len(3 << 20).unwrap();
+        f.seek(io::SeekFrom::Start(1 << 20)).unwrap();
+        f.write_all(&[5u8; 4096]).unwrap();
+        let mut r = SparseReader::new(f, 0, 3 << 20);
+        let mut buf = vec![0xAAu8; 4 << 20];
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        loop {
+            match r.read_or_skip(&mut buf[at..]).unwrap() {
+                Piece::Data(0) => break,
+                piece @ (Piece::Data(n) | Piece::Hole(n)) => {
+                    pieces.push(piece);
+                    at += n;
+                }
+            }
+        }
+        assert_eq!(pieces, [Piece::Hole(1 << 20), Piece::Data(4096), Piece::Hole((2 << 20) - 4096)]);
+        assert!(buf[..1 << 20].iter().all(|&b| b == 0xAA), "a hole was written");
+        assert!(buf[1 << 20..(1 << 20) + 4096].iter().all(|&b| b == 5));
     }
 
     #[test]

@@ -784,6 +784,7 @@ pub(super) mod tests {
                 removable: false,
                 read_only: false,
                 rotational: false,
+                zeroes_offloaded: false,
                 logical_sector_size: 512,
                 physical_sector_size: 512,
                 mountpoints: Vec::new(),
