@@ -13,18 +13,28 @@ packages=(
   zstd xz-utils bzip2 gzip qemu-utils curl
   tmux openssl
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+find_missing() {
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+}
+install_missing() {
   echo "deps: installing ${missing[*]}"
-  apt-get update -qq
   # Packages such as tftpd-hpa and nginx would start system services on ports the tests use;
   # policy-rc.d tells Debian's maintainer scripts not to start anything.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
+}
+find_missing
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  install_missing
+  # An install can remove a package that conflicts with it (a backported qemu-utils gives way
+  # to qemu-system-x86 from the release): look again and put back what went.
+  find_missing
+  [ ${#missing[@]} -eq 0 ] || install_missing
 fi
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy rustfmt
