@@ -210,7 +210,9 @@ fn truncated_and_corrupt_images_fail_without_leaving_a_bootable_head() {
     disk_image(&raw, IMAGE_LEN);
     let head = sha256_prefix(&raw, MIB);
     for format in ["zst", "gz", "xz", "bz2", "qcow2"] {
-        let good = fs::read(encode(&raw, format)).unwrap();
+        let good_path = encode(&raw, format);
+        let good_digest = sha256sum(&good_path);
+        let good = fs::read(&good_path).unwrap();
         let mut corrupt = good.clone();
         let mid = corrupt.len() / 2;
         for b in &mut corrupt[mid..mid + 64] {
@@ -230,6 +232,16 @@ fn truncated_and_corrupt_images_fail_without_leaving_a_bootable_head() {
             let code = out.status.code();
             assert!(code != Some(0) && code.is_some(), "{what} {format}: {}", text(&out));
             assert!(stderr(&out).contains("bty: error:"), "{what} {format}: {}", text(&out));
+            assert_ne!(sha256_prefix(&target, MIB), head, "{what} {format}: the target looks bootable");
+
+            // With the good image's digest named, the damage is reported as what it is: not
+            // the bytes that were named (exit 4). With the damaged bytes' own digest, the
+            // digest holds and the decoder's complaint stands (exit 1).
+            let out = flash(&[p(&src), p(&target), "--yes", "--sha256", &good_digest]);
+            assert_eq!(out.status.code(), Some(4), "{what} {format}: {}", text(&out));
+            assert!(stderr(&out).contains("reading it failed"), "{what} {format}: {}", text(&out));
+            let out = flash(&[p(&src), p(&target), "--yes", "--sha256", &sha256sum(&src)]);
+            assert_eq!(out.status.code(), Some(1), "{what} {format}: {}", text(&out));
             assert_ne!(sha256_prefix(&target, MIB), head, "{what} {format}: the target looks bootable");
         }
     }

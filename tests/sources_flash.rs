@@ -127,8 +127,8 @@ fn an_oras_ref_flashes_and_a_corrupted_blob_exits_4() {
     assert_flashed(&t, &img);
 
     // A raw layer with one byte flipped in the registry's storage: it still decodes, so only
-    // the layer digest can catch it. (A flipped byte inside a zstd frame is caught earlier by
-    // zstd's own checksum, as a decode error.)
+    // the layer digest can catch it. (A flipped byte inside a zstd frame trips zstd's own
+    // checksum first; with the layer digest known, that too is reported as a mismatch.)
     let raw = std::fs::read(&img.raw).unwrap();
     reg.push_artifact(
         "bty/raw",

@@ -10,6 +10,7 @@
 //! watches the cancel flag. This module does not parse formats or discover disks.
 
 mod buffer;
+mod digest;
 mod pipeline;
 mod rate;
 mod readahead;
@@ -131,17 +132,23 @@ pub fn flash(
         rate: 0.0,
         eta_seconds: None,
     });
+    let expected_sha256 = opts.expected_sha256.or_else(|| source.expected_sha256());
+    // Bytes that cannot be recognised or opened may simply not be the ones that were named.
+    let target_name = target.display().to_string();
+    let unreadable = |e: Error| {
+        let hash = || source::sha256_of(source.as_ref()).map(Some);
+        digest::explain(e, &source.describe(), expected_sha256, digest::Target::Untouched(&target_name), hash)
+    };
     let format = match opts.format {
         Some(format) => format,
-        None => image::detect(source.as_ref())?,
+        None => image::detect(source.as_ref()).map_err(unreadable)?,
     };
-    let expected_sha256 = opts.expected_sha256.or_else(|| source.expected_sha256());
     let hash = opts.hash || expected_sha256.is_some();
     if let Some(path) = source.local_path() {
         target::refuse_the_source_itself(path, target)?;
     }
     let tap = Arc::new(ReadAhead::new(source.clone(), format != image::Format::Raw, hash));
-    let decoded = image::open(tap.clone(), format)?;
+    let decoded = image::open(tap.clone(), format).map_err(unreadable)?;
     let total = decoded.virtual_size;
     if opts.dry_run {
         check_target(target, total)?;

@@ -9,6 +9,7 @@
 //! delay a cancel: the writer polls the stop flag and the caller does not wait for the decoder.
 
 use super::buffer::AlignedBuf;
+use super::digest;
 use super::readahead::ReadAhead;
 use super::target::{Target, TargetReader};
 use super::writer::{Counts, Writer};
@@ -257,41 +258,33 @@ fn write(
     if let Some(lookahead) = lookahead {
         lookahead.close();
     }
+    let result = result.and_then(|n| match job.virtual_size {
+        Some(expected) if expected != n => Err(Error::failed(format!(
+            "the image decoded to {n} bytes but its header says {expected}; the source is truncated or corrupt"
+        ))),
+        _ => Ok(n),
+    });
     let image_bytes = match result {
         Ok(n) => n,
         Err(e) => {
             // Whatever was written is flushed, so the report of how far it got is true.
+            let path = writer_path(&writer);
             drop(writer);
             let _ = target.sync();
-            return Err(e);
+            let unverified = digest::Target::Unverified(&path);
+            let source = job.source.describe();
+            return Err(digest::explain(e, &source, job.expected_sha256, unverified, || stored_digest(job)));
         }
     };
-    if let Some(expected) = job.virtual_size.filter(|&v| v != image_bytes) {
-        return Err(Error::failed(format!(
-            "the image decoded to {image_bytes} bytes but its header says {expected}; the source is truncated or corrupt"
-        )));
-    }
     shared.set_phase(Phase::Flushing);
     writer.finish_body(image_bytes)?;
-    let source_sha256 = match job.tap.finish()? {
-        Some(digest) => Some(digest),
-        // The decoder read out of order (qcow2): hash the stored bytes in a pass of their own.
-        None if job.hash => Some(source::sha256_of(job.source.as_ref())?),
-        None => None,
-    };
-    if let Some(expected) = job.expected_sha256 {
-        if source_sha256 != Some(expected) {
-            return Err(Error::new(
-                ErrorKind::Integrity,
-                format!(
-                    "sha256 of {} is {}, expected {}: {} holds unverified data (its first MiB was not written, so it will not boot); flash again from a trusted source",
-                    job.source.describe(),
-                    source_sha256.map(|d| source::hex(&d)).unwrap_or_default(),
-                    source::hex(&expected),
-                    writer_path(&writer)
-                ),
-            ));
-        }
+    let source_sha256 = stored_digest(job)?;
+    let path = writer_path(&writer);
+    let expected = job.expected_sha256;
+    if let Some(e) =
+        digest::mismatch(&job.source.describe(), expected, source_sha256, digest::Target::Unverified(&path))
+    {
+        return Err(e);
     }
     writer.write_head()?;
     let counts = writer.counts;
@@ -312,6 +305,16 @@ fn write(
 
 fn writer_path(writer: &Writer<'_>) -> String {
     writer.target_path().display().to_string()
+}
+
+/// The sha256 of the stored bytes, when they are hashed.
+fn stored_digest(job: &Job) -> Result<Option<[u8; 32]>> {
+    match job.tap.finish()? {
+        Some(digest) => Ok(Some(digest)),
+        // The decoder read out of order (qcow2): hash the stored bytes in a pass of their own.
+        None if job.hash => Ok(Some(source::sha256_of(job.source.as_ref())?)),
+        None => Ok(None),
+    }
 }
 
 /// Feeds chunks to the writer until the decoder's end; returns the image size. With
