@@ -499,10 +499,31 @@ fn an_image_is_never_flashed_onto_itself_under_any_name() {
             args.extend(extra);
             let out = flash(&args);
             assert_eq!(out.status.code(), Some(3), "{target:?} {extra:?}: {}", text(&out));
-            assert!(stderr(&out).contains("it is the image being flashed"), "{}", text(&out));
+            assert!(stderr(&out).contains("lies inside the image being flashed"), "{}", text(&out));
         }
     }
     assert_eq!(sha256sum(&raw), want, "the image was changed");
+}
+
+#[test]
+fn a_disk_and_its_own_partition_are_never_flashed_onto_each_other() {
+    if !loops_or_skip() {
+        return;
+    }
+    let dir = scratch();
+    let dev = random_loop(dir.path(), "backing", 24 * MIB);
+    // The kernel here reads no partition tables; BLKPG adds the partition device directly.
+    let status = Command::new("addpart").arg(&dev.path).args(["1", "2048", "8192"]).status();
+    assert!(status.expect("running addpart").success(), "addpart failed");
+    let part = PathBuf::from(format!("{}p1", dev.path.display()));
+    let before = sha256sum(&dev.path);
+    for (src, dst) in [(&part, &dev.path), (&dev.path, &part)] {
+        let out = flash(&[p(src), p(dst), "--yes", "--format", "raw"]);
+        assert_eq!(out.status.code(), Some(3), "{src:?} onto {dst:?}: {}", text(&out));
+        assert!(stderr(&out).contains("lies inside the image being flashed"), "{}", text(&out));
+    }
+    assert_eq!(sha256sum(&dev.path), before, "the disk was changed");
+    let _ = Command::new("delpart").arg(&dev.path).arg("1").status();
 }
 
 #[test]

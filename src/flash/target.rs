@@ -82,21 +82,34 @@ pub fn check_target(path: &Path, image_size: Option<u64>) -> Result<TargetInfo> 
     Ok(TargetInfo { path: path.to_path_buf(), size_bytes: Some(size), disk: Some(whole) })
 }
 
-/// Refuses (exit 3) a target that is the image's own file or device, under any name: the
-/// flash would destroy the image while reading it.
+/// Refuses (exit 3) a target that is the image's own file or device, under any name, or a
+/// device that holds the image's device or lies inside it (a disk and one of its partitions):
+/// the flash would destroy the image while reading it.
 pub fn refuse_the_source_itself(source: &Path, target: &Path) -> Result<()> {
     let (Ok(s), Ok(t)) = (std::fs::metadata(source), std::fs::metadata(target)) else { return Ok(()) };
     let same_node = s.dev() == t.dev() && s.ino() == t.ino();
-    let same_device =
-        s.file_type().is_block_device() && t.file_type().is_block_device() && s.rdev() == t.rdev();
-    if same_node || same_device {
+    let both_devices = s.file_type().is_block_device() && t.file_type().is_block_device();
+    let overlap = both_devices && (s.rdev() == t.rdev() || one_holds_the_other(s.rdev(), t.rdev())?);
+    if same_node || overlap {
         return Err(Error::refused(format!(
-            "refusing to write {}: it is the image being flashed ({}); pick another target",
+            "refusing to write {}: it is, holds or lies inside the image being flashed ({}); pick another target",
             target.display(),
             source.display()
         )));
     }
     Ok(())
+}
+
+/// Whether of two block devices one is a partition of the other.
+fn one_holds_the_other(a: u64, b: u64) -> Result<bool> {
+    let dev = |rdev| (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+    let tree = disk::Tree::read(Path::new("/sys"), "")?;
+    let (Some((a_name, a_disk)), Some((b_name, b_disk))) =
+        (tree.name_of_dev(dev(a)), tree.name_of_dev(dev(b)))
+    else {
+        return Ok(false);
+    };
+    Ok(a_disk.as_deref() == Some(b_name.as_str()) || b_disk.as_deref() == Some(a_name.as_str()))
 }
 
 fn too_small(path: &Path, size: u64, need: u64) -> Option<String> {
