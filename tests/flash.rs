@@ -512,18 +512,37 @@ fn a_disk_and_its_own_partition_are_never_flashed_onto_each_other() {
     }
     let dir = scratch();
     let dev = random_loop(dir.path(), "backing", 24 * MIB);
-    // The kernel here reads no partition tables; BLKPG adds the partition device directly.
-    let status = Command::new("addpart").arg(&dev.path).args(["1", "2048", "8192"]).status();
-    assert!(status.expect("running addpart").success(), "addpart failed");
-    let part = PathBuf::from(format!("{}p1", dev.path.display()));
+    let part = Partition::add(&dev.path);
     let before = sha256sum(&dev.path);
-    for (src, dst) in [(&part, &dev.path), (&dev.path, &part)] {
+    for (src, dst) in [(&part.path, &dev.path), (&dev.path, &part.path)] {
         let out = flash(&[p(src), p(dst), "--yes", "--format", "raw"]);
         assert_eq!(out.status.code(), Some(3), "{src:?} onto {dst:?}: {}", text(&out));
         assert!(stderr(&out).contains("lies inside the image being flashed"), "{}", text(&out));
     }
     assert_eq!(sha256sum(&dev.path), before, "the disk was changed");
-    let _ = Command::new("delpart").arg(&dev.path).arg("1").status();
+}
+
+/// Partition 1 (sectors 2048..10240) of a loop device, deleted on drop: the kernel here reads
+/// no partition tables, so BLKPG (addpart) adds the device directly, and a loop device keeps
+/// it even after it is detached.
+struct Partition {
+    disk: PathBuf,
+    path: PathBuf,
+}
+
+impl Partition {
+    fn add(disk: &Path) -> Partition {
+        let _ = Command::new("delpart").arg(disk).arg("1").stderr(Stdio::null()).status();
+        let status = Command::new("addpart").arg(disk).args(["1", "2048", "8192"]).status();
+        assert!(status.expect("running addpart").success(), "addpart {disk:?} failed");
+        Partition { disk: disk.to_path_buf(), path: PathBuf::from(format!("{}p1", disk.display())) }
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let _ = Command::new("delpart").arg(&self.disk).arg("1").status();
+    }
 }
 
 #[test]

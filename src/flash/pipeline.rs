@@ -254,26 +254,23 @@ fn write(
         false => None,
     };
     let mut writer = Writer::begin(&mut target, job.delta, job.verify, &shared.stop)?;
-    let result = write_body(&mut writer, &full, &empty, lookahead.as_mut(), shared);
+    let result = write_body(&mut writer, &full, &empty, lookahead.as_mut(), job, shared);
     if let Some(lookahead) = lookahead {
         lookahead.close();
     }
     let result = result.and_then(|n| match job.virtual_size {
-        Some(expected) if expected != n => Err(Error::failed(format!(
+        Some(expected) if expected != n => Err(unreadable(job, &writer, Error::failed(format!(
             "the image decoded to {n} bytes but its header says {expected}; the source is truncated or corrupt"
-        ))),
+        )))),
         _ => Ok(n),
     });
     let image_bytes = match result {
         Ok(n) => n,
         Err(e) => {
             // Whatever was written is flushed, so the report of how far it got is true.
-            let path = writer_path(&writer);
             drop(writer);
             let _ = target.sync();
-            let unverified = digest::Target::Unverified(&path);
-            let source = job.source.describe();
-            return Err(digest::explain(e, &source, job.expected_sha256, unverified, || stored_digest(job)));
+            return Err(e);
         }
     };
     shared.set_phase(Phase::Flushing);
@@ -307,6 +304,16 @@ fn writer_path(writer: &Writer<'_>) -> String {
     writer.target_path().display().to_string()
 }
 
+/// The error to report when the image could not be read or decoded to its end (`e`): with a
+/// digest expected, a mismatch if the stored bytes are not the ones named. Only for such
+/// failures: a full target or a cancel says nothing about the image, and is not worth
+/// hashing the rest of a download for.
+fn unreadable(job: &Job, writer: &Writer<'_>, e: Error) -> Error {
+    let path = writer_path(writer);
+    let target = digest::Target::Unverified(&path);
+    digest::explain(e, &job.source.describe(), job.expected_sha256, target, || stored_digest(job))
+}
+
 /// The sha256 of the stored bytes, when they are hashed.
 fn stored_digest(job: &Job) -> Result<Option<[u8; 32]>> {
     match job.tap.finish()? {
@@ -325,6 +332,7 @@ fn write_body(
     full: &Receiver<Msg>,
     empty: &Sender<AlignedBuf>,
     mut lookahead: Option<&mut Lookahead>,
+    job: &Job,
     shared: &Shared,
 ) -> Result<u64> {
     let mut waiting: VecDeque<Decoded> = VecDeque::new();
@@ -350,7 +358,7 @@ fn write_body(
                 }
                 return Ok(total);
             }
-            Ok(Msg::Failed(e)) => return Err(e),
+            Ok(Msg::Failed(e)) => return Err(unreadable(job, writer, e)),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(Error::failed("the decoder stopped without finishing the image"))

@@ -64,18 +64,7 @@ impl SparseReader {
         let hole = rustix::fs::seek(&self.file, SeekFrom::Hole(self.pos)).unwrap_or(self.len);
         Ok(Extent::Data { end: hole.clamp(self.pos + 1, self.len) })
     }
-}
 
-/// What [`SparseReader::read_or_skip`] produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Piece {
-    /// This many bytes of data were read into the buffer.
-    Data(usize),
-    /// This many bytes of a hole were passed over; the buffer was not touched.
-    Hole(usize),
-}
-
-impl SparseReader {
     /// Opens the regular file at `path` as a stream from its start; anything else (a device,
     /// a pipe) is an error.
     pub fn open(path: &std::path::Path) -> io::Result<SparseReader> {
@@ -118,6 +107,15 @@ impl SparseReader {
         self.pos += n as u64;
         Ok(piece)
     }
+}
+
+/// What [`SparseReader::read_or_skip`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// This many bytes of data were read into the buffer.
+    Data(usize),
+    /// This many bytes of a hole were passed over; the buffer was not touched.
+    Hole(usize),
 }
 
 impl Read for SparseReader {
