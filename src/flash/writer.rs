@@ -2,7 +2,7 @@
 //! `--delta`) skipped blocks, holding the first MiB back until everything else is on disk.
 //!
 //! Ordering is the crash-safety rule: before anything else, the target's first MiB is zeroed
-//! (a plain flash; a file target is cut to length 0) so an interrupted run never leaves the old partition table pointing at new
+//! (a plain flash) so an interrupted run never leaves the old partition table pointing at new
 //! data; the image's own first MiB is written last, after a flush, so an interrupted run never
 //! leaves a disk that looks bootable. With `--delta` the first MiB is zeroed only when it
 //! differs, so an unchanged target receives no data write; its zero runs are zeroed unread
@@ -59,7 +59,7 @@ impl<'a> Writer<'a> {
         stop: &'a AtomicBool,
     ) -> Result<Writer<'a>> {
         if !delta {
-            target.discard_old_contents(HEAD as u64)?;
+            target.invalidate_head(HEAD as u64)?;
         }
         let zeros_read = !target.zeroes_without_transfer();
         Ok(Writer {
