@@ -11,6 +11,7 @@ mod partition;
 mod qcow2;
 mod size;
 mod stream;
+mod xz;
 
 pub use detect::{detect, parse_format};
 pub use inspect::{inspect, inspect_with, InspectOptions, Inspection, Qcow2Info, SCHEMA_VERSION};

@@ -52,7 +52,10 @@ pub fn decode_stream(
             Box::new(d)
         }
         Format::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
-        Format::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(input)),
+        Format::Xz => Box::new(
+            super::xz::XzReader::new(input)
+                .map_err(|e| Error::failed(format!("starting the xz decoder for {name}: {e}")))?,
+        ),
         Format::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
         Format::Raw | Format::Qcow2 => {
             return Err(Error::invalid(format!(
