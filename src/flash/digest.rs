@@ -12,7 +12,7 @@ use crate::source;
 
 /// What the target holds when a digest check fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target<'a> {
+pub enum TargetState<'a> {
     /// Nothing was written to the target at this path.
     Untouched(&'a str),
     /// The image's body was written to the target at this path, without its first MiB.
@@ -24,7 +24,7 @@ pub fn mismatch(
     source: &str,
     expected: Option<[u8; 32]>,
     got: Option<[u8; 32]>,
-    target: Target,
+    target: TargetState,
 ) -> Option<Error> {
     mismatch_after(source, expected, got, target, None)
 }
@@ -34,13 +34,13 @@ fn mismatch_after(
     source: &str,
     expected: Option<[u8; 32]>,
     got: Option<[u8; 32]>,
-    target: Target,
+    target: TargetState,
     symptom: Option<&Error>,
 ) -> Option<Error> {
     let expected = expected.filter(|&e| got != Some(e))?;
     let state = match target {
-        Target::Untouched(path) => format!("nothing was written to {path}"),
-        Target::Unverified(path) => {
+        TargetState::Untouched(path) => format!("nothing was written to {path}"),
+        TargetState::Unverified(path) => {
             format!("{path} holds unverified data (its first MiB was not written, so it will not boot)")
         }
     };
@@ -62,7 +62,7 @@ pub fn explain(
     e: Error,
     source: &str,
     expected: Option<[u8; 32]>,
-    target: Target,
+    target: TargetState,
     digest: impl FnOnce() -> Result<Option<[u8; 32]>>,
 ) -> Error {
     if expected.is_none() || e.kind() == ErrorKind::Cancelled {
@@ -82,7 +82,7 @@ mod tests {
     fn a_failure_is_reported_as_a_mismatch_only_when_the_digest_differs() {
         let (a, b) = ([1u8; 32], [2u8; 32]);
         let failed = || Error::failed("zstd: corrupt block");
-        let target = Target::Unverified("/dev/sdz");
+        let target = TargetState::Unverified("/dev/sdz");
         let e = explain(failed(), "img.zst", Some(a), target, || Ok(Some(b)));
         assert_eq!(e.kind(), ErrorKind::Integrity);
         let text = e.to_string();
@@ -95,7 +95,7 @@ mod tests {
         let cancelled = Error::new(ErrorKind::Cancelled, "cancelled");
         assert_eq!(explain(cancelled, "x", Some(a), target, || unreachable!()).kind(), ErrorKind::Cancelled);
 
-        let untouched = mismatch("img", Some(a), None, Target::Untouched("/dev/sdz")).unwrap();
+        let untouched = mismatch("img", Some(a), None, TargetState::Untouched("/dev/sdz")).unwrap();
         assert!(untouched.to_string().contains("nothing was written to /dev/sdz"), "{untouched}");
         assert!(mismatch("img", Some(a), Some(a), target).is_none());
     }

@@ -136,8 +136,14 @@ pub fn flash(
     // Bytes that cannot be recognised or opened may simply not be the ones that were named.
     let target_name = target.display().to_string();
     let unreadable = |e: Error| {
-        let hash = || source::sha256_of(source.as_ref()).map(Some);
-        digest::explain(e, &source.describe(), expected_sha256, digest::Target::Untouched(&target_name), hash)
+        let hash = || source::sha256_of(source.as_ref(), cancel).map(Some);
+        digest::explain(
+            e,
+            &source.describe(),
+            expected_sha256,
+            digest::TargetState::Untouched(&target_name),
+            hash,
+        )
     };
     let format = match opts.format {
         Some(format) => format,
@@ -167,6 +173,7 @@ pub fn flash(
     // A raw image file is read directly, so its holes are passed over rather than filled
     // and scanned; a hashed one goes through the stream, which hashes every byte.
     let sparse = source.local_path().filter(|_| format == image::Format::Raw && !hash);
+    // A source that is not a regular file (a device) is read through the stream instead.
     let input = match sparse.and_then(|path| source::SparseReader::open(path).ok()) {
         Some(reader) => pipeline::Input::Sparse(reader),
         None => pipeline::Input::Stream(decoded.reader),

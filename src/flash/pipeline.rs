@@ -12,7 +12,7 @@ use super::buffer::AlignedBuf;
 use super::digest;
 use super::readahead::ReadAhead;
 use super::target::{Target, TargetReader};
-use super::writer::{Counts, Writer};
+use super::writer::{Counts, Writer, HEAD};
 use super::zero::{self, Kind, Run};
 use super::Phase;
 use crate::error::{Error, ErrorKind, Result};
@@ -249,11 +249,13 @@ fn write(
     shared: &Shared,
 ) -> Result<Outcome> {
     shared.set_phase(Phase::Writing);
-    let mut lookahead = match job.delta {
-        true => Some(Lookahead::start(target.reader()?, !target.zeroes_without_transfer())?),
-        false => None,
-    };
+    let reader = if job.delta { Some(target.reader()?) } else { None };
     let mut writer = Writer::begin(&mut target, job.delta, job.verify, &shared.stop)?;
+    // The reader skips the zero runs exactly when the writer zeroes them unread.
+    let mut lookahead = match reader {
+        Some(reader) => Some(Lookahead::start(reader, writer.zeros_read())?),
+        None => None,
+    };
     let result = write_body(&mut writer, &full, &empty, lookahead.as_mut(), job, shared);
     if let Some(lookahead) = lookahead {
         lookahead.close();
@@ -261,7 +263,7 @@ fn write(
     let result = result.and_then(|n| match job.virtual_size {
         Some(expected) if expected != n => Err(unreadable(job, &writer, Error::failed(format!(
             "the image decoded to {n} bytes but its header says {expected}; the source is truncated or corrupt"
-        )))),
+        )), &shared.stop)),
         _ => Ok(n),
     });
     let image_bytes = match result {
@@ -275,12 +277,15 @@ fn write(
     };
     shared.set_phase(Phase::Flushing);
     writer.finish_body(image_bytes)?;
-    let source_sha256 = stored_digest(job)?;
+    let source_sha256 = stored_digest(job, &shared.stop)?;
     let path = writer_path(&writer);
     let expected = job.expected_sha256;
-    if let Some(e) =
-        digest::mismatch(&job.source.describe(), expected, source_sha256, digest::Target::Unverified(&path))
-    {
+    if let Some(e) = digest::mismatch(
+        &job.source.describe(),
+        expected,
+        source_sha256,
+        digest::TargetState::Unverified(&path),
+    ) {
         return Err(e);
     }
     writer.write_head()?;
@@ -308,18 +313,18 @@ fn writer_path(writer: &Writer<'_>) -> String {
 /// digest expected, a mismatch if the stored bytes are not the ones named. Only for such
 /// failures: a full target or a cancel says nothing about the image, and is not worth
 /// hashing the rest of a download for.
-fn unreadable(job: &Job, writer: &Writer<'_>, e: Error) -> Error {
+fn unreadable(job: &Job, writer: &Writer<'_>, e: Error, stop: &AtomicBool) -> Error {
     let path = writer_path(writer);
-    let target = digest::Target::Unverified(&path);
-    digest::explain(e, &job.source.describe(), job.expected_sha256, target, || stored_digest(job))
+    let target = digest::TargetState::Unverified(&path);
+    digest::explain(e, &job.source.describe(), job.expected_sha256, target, || stored_digest(job, stop))
 }
 
 /// The sha256 of the stored bytes, when they are hashed.
-fn stored_digest(job: &Job) -> Result<Option<[u8; 32]>> {
-    match job.tap.finish()? {
+fn stored_digest(job: &Job, stop: &AtomicBool) -> Result<Option<[u8; 32]>> {
+    match job.tap.finish(stop)? {
         Some(digest) => Ok(Some(digest)),
         // The decoder read out of order (qcow2): hash the stored bytes in a pass of their own.
-        None if job.hash => Ok(Some(source::sha256_of(job.source.as_ref())?)),
+        None if job.hash => Ok(Some(source::sha256_of(job.source.as_ref(), stop)?)),
         None => Ok(None),
     }
 }
@@ -358,7 +363,7 @@ fn write_body(
                 }
                 return Ok(total);
             }
-            Ok(Msg::Failed(e)) => return Err(unreadable(job, writer, e)),
+            Ok(Msg::Failed(e)) => return Err(unreadable(job, writer, e, &shared.stop)),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(Error::failed("the decoder stopped without finishing the image"))
@@ -411,12 +416,13 @@ struct Lookahead {
     answers: Receiver<Result<(u64, AlignedBuf)>>,
     /// Buffers not lent to the reader.
     spare: Vec<AlignedBuf>,
-    read_zero_runs: bool,
+    /// Whether the target is read under the image's zero runs too.
+    zeros_read: bool,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Lookahead {
-    fn start(reader: TargetReader, read_zero_runs: bool) -> Result<Lookahead> {
+    fn start(reader: TargetReader, zeros_read: bool) -> Result<Lookahead> {
         let (ask_tx, ask_rx) = mpsc::channel::<Ask>();
         let (answer_tx, answer_rx) = mpsc::channel();
         // Ends when the writer closes its side (at the image's end, on an error or a cancel;
@@ -434,20 +440,26 @@ impl Lookahead {
             }
         })?;
         let spare = (0..LOOKAHEAD).map(|_| AlignedBuf::new(CHUNK)).collect();
-        Ok(Lookahead { asks: ask_tx, answers: answer_rx, spare, read_zero_runs, thread })
+        Ok(Lookahead { asks: ask_tx, answers: answer_rx, spare, zeros_read, thread })
     }
 
     /// Asks for the target's bytes under the image's chunk of `len` bytes at `offset`, whose
-    /// zero layout is `layout`. The first chunk is read whole: the held-back first MiB is
-    /// compared whole.
+    /// zero layout is `layout`. The held-back first MiB is read whole: it is compared whole.
     fn ask(&mut self, offset: u64, len: usize, layout: &[Run]) -> Result<()> {
         let buf = self.spare.pop().ok_or_else(|| Error::failed("delta: no buffer for the target's bytes"))?;
-        let ranges = if self.read_zero_runs || offset == 0 {
+        let ranges = if self.zeros_read {
             std::iter::once(0..len).collect()
         } else {
-            layout.iter().filter(|r| r.kind == Kind::Data).map(|r| r.start..r.end).collect()
+            let head = if offset == 0 { len.min(HEAD) } else { 0 };
+            let data = layout.iter().filter(|r| r.kind == Kind::Data).map(|r| r.start.max(head)..r.end);
+            std::iter::once(0..head).chain(data).filter(|r| !r.is_empty()).collect()
         };
-        self.asks.send((offset, ranges, buf)).map_err(|_| Error::failed("the target reader stopped"))
+        if self.asks.send((offset, ranges, buf)).is_err() {
+            // The reader ended after a failed read: its last answer says why.
+            let failure = self.answers.iter().find_map(Result::err);
+            return Err(failure.unwrap_or_else(|| Error::failed("the target reader stopped")));
+        }
+        Ok(())
     }
 
     /// Stops the reader and waits for it, so no read of the target (nor its descriptors)

@@ -11,8 +11,9 @@
 //! a digest is checked or the caller asks for one.
 
 use crate::error::{Error, Result};
-use crate::source::{DigestHandle, HashingReader, Source};
+use crate::source::{self, DigestHandle, HashingReader, Source};
 use std::io::{self, Read};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -49,21 +50,32 @@ impl ReadAhead {
     /// Waits for the fetch thread, hashes whatever the decoder did not read, and returns the
     /// sha256 of the whole stored object; `None` when hashing is off or no stream from offset
     /// 0 was read (the decoder used random access), so the caller must hash separately if it
-    /// needs to.
-    pub fn finish(&self) -> Result<Option<[u8; 32]>> {
+    /// needs to. Setting `stop` ends the hashing of the rest with [`crate::ErrorKind::Cancelled`].
+    pub fn finish(&self, stop: &AtomicBool) -> Result<Option<[u8; 32]>> {
+        let describe = || format!("reading {}", self.inner.describe());
         let handle = self.fetch.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
-            let (mut stream, result) = handle
+            let (stream, result) = handle
                 .join()
                 .map_err(|_| Error::failed(format!("the reader of {} crashed", self.inner.describe())))?;
-            result.map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
+            result.map_err(|e| Error::from(e).context(describe()))?;
             if self.hash {
-                io::copy(&mut stream, &mut io::sink())
-                    .map_err(|e| Error::from(e).context(format!("reading {}", self.inner.describe())))?;
+                source::drain(stream, stop).map_err(|e| e.context(describe()))?;
             }
         }
-        // Unthreaded, the decode stage read the stream to its end itself.
-        Ok(self.digest.lock().unwrap_or_else(|p| p.into_inner()).take().map(|d| d.finish()))
+        let Some(digest) = self.digest.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(None);
+        };
+        // Unthreaded, the decode stage read the stream itself: a digest of less than the whole
+        // object (the read failed) says nothing about the object.
+        match self.inner.len() {
+            Some(len) if digest.bytes() != len => Err(Error::failed(format!(
+                "{} was read only to byte {} of {len}",
+                self.inner.describe(),
+                digest.bytes()
+            ))),
+            _ => Ok(Some(digest.finish())),
+        }
     }
 }
 
@@ -187,13 +199,14 @@ mod tests {
         let data: Vec<u8> = (0..3 * BLOCK + 123).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         let src: Arc<dyn Source> = Arc::new(FileSource::open(&path).unwrap());
-        let expected = crate::source::sha256_of(src.as_ref()).unwrap();
+        let go = AtomicBool::new(false);
+        let expected = crate::source::sha256_of(src.as_ref(), &go).unwrap();
 
         let ra = ReadAhead::new(src.clone(), true, true);
         let mut all = Vec::new();
         ra.open_stream(0).unwrap().read_to_end(&mut all).unwrap();
         assert!(all == data);
-        assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
+        assert_eq!(hex(&ra.finish(&go).unwrap().unwrap()), hex(&expected));
 
         // A decoder that stops early still yields the digest of the whole object.
         let ra = ReadAhead::new(src.clone(), true, true);
@@ -201,14 +214,25 @@ mod tests {
         let mut stream = ra.open_stream(0).unwrap();
         stream.read_exact(&mut first).unwrap();
         drop(stream);
-        assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
+        assert_eq!(hex(&ra.finish(&go).unwrap().unwrap()), hex(&expected));
 
         // Unthreaded, the stream is the source's own, hashed in place.
         let ra = ReadAhead::new(src.clone(), false, true);
         let mut all = Vec::new();
         ra.open_stream(0).unwrap().read_to_end(&mut all).unwrap();
         assert!(all == data);
-        assert_eq!(hex(&ra.finish().unwrap().unwrap()), hex(&expected));
+        assert_eq!(hex(&ra.finish(&go).unwrap().unwrap()), hex(&expected));
+
+        // Unthreaded and read only in part (the read failed): no digest of a prefix.
+        let ra = ReadAhead::new(src.clone(), false, true);
+        ra.open_stream(0).unwrap().read_exact(&mut first).unwrap();
+        assert!(ra.finish(&go).is_err(), "a digest of the first bytes was passed off as the object's");
+
+        // A cancel stops the hashing of the rest.
+        let ra = ReadAhead::new(src.clone(), true, true);
+        drop(ra.open_stream(0).unwrap());
+        let stop = AtomicBool::new(true);
+        assert_eq!(ra.finish(&stop).unwrap_err().kind(), crate::ErrorKind::Cancelled);
 
         // Without hashing the stream is the same and there is no digest.
         for threaded in [true, false] {
@@ -216,7 +240,7 @@ mod tests {
             let mut all = Vec::new();
             ra.open_stream(0).unwrap().read_to_end(&mut all).unwrap();
             assert!(all == data, "threaded {threaded}");
-            assert_eq!(ra.finish().unwrap(), None, "threaded {threaded}");
+            assert_eq!(ra.finish(&go).unwrap(), None, "threaded {threaded}");
         }
     }
 }

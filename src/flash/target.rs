@@ -138,8 +138,9 @@ enum Kind {
     /// ranges itself (BLKZEROOUT then sends no data).
     Block { size: u64, sector: u64, zeroes_offloaded: bool },
     /// A regular file that was `original_len` bytes long when opened; ranges past that
-    /// length are holes already and need no zeroing.
-    File { original_len: u64 },
+    /// length are holes already and need no zeroing. `punches` says whether its filesystem
+    /// punches holes (vfat and exFAT do not: zeroing there means writing zeros).
+    File { original_len: u64, punches: bool },
 }
 
 /// An open, checked target.
@@ -195,9 +196,8 @@ impl Target {
                 zeroes_offloaded: info.disk.as_ref().is_some_and(|d| d.zeroes_offloaded),
             }
         } else {
-            Kind::File {
-                original_len: file.metadata().with_context(|| format!("reading {}", path.display()))?.len(),
-            }
+            let original_len = file.metadata().with_context(|| format!("reading {}", path.display()))?.len();
+            Kind::File { original_len, punches: punch_hole(&file, original_len, FILE_DIRECT_ALIGN).is_ok() }
         };
         // O_DIRECT keeps a multi-gigabyte image from evicting the page cache and lets the
         // device see large requests, for files as for devices (buffered writes of a large
@@ -230,7 +230,9 @@ impl Target {
             // Past the file's end there is nothing to zero; `zero_range` knows.
             Kind::File { .. } => head,
         };
-        self.zero_range(0..end)
+        self.zero_range(0..end)?;
+        // On stable storage before any body write, which may reach the disk first otherwise.
+        self.sync()
     }
 
     /// Whether the target is a block device.
@@ -248,7 +250,7 @@ impl Target {
         }
         match self.kind {
             Kind::Block { zeroes_offloaded, .. } => zeroes_offloaded,
-            Kind::File { .. } => true,
+            Kind::File { punches, .. } => punches,
         }
     }
 
@@ -313,13 +315,12 @@ impl Target {
                 }
                 Ok(())
             }
-            Kind::File { original_len } => {
+            Kind::File { original_len, punches } => {
                 let end = range.end.min(original_len);
                 if range.start >= end {
                     return Ok(());
                 }
-                let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
-                if rustix::fs::fallocate(&self.file, flags, range.start, end - range.start).is_err() {
+                if !punches || punch_hole(&self.file, range.start, end - range.start).is_err() {
                     self.write_zeros(range.start..end)?;
                 }
                 Ok(())
@@ -400,6 +401,13 @@ impl Target {
             _ => Ok(()),
         }
     }
+}
+
+/// `fallocate(PUNCH_HOLE | KEEP_SIZE)`: makes `len` bytes at `offset` of `file` a hole. Past
+/// the end of the file it changes nothing, which is how support for it is probed.
+fn punch_hole(file: &File, offset: u64, len: u64) -> rustix::io::Result<()> {
+    let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+    rustix::fs::fallocate(file, flags, offset, len)
 }
 
 fn is_aligned(align: u64, offset: u64, buf: &[u8]) -> bool {

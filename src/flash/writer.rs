@@ -33,14 +33,26 @@ pub struct Counts {
     pub unchanged: u64,
 }
 
+/// The image's first MiB, held back until everything else is on the target.
+struct HeldHead {
+    /// Its bytes, zeros included (rebuilt from the chunk's layout).
+    buf: AlignedBuf,
+    len: usize,
+    /// Its runs of data and zeros.
+    layout: Vec<zero::Run>,
+    /// Whether the target's first MiB has been zeroed and must receive it at the end: always
+    /// in a plain flash; with `--delta`, once anything on the target is about to change.
+    needed: bool,
+}
+
 /// Writes one image onto one target.
 pub struct Writer<'a> {
     target: &'a mut Target,
     delta: bool,
     /// Whether the target is read under the image's zero runs too (`--delta`).
     zeros_read: bool,
-    /// The image's first MiB, once seen, and whether the target must receive it.
-    head: Option<(AlignedBuf, usize, bool)>,
+    /// The image's first MiB, once seen.
+    head: Option<HeldHead>,
     /// A zero range not issued yet, grown while neighbouring granules are zeros too.
     pending_zero: Option<Range<u64>>,
     /// Per-chunk fingerprints for `--verify`.
@@ -114,23 +126,26 @@ impl<'a> Writer<'a> {
 
     /// Writes the held-back first MiB (when the target needs it) and syncs again.
     pub fn write_head(&mut self) -> Result<()> {
-        let Some((buf, len, needed)) = self.head.take() else { return Ok(()) };
-        if needed {
-            // The target's first MiB is already zero (zeroed at the start, or when `--delta`
-            // found it different), so only the data runs need writing.
-            let data = &buf.as_slice()[..len];
-            for run in zero::data_runs(data) {
-                match run.kind {
-                    Kind::Data => {
-                        self.target.write_at(run.start as u64, &data[run.start..run.end])?;
-                        self.counts.written += (run.end - run.start) as u64;
-                    }
-                    _ => self.counts.zeroed += (run.end - run.start) as u64,
+        let Some(head) = self.head.take().filter(|h| h.needed) else { return Ok(()) };
+        // The target's first MiB is already zero (zeroed at the start, or before `--delta`
+        // changed anything), so only the data runs need writing.
+        for run in &head.layout {
+            let len = (run.end - run.start) as u64;
+            match run.kind {
+                Kind::Data => {
+                    self.target.write_at(run.start as u64, &head.buf.as_slice()[run.start..run.end])?;
+                    self.counts.written += len;
                 }
+                _ => self.counts.zeroed += len,
             }
-            self.target.sync()?;
         }
-        Ok(())
+        self.target.sync()
+    }
+
+    /// Whether `--delta` reads the target under the image's zero runs too (otherwise it zeroes
+    /// them unread: see `Target::zeroes_without_transfer`).
+    pub fn zeros_read(&self) -> bool {
+        self.zeros_read
     }
 
     /// The target's path, for messages.
@@ -139,28 +154,49 @@ impl<'a> Writer<'a> {
     }
 
     /// Keeps the image's first MiB `data` for [`Writer::write_head`]; its bytes under the
-    /// zero runs of `layout` may be unspecified, so only the data runs are copied.
+    /// zero runs of `layout` may be unspecified, so only the data runs are copied. With
+    /// `--delta`, `current` is what the target holds there now.
     fn hold_head(&mut self, data: &[u8], layout: &[zero::Run], current: Option<&[u8]>) -> Result<()> {
+        let len = data.len();
+        let layout: Vec<zero::Run> = layout
+            .iter()
+            .filter(|r| r.start < len)
+            .map(|r| zero::Run { end: r.end.min(len), ..*r })
+            .collect();
         let mut buf = AlignedBuf::new(HEAD);
-        for run in layout.iter().filter(|r| r.kind == Kind::Data && r.start < data.len()) {
-            let end = run.end.min(data.len());
-            buf.as_mut_slice()[run.start..end].copy_from_slice(&data[run.start..end]);
+        for run in layout.iter().filter(|r| r.kind == Kind::Data) {
+            buf.as_mut_slice()[run.start..run.end].copy_from_slice(&data[run.start..run.end]);
         }
-        let head = &buf.as_slice()[..data.len()];
+        // A plain flash zeroed the target's first MiB already; `--delta` keeps it while it is
+        // equal, until the first change (`before_change`), and zeroes it now when it differs.
         let needed = match current {
-            Some(current) if current == head => {
-                self.counts.unchanged += data.len() as u64;
+            None => true,
+            Some(current) if current == &buf.as_slice()[..len] => {
+                self.counts.unchanged += len as u64;
                 false
             }
             Some(_) => {
-                // Invalidate the old boot sector before touching anything else.
-                self.target.zero_range(0..data.len() as u64)?;
+                self.target.zero_range(0..len as u64)?;
+                self.target.sync()?;
                 true
             }
-            None => true,
         };
-        self.head = Some((buf, data.len(), needed));
+        self.head = Some(HeldHead { buf, len, layout, needed });
         Ok(())
+    }
+
+    /// Zeroes the target's first MiB, once, before `--delta` changes anything: an interrupted
+    /// run must not leave the image's boot sector over a body that is half old. An unchanged
+    /// target never gets here when its zero runs are read; when they are zeroed unread, it
+    /// costs one rewrite of the first MiB.
+    fn before_change(&mut self) -> Result<()> {
+        let Some(head) = self.head.as_mut().filter(|h| !h.needed) else { return Ok(()) };
+        head.needed = true;
+        let len = head.len as u64;
+        // It was found equal and counted so; `write_head` now counts it as written.
+        self.counts.unchanged -= len;
+        self.target.zero_range(0..len)?;
+        self.target.sync()
     }
 
     /// Carries out `runs` of the chunk `data` at image offset `at`, except its first `skip`
@@ -186,6 +222,7 @@ impl<'a> Writer<'a> {
                     }
                 }
                 Kind::Data => {
+                    self.before_change()?;
                     self.target.write_at(range.start, &data[start..run.end])?;
                     self.counts.written += len;
                 }
@@ -196,6 +233,7 @@ impl<'a> Writer<'a> {
 
     fn flush_zero(&mut self) -> Result<()> {
         let Some(range) = self.pending_zero.take() else { return Ok(()) };
+        self.before_change()?;
         let mut at = range.start;
         while at < range.end {
             if self.stop.load(Ordering::Relaxed) {

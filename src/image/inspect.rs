@@ -186,6 +186,6 @@ mod tests {
         // Not a local file, so the frame walk is skipped; decoding counts the size instead.
         assert_eq!((found.virtual_size, found.decoded_size), (None, Some(100_000)));
         assert_ne!(found.sha256, found.decoded_sha256);
-        assert_eq!(found.sha256, Some(source::hex(&source::sha256_of(&src).unwrap())));
+        assert_eq!(found.sha256, Some(source::hex(&source::sha256_of(&src, &Default::default()).unwrap())));
     }
 }

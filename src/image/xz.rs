@@ -13,21 +13,30 @@ use std::io::{self, BufRead, Read};
 
 /// A `Read` of every stream in `R`, decoded on as many threads as the machine has cores.
 pub struct XzReader<R: BufRead> {
-    /// The decoder of the current stream; `None` once the last one has ended.
+    /// The decoder of the current stream; `None` once the last one has ended, or after an
+    /// error between streams.
     decoder: Option<XzDecoder<R>>,
+    /// Whether the last stream ended cleanly (so `None` above is the end, not a failure).
+    ended: bool,
 }
 
 impl<R: BufRead> XzReader<R> {
     /// Starts decoding the first stream of `input`.
     pub fn new(input: R) -> io::Result<XzReader<R>> {
-        Ok(XzReader { decoder: Some(XzDecoder::new_stream(input, threaded_decoder()?)) })
+        Ok(XzReader { decoder: Some(XzDecoder::new_stream(input, threaded_decoder()?)), ended: false })
     }
 }
 
 impl<R: BufRead> Read for XzReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let Some(decoder) = self.decoder.as_mut() else { return Ok(0) };
+            let Some(decoder) = self.decoder.as_mut() else {
+                // A read after an error must not look like a clean end of the image.
+                return match self.ended {
+                    true => Ok(0),
+                    false => Err(io::Error::other("the xz stream failed earlier")),
+                };
+            };
             let n = decoder.read(buf)?;
             if n > 0 || buf.is_empty() {
                 return Ok(n);
@@ -36,6 +45,8 @@ impl<R: BufRead> Read for XzReader<R> {
             let Some(mut input) = self.decoder.take().map(XzDecoder::into_inner) else { return Ok(0) };
             if skip_padding(&mut input)? {
                 self.decoder = Some(XzDecoder::new_stream(input, threaded_decoder()?));
+            } else {
+                self.ended = true;
             }
         }
     }
@@ -130,7 +141,10 @@ mod tests {
         assert!(decode(&whole[..whole.len() - 9]).is_err(), "a cut stream");
         let mut odd = whole.clone();
         odd.extend([0u8; 3]);
-        assert!(decode(&odd).unwrap_err().to_string().contains("multiple of four"));
+        let mut reader = XzReader::new(&odd[..]).unwrap();
+        let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("multiple of four"), "{err}");
+        assert!(reader.read(&mut [0u8; 16]).is_err(), "a read after the error looked like the end");
         let mut garbage = whole;
         garbage.extend(b"\0\0\0\0junk");
         assert!(decode(&garbage).is_err(), "trailing garbage");

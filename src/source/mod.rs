@@ -23,6 +23,7 @@ pub use sparse::{Piece, SparseReader};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A place image bytes come from.
@@ -79,21 +80,30 @@ pub fn open(spec: &str) -> Result<Arc<dyn Source>> {
     Ok(Arc::new(FileSource::open(spec)?))
 }
 
-/// Reads every byte of `src` sequentially, hashing as it goes.
-pub fn sha256_of(src: &dyn Source) -> Result<[u8; 32]> {
-    let mut stream = src.open_stream(0)?;
-    let mut hasher = Sha256::new();
+/// Reads every byte of `src` sequentially, hashing as it goes; setting `stop` cancels.
+pub fn sha256_of(src: &dyn Source, stop: &AtomicBool) -> Result<[u8; 32]> {
+    let hashing = HashingReader::new(src.open_stream(0)?);
+    let digest = hashing.digest_handle();
+    drain(hashing, stop).map_err(|e| e.context(format!("hashing {}", src.describe())))?;
+    Ok(digest.finish())
+}
+
+/// Reads `stream` to its end and drops the bytes (a hashing reader hashes them on the way);
+/// setting `stop` ends it with [`crate::ErrorKind::Cancelled`].
+pub fn drain(mut stream: impl Read, stop: &AtomicBool) -> Result<()> {
     // Large reads: io::copy's 8 KiB buffer makes hashing a multi-GiB image syscall-bound.
     let mut buf = vec![0u8; 4 << 20];
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(Error::new(crate::ErrorKind::Cancelled, "cancelled"));
+        }
         match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::from(e).context(format!("hashing {}", src.describe()))),
+            Err(e) => return Err(Error::from(e)),
         }
     }
-    Ok(hasher.finalize().into())
 }
 
 /// A running sha256 shared between the thread that reads and the one that checks the result.
