@@ -3,9 +3,9 @@
 //! progress and cancellation.
 //!
 //! The read stage is [`super::readahead::ReadAhead`], under the decoder; with `--delta` a
-//! third thread reads the target under the next chunks while the writer compares this one. The slowest stage
-//! sets the pace: the pool holds [`POOL`] buffers, so at most that many chunks are in flight
-//! and memory stays fixed whatever the image size. A decoder blocked on a slow source does not
+//! third thread reads the target under the next chunks while the writer compares this one.
+//! The slowest stage sets the pace: the pool holds [`POOL`] buffers, so at most that many
+//! chunks are in flight and memory stays fixed whatever the image size. A decoder blocked on a slow source does not
 //! delay a cancel: the writer polls the stop flag and the caller does not wait for the decoder.
 
 use super::buffer::AlignedBuf;

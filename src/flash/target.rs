@@ -218,8 +218,9 @@ impl Target {
         &self.path
     }
 
-    /// Zeroes the target's first `head` bytes before a plain flash, so an interrupted run never
-    /// leaves the old partition table pointing at what is being overwritten. The rest is
+    /// Zeroes the target's first `head` bytes and syncs, before a plain flash writes anything
+    /// and before `--delta` changes anything, so an interrupted run never leaves the old
+    /// partition table (or the image's own) pointing at what is being overwritten. The rest is
     /// overwritten in place, files included: data over the old blocks, zero runs as BLKZEROOUT
     /// or punched holes. Cutting a file to length 0 first frees every old block only to
     /// allocate most of them again, which measured slower on a 2 GiB sparse image (1.0 s

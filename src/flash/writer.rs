@@ -4,9 +4,10 @@
 //! Ordering is the crash-safety rule: before anything else, the target's first MiB is zeroed
 //! (a plain flash) so an interrupted run never leaves the old partition table pointing at new
 //! data; the image's own first MiB is written last, after a flush, so an interrupted run never
-//! leaves a disk that looks bootable. With `--delta` the first MiB is zeroed only when it
-//! differs, so an unchanged target receives no data write; its zero runs are zeroed unread
-//! where that costs less than reading them (see `Target::zeroes_without_transfer`).
+//! leaves a disk that looks bootable. With `--delta` the first MiB is zeroed only before the
+//! first change (at once when it differs itself), so an unchanged target whose zero runs are
+//! read receives no write at all; where they are zeroed unread (see
+//! `Target::zeroes_without_transfer`), the first MiB is rewritten.
 
 use super::buffer::AlignedBuf;
 use super::target::Target;
@@ -176,8 +177,7 @@ impl<'a> Writer<'a> {
                 false
             }
             Some(_) => {
-                self.target.zero_range(0..len as u64)?;
-                self.target.sync()?;
+                self.target.invalidate_head(len as u64)?;
                 true
             }
         };
@@ -195,8 +195,7 @@ impl<'a> Writer<'a> {
         let len = head.len as u64;
         // It was found equal and counted so; `write_head` now counts it as written.
         self.counts.unchanged -= len;
-        self.target.zero_range(0..len)?;
-        self.target.sync()
+        self.target.invalidate_head(len)
     }
 
     /// Carries out `runs` of the chunk `data` at image offset `at`, except its first `skip`

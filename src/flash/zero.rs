@@ -78,28 +78,22 @@ pub fn data_runs(buf: &[u8]) -> Vec<Run> {
 pub fn layout_with_holes(buf: &mut [u8], holes: &[Range<usize>]) -> Vec<Run> {
     let mut out = Vec::new();
     let mut next = 0; // the first hole that may still overlap the granule
-    let mut start = 0;
-    while start < buf.len() {
-        let end = (start + GRANULE).min(buf.len());
+    classify_into(&mut out, 0..buf.len(), |start, end| {
         while next < holes.len() && holes[next].end <= start {
             next += 1;
         }
-        let covered = holes.get(next).is_some_and(|h| h.start <= start && h.end >= end);
-        let kind = if covered {
+        if holes.get(next).is_some_and(|h| h.start <= start && h.end >= end) {
+            return Kind::Zero;
+        }
+        for hole in holes[next..].iter().take_while(|h| h.start < end) {
+            buf[hole.start.max(start)..hole.end.min(end)].fill(0);
+        }
+        if is_zero(&buf[start..end]) {
             Kind::Zero
         } else {
-            for hole in holes[next..].iter().take_while(|h| h.start < end) {
-                buf[hole.start.max(start)..hole.end.min(end)].fill(0);
-            }
-            if is_zero(&buf[start..end]) {
-                Kind::Zero
-            } else {
-                Kind::Data
-            }
-        };
-        push(&mut out, Run { kind, start, end });
-        start = end;
-    }
+            Kind::Data
+        }
+    });
     out
 }
 
