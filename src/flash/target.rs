@@ -255,6 +255,17 @@ impl Target {
         }
     }
 
+    /// The parts of `range` that already read as zeros, known without reading them: a regular
+    /// file's holes, as `SEEK_DATA`/`SEEK_HOLE` report them (past its end is one hole). A
+    /// device reports none: only reading it tells. `--delta` leaves these alone, so a file
+    /// that still holds the image gets no zeroing and no write at all.
+    pub fn known_zeros(&self, range: Range<u64>) -> Vec<Range<u64>> {
+        match self.kind {
+            Kind::Block { .. } => Vec::new(),
+            Kind::File { .. } => holes_of(&self.file, range),
+        }
+    }
+
     /// Writes `data` at `offset`, through `O_DIRECT` when both are sector-aligned.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         self.fits(offset, data.len() as u64)?;
@@ -409,6 +420,30 @@ impl Target {
 fn punch_hole(file: &File, offset: u64, len: u64) -> rustix::io::Result<()> {
     let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
     rustix::fs::fallocate(file, flags, offset, len)
+}
+
+/// The holes of `file` within `range`, sorted. A filesystem without hole reporting answers
+/// that everything is data, and an error ends the search: what is not reported is not known.
+fn holes_of(file: &File, range: Range<u64>) -> Vec<Range<u64>> {
+    use rustix::fs::SeekFrom;
+    let mut holes = Vec::new();
+    let mut at = range.start;
+    while at < range.end {
+        let data = match rustix::fs::seek(file, SeekFrom::Data(at)) {
+            Ok(data) => data.min(range.end),
+            // No data at or after `at`: a hole up to the end of the file and beyond it.
+            Err(rustix::io::Errno::NXIO) => range.end,
+            Err(_) => break,
+        };
+        if data > at {
+            holes.push(at..data);
+        }
+        match rustix::fs::seek(file, SeekFrom::Hole(data)) {
+            Ok(hole) if hole > data => at = hole,
+            _ => break,
+        }
+    }
+    holes
 }
 
 fn is_aligned(align: u64, offset: u64, buf: &[u8]) -> bool {

@@ -5,8 +5,9 @@
 //! (a plain flash) so an interrupted run never leaves the old partition table pointing at new
 //! data; the image's own first MiB is written last, after a flush, so an interrupted run never
 //! leaves a disk that looks bootable. With `--delta` the first MiB is zeroed only before the
-//! first change (at once when it differs itself), so an unchanged target whose zero runs are
-//! read receives no write at all; where they are zeroed unread (see
+//! first change (at once when it differs itself), so an unchanged target receives no write at
+//! all when its zero runs are read, or known to be zeros (a file's holes: see
+//! `Target::known_zeros`); on a device that zeroes them unread (see
 //! `Target::zeroes_without_transfer`), the first MiB is rewritten.
 
 use super::buffer::AlignedBuf;
@@ -113,7 +114,9 @@ impl<'a> Writer<'a> {
         }
         match current {
             Some(current) => {
-                self.apply(offset, data, &zero::delta_runs(data, layout, current, self.zeros_read), skip)
+                let runs = zero::delta_runs(data, layout, current, self.zeros_read);
+                let runs = if self.zeros_read { runs } else { self.leave_known_zeros(offset, &runs) };
+                self.apply(offset, data, &runs, skip)
             }
             None => self.apply(offset, data, layout, skip),
         }
@@ -187,8 +190,8 @@ impl<'a> Writer<'a> {
 
     /// Zeroes the target's first MiB, once, before `--delta` changes anything: an interrupted
     /// run must not leave the image's boot sector over a body that is half old. An unchanged
-    /// target never gets here when its zero runs are read; when they are zeroed unread, it
-    /// costs one rewrite of the first MiB.
+    /// target never gets here when its zero runs are read or known to be zeros; when a device
+    /// zeroes them unread, it costs one rewrite of the first MiB.
     fn before_change(&mut self) -> Result<()> {
         let Some(head) = self.head.as_mut().filter(|h| !h.needed) else { return Ok(()) };
         head.needed = true;
@@ -196,6 +199,16 @@ impl<'a> Writer<'a> {
         // It was found equal and counted so; `write_head` now counts it as written.
         self.counts.unchanged -= len;
         self.target.invalidate_head(len)
+    }
+
+    /// `runs` of the chunk at image offset `offset`, with the parts of the zero runs (zeroed
+    /// unread) that the target already reads as zeros made [`Kind::Same`].
+    fn leave_known_zeros(&self, offset: u64, runs: &[zero::Run]) -> Vec<zero::Run> {
+        let absolute = |r: Range<usize>| offset + r.start as u64..offset + r.end as u64;
+        zero::leave_known_zeros(runs, |run| {
+            let known = self.target.known_zeros(absolute(run));
+            known.into_iter().map(|k| (k.start - offset) as usize..(k.end - offset) as usize).collect()
+        })
     }
 
     /// Carries out `runs` of the chunk `data` at image offset `at`, except its first `skip`

@@ -126,6 +126,38 @@ pub fn delta_runs(image: &[u8], layout: &[Run], target: &[u8], zeros_read: bool)
     out
 }
 
+/// `runs` with the parts of their zero runs that the target already reads as zeros made
+/// [`Kind::Same`]: `known_zeros(range)` names those parts of a zero run's range (sorted, within
+/// it). They need no zeroing, so `--delta` leaves them alone.
+pub fn leave_known_zeros(
+    runs: &[Run],
+    mut known_zeros: impl FnMut(Range<usize>) -> Vec<Range<usize>>,
+) -> Vec<Run> {
+    let mut out = Vec::with_capacity(runs.len());
+    for run in runs {
+        if run.kind != Kind::Zero {
+            push(&mut out, *run);
+            continue;
+        }
+        let mut at = run.start;
+        for known in known_zeros(run.start..run.end) {
+            let (start, end) = (known.start.max(at), known.end.min(run.end));
+            if start >= end {
+                continue;
+            }
+            if start > at {
+                push(&mut out, Run { kind: Kind::Zero, start: at, end: start });
+            }
+            push(&mut out, Run { kind: Kind::Same, start, end });
+            at = end;
+        }
+        if at < run.end {
+            push(&mut out, Run { kind: Kind::Zero, start: at, end: run.end });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +230,31 @@ mod tests {
         target[2 * GRANULE..].fill(0);
         assert_eq!(kinds(&target, true), [Kind::Same, Kind::Data, Kind::Same]);
         assert_eq!(kinds(&target, false), [Kind::Same, Kind::Data, Kind::Zero]);
+    }
+
+    #[test]
+    fn known_zeros_are_left_alone_and_only_the_rest_is_zeroed() {
+        let runs = [
+            Run { kind: Kind::Data, start: 0, end: 100 },
+            Run { kind: Kind::Zero, start: 100, end: 1000 },
+            Run { kind: Kind::Same, start: 1000, end: 1100 },
+            Run { kind: Kind::Zero, start: 1100, end: 1200 },
+        ];
+        // The first zero run holds data in its middle; the second is wholly known.
+        let known = |r: Range<usize>| -> Vec<Range<usize>> {
+            match r.start {
+                100 => vec![50..300, 400..2000],
+                _ => vec![r],
+            }
+        };
+        let want = [
+            Run { kind: Kind::Data, start: 0, end: 100 },
+            Run { kind: Kind::Same, start: 100, end: 300 },
+            Run { kind: Kind::Zero, start: 300, end: 400 },
+            Run { kind: Kind::Same, start: 400, end: 1200 },
+        ];
+        assert_eq!(leave_known_zeros(&runs, known), want);
+        // Nothing known: the layout is unchanged.
+        assert_eq!(leave_known_zeros(&runs, |_| Vec::new()), runs);
     }
 }
