@@ -8,11 +8,14 @@
 #   DENSE_MIB (dense image, default 1024), BENCH_DIR (scratch; default a new dir in /var/tmp,
 #   which must be on a real disk, not tmpfs).
 # Outputs: one line per pair on stdout: case, target, bty seconds, reference seconds, ratio
-#   (bty/reference) and the budget it is held to. Exits 0 even when a budget is missed (a
-#   benchmark reports; `make test` never times anything).
+#   (bty/reference) and the budget it is held to. The "data read" row is no bty run: it reads
+#   the target's data once (read-data.py), the least any delta must do, beside a full flash.
+#   Exits 0 even when a budget is missed (a benchmark reports; `make test` never times
+#   anything).
 # Tools: root (losetup), dd, zstd, gzip, xz, qemu-img, python3 (builds the image), sync.
 set -eu
 bty=$(readlink -f "${BTY:-target/release/bty}")
+here=$(dirname "$(readlink -f "$0")")
 size_mib=${SIZE_MIB:-2048}
 dense_mib=${DENSE_MIB:-1024}
 dir=${BENCH_DIR:-$(mktemp -d /var/tmp/bty-bench-flash.XXXXXX)}
@@ -79,6 +82,8 @@ for t in loop file; do
   row "dense zst vs zstd|dd" $t "<=1.00" flash dense.img.zst "$dst" -- ref_pipe zstd dense.img.zst "$dst"
   flash sparse.img "$dst" >/dev/null 2>&1
   row "sparse delta vs full" $t "<=0.50" flash --delta sparse.img "$dst" -- flash sparse.img "$dst"
+  # Delta's floor: reading the target's data once, without comparing or writing anything.
+  row "sparse data read vs full" $t "report" python3 "$here/read-data.py" sparse.img "$dst" -- flash sparse.img "$dst"
   # The per-job reflash delta is built for: an image that is mostly data, where a full flash
   # must write every byte and delta only reads.
   flash dense.img "$dst" >/dev/null 2>&1
