@@ -181,3 +181,42 @@ fn an_unrecognised_file_is_refused_with_the_supported_formats() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unrecognised image format") && err.contains(".qcow2"), "{err}");
 }
+
+/// `bty flash /dev/stdin TARGET --yes` with `image` written into a real pipe on stdin.
+fn flash_from_a_pipe(image: &Path, target: &Path) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = bty()
+        .args(["flash", "/dev/stdin", target.to_str().unwrap(), "--yes"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting bty flash");
+    let bytes = std::fs::read(image).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // bty may stop reading early (a refusal); a broken pipe is its answer, not a failure here.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&bytes);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+#[test]
+fn a_pipe_flashes_every_stream_format_whole_and_a_qcow2_is_refused() {
+    let dir = scratch();
+    let disk = build(dir.path());
+    let want = sha256sum(&disk);
+    for v in VARIANTS.iter().filter(|v| !v.file.ends_with(".qcow2")) {
+        let target = dir.path().join(format!("from-pipe-{}", v.file));
+        let out = flash_from_a_pipe(&dir.path().join(v.file), &target);
+        assert!(out.status.success(), "{}: {}", v.file, text(&out));
+        // Format detection reads the first bytes; the flash must still get every one of them.
+        assert_eq!(sha256sum(&target), want, "{} through a pipe", v.file);
+    }
+    let out = flash_from_a_pipe(&dir.path().join("plain.qcow2"), &dir.path().join("q"));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("seekable"), "{}", text(&out));
+}

@@ -10,6 +10,7 @@ pub mod client;
 mod file;
 pub mod http;
 pub mod oras;
+mod pipe;
 mod registry_auth;
 pub mod resolve;
 mod sparse;
