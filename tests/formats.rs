@@ -220,3 +220,31 @@ fn a_pipe_flashes_every_stream_format_whole_and_a_qcow2_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("seekable"), "{}", text(&out));
 }
+
+#[test]
+fn a_qcow2_cut_inside_its_last_data_cluster_fails() {
+    let dir = scratch();
+    build(dir.path());
+    // Where the last stored data ends, as qemu-img itself maps the file.
+    let map = std::process::Command::new("qemu-img")
+        .args(["map", "--output=json", &path(dir.path(), "plain.qcow2")])
+        .output()
+        .expect("running qemu-img map");
+    let extents: serde_json::Value = serde_json::from_slice(&map.stdout).expect("qemu-img map JSON");
+    let end = extents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"] == true)
+        .map(|e| e["offset"].as_u64().unwrap() + e["length"].as_u64().unwrap())
+        .max()
+        .expect("the fixture stores data");
+    // Cut 1000 bytes short of that end: the last cluster's tail is gone.
+    sh(dir.path(), &format!("head -c {} plain.qcow2 > cut.qcow2", end - 1000));
+    let out = run(&["inspect", "--decoded-hash", &path(dir.path(), "cut.qcow2")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("truncated"), "{}", text(&out));
+    let target = path(dir.path(), "target");
+    let out = run(&["flash", &path(dir.path(), "cut.qcow2"), &target, "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "a cut qcow2 flashed: {}", text(&out));
+}
