@@ -493,6 +493,13 @@ fn verify_passes_on_a_good_flash_and_catches_a_block_changed_behind_the_engines_
                 "{}",
                 text(&out)
             );
+            // A disk that failed its read-back must not boot as if it were good.
+            assert!(stderr(&out).contains("does not boot"), "{}", text(&out));
+            assert_ne!(
+                sha256_prefix(target, MIB),
+                sha256_prefix(&raw, MIB),
+                "the failed target looks bootable"
+            );
         }
     }
 }

@@ -213,12 +213,13 @@ pub fn flash(
     let outcome = result.map_err(|e| match e.kind() {
         ErrorKind::Cancelled => {
             let at = shared.done.load(Ordering::Relaxed);
+            let when = match shared.phase() {
+                Phase::Verifying => format!("while reading back, at offset {at}"),
+                _ => format!("after {at} bytes at offset {at}"),
+            };
             Error::new(
                 ErrorKind::Cancelled,
-                format!(
-                    "cancelled after {at} bytes at offset {at}; {} is incomplete and not bootable",
-                    target.display()
-                ),
+                format!("cancelled {when}; {} is incomplete and not bootable", target.display()),
             )
         }
         _ => e,

@@ -296,13 +296,28 @@ fn write(
         Some(checks) => {
             shared.set_phase(Phase::Verifying);
             shared.done.store(0, Ordering::Relaxed);
-            checks.read_back(&target, &shared.done, &shared.stop)?;
+            if let Err(e) = checks.read_back(&target, &shared.done, &shared.stop) {
+                return Err(unboot(&mut target, e));
+            }
             Some(true)
         }
         None => None,
     };
     shared.set_phase(Phase::Done);
     Ok(Outcome { image_bytes, counts, source_sha256, verified })
+}
+
+/// The error `e` of a read-back that failed or was cancelled, after zeroing the target's first
+/// MiB again: a disk that was not found good must not boot as if it were.
+fn unboot(target: &mut Target, e: Error) -> Error {
+    let path = target.path().display().to_string();
+    match target.invalidate_head(HEAD as u64) {
+        Ok(()) if e.kind() == ErrorKind::Cancelled => e,
+        Ok(()) => e.context(format!("{path} does not boot: its first MiB was zeroed again")),
+        Err(zeroing) => {
+            e.context(format!("{path} may still boot: zeroing its first MiB failed too ({zeroing})"))
+        }
+    }
 }
 
 fn writer_path(writer: &Writer<'_>) -> String {
