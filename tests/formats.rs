@@ -61,17 +61,25 @@ fn concatenated_streams_decode_whole_and_zstd_sizes_add_up() {
 }
 
 #[test]
-fn zstd_long_mode_and_streamed_input_decode() {
+fn zstd_long_mode_streamed_input_and_pzstd_decode() {
     let dir = scratch();
     build(dir.path());
-    // --long=31 needs a 2 GiB window; compressing from a pipe leaves the content size out.
-    sh(dir.path(), "zstd -q --long=31 -c disk.img > long.img.zst; cat disk.img | zstd -q -c > piped.img.zst");
+    // --long=31 needs a 2 GiB window; compressing from a pipe leaves the content size out;
+    // pzstd opens with a skippable frame.
+    sh(
+        dir.path(),
+        "zstd -q --long=31 -c disk.img > long.img.zst; cat disk.img | zstd -q -c > piped.img.zst
+         pzstd -q -p 2 disk.img -o pzstd.img.zst",
+    );
     let want = sha256sum(&dir.path().join("disk.img"));
     let long = inspect_json(&["--decoded-hash", &path(dir.path(), "long.img.zst")]);
     assert_eq!(long["decoded_sha256"], want.as_str());
     let piped = inspect_json(&["--decoded-hash", &path(dir.path(), "piped.img.zst")]);
     assert_eq!(piped["decoded_sha256"], want.as_str());
     assert_eq!(piped["virtual_size"], serde_json::Value::Null, "no content size recorded");
+    let pzstd = inspect_json(&["--decoded-hash", &path(dir.path(), "pzstd.img.zst")]);
+    assert_eq!(pzstd["format"], "zst");
+    assert_eq!(pzstd["decoded_sha256"], want.as_str());
 }
 
 #[test]

@@ -101,6 +101,11 @@ fn by_magic(head: &[u8]) -> Option<Format> {
         (b"BZh", Format::Bzip2),
         (&QCOW2_MAGIC, Format::Qcow2),
     ];
+    // pzstd and other parallel writers open with a skippable frame (magic 0x184D2A5?).
+    let skippable_zstd = head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18];
+    if skippable_zstd {
+        return Some(Format::Zstd);
+    }
     MAGICS.iter().find(|(magic, _)| head.starts_with(magic)).map(|&(_, f)| f)
 }
 
