@@ -330,6 +330,32 @@ fn an_image_of_unknown_size_that_does_not_fit_fails_while_writing() {
     assert_ne!(sha256_prefix(&dev.path, MIB), sha256_prefix(&raw, MIB), "the target looks bootable");
 }
 
+#[test]
+fn an_image_of_unknown_size_whose_gpt_does_not_fit_is_refused_before_any_write() {
+    if !loops_or_skip() {
+        return;
+    }
+    let dir = scratch();
+    let dev = random_loop(dir.path(), "small", 8 * MIB);
+    let before = sha256sum(&dev.path);
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    // A GPT whose last partition ends near the end of the 16 MiB image.
+    let status = Command::new("sgdisk").args(["-n1:2048:+12M", "-t1:8300"]).arg(&raw).output().unwrap();
+    assert!(status.status.success(), "sgdisk: {}", text(&status));
+    for format in ["gz", "bz2"] {
+        let image = encode(&raw, format);
+        for dry_run in [true, false] {
+            let mut args = vec![p(&image), p(&dev.path), "--yes"];
+            args.extend(dry_run.then_some("--dry-run"));
+            let out = flash(&args);
+            assert_eq!(out.status.code(), Some(3), "{format} dry run {dry_run}: {}", text(&out));
+            assert!(stderr(&out).contains("pick a larger disk"), "{}", text(&out));
+        }
+        assert_eq!(sha256sum(&dev.path), before, "{format}: written although the image does not fit");
+    }
+}
+
 /// `bty flash --delta --json` of `image` onto `target`; with `read_zeros`, the target is read
 /// under the image's zero runs too, as on a device that cannot zero without a transfer.
 fn delta(image: &Path, target: &Path, read_zeros: bool) -> serde_json::Value {

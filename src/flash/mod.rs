@@ -156,8 +156,14 @@ pub fn flash(
     let tap = Arc::new(ReadAhead::new(source.clone(), format != image::Format::Raw, hash));
     let decoded = image::open(tap.clone(), format).map_err(unreadable)?;
     let total = decoded.virtual_size;
+    // Without a stated size, the image's own GPT says how large a disk it needs at least; a
+    // failure to read it is left for the flash itself to report.
+    let needed = match total {
+        Some(size) => Some(size),
+        None => image::min_disk_size(source.as_ref(), format).ok().flatten(),
+    };
     if opts.dry_run {
-        check_target(target, total)?;
+        check_target(target, needed)?;
         return Ok(FlashReport {
             format,
             image_bytes: total.unwrap_or(0),
@@ -169,7 +175,7 @@ pub fn flash(
             seconds: started.elapsed().as_secs_f64(),
         });
     }
-    let opened = target::Target::open(target, total)?;
+    let opened = target::Target::open(target, needed)?;
     // A raw image file is read directly, so its holes are passed over rather than filled
     // and scanned; a hashed one goes through the stream, which hashes every byte.
     let sparse = source.local_path().filter(|_| format == image::Format::Raw && !hash);

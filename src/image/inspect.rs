@@ -149,6 +149,17 @@ fn drain(r: &mut dyn Read) -> Result<()> {
 }
 
 /// The decoded disk of `src` as a reader that borrows it.
+/// The least size a disk needs to hold the image in `src`, from the GPT it starts with (see
+/// [`PartitionTable::min_disk_size`]): for images whose virtual size is not stated (gzip,
+/// bzip2, a zstd stream without content size), so a target too small for them is refused
+/// before anything is written. Decodes the first bytes of the image once more.
+pub fn min_disk_size(src: &dyn Source, format: Format) -> Result<Option<u64>> {
+    let table = partition::read_table(&mut *open_disk(src, format)?)
+        .map_err(crate::Error::from)
+        .with_context(|| format!("reading the partition table of {}", src.describe()))?;
+    Ok(table.and_then(|t| t.min_disk_size()))
+}
+
 fn open_disk(src: &dyn Source, format: Format) -> Result<Box<dyn Read + '_>> {
     match format {
         Format::Qcow2 => qcow2::open_borrowed(src),

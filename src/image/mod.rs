@@ -14,7 +14,9 @@ mod stream;
 mod xz;
 
 pub use detect::{detect, parse_format};
-pub use inspect::{inspect, inspect_with, InspectOptions, Inspection, Qcow2Info, SCHEMA_VERSION};
+pub use inspect::{
+    inspect, inspect_with, min_disk_size, InspectOptions, Inspection, Qcow2Info, SCHEMA_VERSION,
+};
 pub use partition::{Partition, PartitionTable, TableKind};
 pub use qcow2::Compression as Qcow2Compression;
 pub use stream::decode_stream;

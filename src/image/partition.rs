@@ -63,6 +63,16 @@ pub struct Partition {
     pub bootable: Option<bool>,
 }
 
+impl PartitionTable {
+    /// The least size a disk must have to hold every partition, where the table can be
+    /// trusted for it: a GPT whose CRCs match. An MBR is not used, because a filesystem's boot
+    /// sector can pass for one and a wrong bound would refuse a good target.
+    pub fn min_disk_size(&self) -> Option<u64> {
+        let trusted = self.kind == TableKind::Gpt && self.warnings.is_empty();
+        trusted.then(|| self.partitions.iter().map(|p| p.start.saturating_add(p.size)).max().unwrap_or(0))
+    }
+}
+
 /// Reads the start of a decoded disk and parses its partition table, if it has one.
 /// Reads [`FIRST_READ`] bytes, more only when a GPT header places its entries further in.
 pub fn read_table(disk: &mut dyn Read) -> std::io::Result<Option<PartitionTable>> {
@@ -341,6 +351,7 @@ mod tests {
         assert_eq!(p.guid.as_deref(), Some("000000aa-0000-0000-0000-000000000000"));
         assert_eq!(t.disk_guid.as_deref(), Some("00000011-0000-0000-0000-000000000000"));
         assert_eq!(t.partitions.len(), 1);
+        assert_eq!(t.min_disk_size(), Some(4096 * 512), "the partition's end");
     }
 
     #[test]
@@ -363,6 +374,7 @@ mod tests {
         let t = table(&d);
         assert_eq!(t.kind, TableKind::Gpt);
         assert!(t.warnings[0].contains("header CRC"), "{:?}", t.warnings);
+        assert_eq!(t.min_disk_size(), None, "a damaged GPT sizes no disk");
     }
 
     #[test]
@@ -391,6 +403,7 @@ mod tests {
                 (2, "0x83", Some("Linux"), 4096 * 512, 8192 * 512, Some(false))
             ]
         );
+        assert_eq!(t.min_disk_size(), None, "an MBR may be a boot sector's code");
     }
 
     #[test]
