@@ -54,6 +54,21 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
+    // With --json every failure, a refusal before the first byte included, is a JSON line too.
+    run(&args).inspect_err(|e| {
+        if args.json {
+            let line = serde_json::json!({
+                "event": "error",
+                "schema_version": 1,
+                "exit_code": e.kind().exit_code(),
+                "message": e.to_string(),
+            });
+            println!("{line}");
+        }
+    })
+}
+
+fn run(args: &Args) -> bty::Result<i32> {
     let resolved = bty::source::resolve(&args.src, args.catalog.as_deref())?;
     let opts = FlashOptions {
         format: args.format.as_deref().map(bty::image::parse_format).transpose()?,
@@ -81,6 +96,7 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
         if args.json {
             let line = serde_json::json!({
                 "event": "progress",
+                "schema_version": 1,
                 "phase": p.phase,
                 "bytes_written": p.bytes_written,
                 "total_bytes": p.total_bytes,
@@ -96,24 +112,8 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
     if bar {
         eprintln!();
     }
-    match result {
-        Ok(report) => {
-            print_report(&args, &report)?;
-            Ok(0)
-        }
-        Err(e) => {
-            if args.json {
-                let line = serde_json::json!({
-                    "event": "error",
-                    "schema_version": 1,
-                    "exit_code": e.kind().exit_code(),
-                    "message": e.to_string(),
-                });
-                println!("{line}");
-            }
-            Err(e)
-        }
-    }
+    print_report(args, &result?)?;
+    Ok(0)
 }
 
 /// Asks on the terminal; without one, refuses and says how to go on.

@@ -188,11 +188,19 @@ fn every_format_round_trips_onto_a_file_full_of_old_data() {
         assert!(result["bytes_written"].as_u64().unwrap() < 3 * MIB, "{format}: {result}");
         let digest = if format == "sparse" { String::new() } else { sha256sum(&src) };
         assert_eq!(result["source_sha256"], digest, "{format}");
-        let first =
-            String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string).unwrap_or_default();
-        let first: serde_json::Value = serde_json::from_str(&first).unwrap();
-        assert_eq!(first["event"], "progress", "{format}");
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{format}: not JSON ({e}): {l}")))
+            .collect();
+        assert_eq!(lines[0]["event"], "progress", "{format}");
+        assert!(lines.iter().all(|l| l["schema_version"] == 1), "{format}: {lines:?}");
     }
+    // A refusal before the first byte is a JSON line too.
+    let out = flash(&[p(&raw), p(dir.path()), "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let error = result_json(&out);
+    assert_eq!((error["event"].as_str(), error["exit_code"].as_i64()), (Some("error"), Some(3)), "{error}");
+    assert_eq!(error["schema_version"], 1);
 }
 
 #[test]
