@@ -304,6 +304,46 @@ fn a_mounted_loop_device_is_refused_and_left_untouched() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(stderr(&out).contains("in use") && stderr(&out).contains(p(&mnt)), "{}", text(&out));
     assert_eq!(sha256sum(&dev.path), before, "the mounted device was modified");
+    // The file behind the mounted loop device is the same filesystem under another name.
+    let out = flash(&[p(&raw), p(&fs_file), "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(stderr(&out).contains("it backs") && stderr(&out).contains(p(&mnt)), "{}", text(&out));
+    assert_eq!(sha256sum(&dev.path), before, "the mounted device's backing file was modified");
+}
+
+/// Turns swap off on a device when the test ends, pass or fail.
+struct Swapping(PathBuf);
+
+impl Drop for Swapping {
+    fn drop(&mut self) {
+        let _ = Command::new("swapoff").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_loop_device_in_use_as_swap_is_refused_with_the_fix() {
+    if !loops_or_skip() {
+        return;
+    }
+    let dir = scratch();
+    let dev = random_loop(dir.path(), "swap", 16 * MIB);
+    assert!(Command::new("mkswap").arg(&dev.path).output().unwrap().status.success());
+    if !Command::new("swapon").arg(&dev.path).status().unwrap().success() {
+        eprintln!("skipping: swapon is not allowed here");
+        return;
+    }
+    let _swapping = Swapping(dev.path.clone());
+    let raw = dir.path().join("disk.img");
+    disk_image(&raw, IMAGE_LEN);
+    let before = sha256sum(&dev.path);
+    for dry_run in [true, false] {
+        let mut args = vec![p(&raw), p(&dev.path), "--yes"];
+        args.extend(dry_run.then_some("--dry-run"));
+        let out = flash(&args);
+        assert_eq!(out.status.code(), Some(3), "dry run {dry_run}: {}", text(&out));
+        assert!(stderr(&out).contains("[SWAP]") && stderr(&out).contains("swapoff"), "{}", text(&out));
+    }
+    assert_eq!(sha256sum(&dev.path), before, "the swap device was modified");
 }
 
 #[test]

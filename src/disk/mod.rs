@@ -113,9 +113,17 @@ pub fn discover_system(include_loops: bool) -> Result<Vec<Disk>> {
     discover(Path::new("/sys"), &system_mountinfo()?, include_loops)
 }
 
-/// The running system's mount table text.
+/// The running system's mount table text, plus a line per active swap device or file from
+/// `/proc/swaps`, mounted at `[SWAP]` as lsblk shows it: a disk in use as swap is in use.
 pub(crate) fn system_mountinfo() -> Result<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")
+    let mut text = std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    // Without /proc/swaps (no swap support) nothing is swapped to.
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    for name in swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()) {
+        // The name keeps the kernel's octal escapes, as mountinfo does.
+        text.push_str(&format!("0 0 0:0 / [SWAP] rw - swap {name} rw\n"));
+    }
+    Ok(text)
 }
 
 /// The disk whose serial equals `serial` exactly (server-driven flashes). No match is a

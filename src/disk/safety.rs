@@ -30,7 +30,12 @@ pub fn refusal(disk: &Disk, image_size: Option<u64>) -> Option<String> {
         )
         .collect();
     if !mounted.is_empty() {
-        return Some(format!("{path} is in use ({} mounted); unmount it first", mounted.join(", ")));
+        let fix = if mounted.iter().any(|m| m.ends_with(" on [SWAP]")) {
+            "unmount it (swapoff for swap)"
+        } else {
+            "unmount it"
+        };
+        return Some(format!("{path} is in use ({} mounted); {fix} first", mounted.join(", ")));
     }
     match image_size {
         Some(size) if size > disk.size_bytes => Some(format!(

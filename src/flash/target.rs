@@ -40,6 +40,7 @@ pub fn check_target(path: &Path, image_size: Option<u64>) -> Result<TargetInfo> 
     };
     let kind = meta.file_type();
     if kind.is_file() {
+        refuse_a_busy_loop_backing_file(path)?;
         return Ok(TargetInfo { path: path.to_path_buf(), size_bytes: Some(meta.len()), disk: None });
     }
     if !kind.is_block_device() {
@@ -80,6 +81,36 @@ pub fn check_target(path: &Path, image_size: Option<u64>) -> Result<TargetInfo> 
         return Err(Error::refused(rule));
     }
     Ok(TargetInfo { path: path.to_path_buf(), size_bytes: Some(size), disk: Some(whole) })
+}
+
+/// Refuses (exit 3) a regular file that backs a loop device the safety rules refuse (mounted,
+/// swapped to, holding the system): writing it would change a mounted filesystem underneath
+/// the kernel. A file behind an idle loop device is an ordinary target.
+fn refuse_a_busy_loop_backing_file(path: &Path) -> Result<()> {
+    let Ok(file) = std::fs::canonicalize(path) else { return Ok(()) };
+    let Ok(loops) = std::fs::read_dir("/sys/block") else { return Ok(()) };
+    let backed: Vec<String> = loops
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("loop"))
+        .filter(|name| {
+            let backing = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"));
+            backing.is_ok_and(|b| Path::new(b.trim_end_matches('\n')) == file)
+        })
+        .collect();
+    if backed.is_empty() {
+        return Ok(());
+    }
+    let tree = disk::Tree::read(Path::new("/sys"), &disk::system_mountinfo()?)?;
+    for name in backed {
+        if let Some(rule) = tree.disk(&name).ok().and_then(|loop_disk| disk::refusal(&loop_disk, None)) {
+            return Err(Error::refused(format!(
+                "refusing to write {}: it backs /dev/{name}, and {rule}",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses (exit 3) a target that is the image's own file or device, under any name, or a
