@@ -201,6 +201,9 @@ fn machine_put_is_a_full_replace_with_the_references_validation() {
         json!({ "sanboot_drive": "0x800" }),
         json!({ "target_disk_serial": "x".repeat(129) }),
         json!({ "hostname": "box" }),
+        // An array would fill the fields in order; the body must be an object.
+        json!([]),
+        json!(["abc", ["lab"], "bty-flash-once"]),
     ];
     for body in bad {
         let r = s.put_json(&format!("/machines/{MAC}"), &body);

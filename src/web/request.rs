@@ -201,9 +201,18 @@ impl<'a> Request<'a> {
         Ok(buf)
     }
 
-    /// Decodes a JSON body of at most `limit` bytes; a malformed one is a 422 with a `detail`.
+    /// Decodes a JSON object body of at most `limit` bytes; a malformed one is a 422 with a
+    /// `detail`. Every body of the API is an object, and serde would fill a struct from an
+    /// array field by field (`["done"]` as a status), so anything else is refused first.
     pub fn json<T: serde::de::DeserializeOwned>(&self, limit: u64) -> Result<T, HttpError> {
         let body = self.read_body(limit)?;
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(HttpError::unprocessable(vec![FieldError {
+                loc: vec!["body".into()],
+                msg: "Input should be a valid dictionary or object to extract fields from".into(),
+                kind: "model_attributes_type".into(),
+            }]));
+        }
         serde_json::from_slice(&body).map_err(|e| {
             HttpError::unprocessable(vec![FieldError {
                 loc: vec!["body".into()],
@@ -325,5 +334,20 @@ mod tests {
         assert_eq!(r.read_body(10).unwrap_err().status, 413);
         let r = Request::fake("POST", "/x").with_body(b"{bad".to_vec());
         assert_eq!(r.json::<serde_json::Value>(100).unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_json_object_is_422() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)] // only its shape matters
+        struct Status {
+            status: String,
+        }
+        for body in ["[\"done\"]", "\"done\"", "1", " []", ""] {
+            let r = Request::fake("POST", "/x").with_body(body.as_bytes().to_vec());
+            assert_eq!(r.json::<Status>(100).unwrap_err().status, 422, "{body:?}");
+        }
+        let r = Request::fake("POST", "/x").with_body(b" \n{\"status\": \"done\"}".to_vec());
+        assert_eq!(r.json::<Status>(100).unwrap().status, "done");
     }
 }
