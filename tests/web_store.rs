@@ -281,3 +281,33 @@ fn remote_entries_have_no_bytes_and_a_src_ref() {
     assert_eq!(s.send("DELETE", &format!("/images/{image_ref}"), &[], vec![]).status, 204);
     assert_eq!(s.raw("GET", "/images", &[], vec![]).json(), json!([]));
 }
+
+#[test]
+fn uploads_of_one_name_at_once_leave_one_entry_with_its_own_bytes() {
+    let dir = scratch();
+    let s = WebServer::start_logged_in(&dir.path().join("state"));
+    for round in 0..80u8 {
+        let name = format!("race{round}.img");
+        let bodies: Vec<Vec<u8>> =
+            (0..6u8).map(|i| vec![round.wrapping_mul(7).wrapping_add(i + 1); 64 * 1024]).collect();
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let uploads: Vec<_> = bodies
+                .iter()
+                .map(|b| scope.spawn(|| s.send("PUT", &format!("/images/{name}"), &[], b.clone()).status))
+                .collect();
+            uploads.into_iter().map(|u| u.join().unwrap()).collect()
+        });
+        assert_eq!(statuses.iter().filter(|&&c| c == 201).count(), 1, "round {round}: {statuses:?}");
+        assert!(statuses.iter().all(|&c| c == 201 || c == 409), "round {round}: {statuses:?}");
+        let listed = s.raw("GET", "/images", &[], vec![]).json();
+        let entries: Vec<&serde_json::Value> =
+            listed.as_array().unwrap().iter().filter(|e| e["name"] == name.as_str()).collect();
+        assert_eq!(entries.len(), 1, "round {round}: {listed}");
+        let sha = entries[0]["ref"].as_str().unwrap().to_string();
+        // The listed entry serves exactly the bytes it was hashed from.
+        let got = s.raw("GET", &format!("/images/{sha}/{name}"), &[], vec![]);
+        assert_eq!(got.status, 200, "round {round}: the listed image has no bytes");
+        assert_eq!(sha_hex(&got.body), sha, "round {round}: another upload's bytes");
+        assert_eq!(s.send("DELETE", &format!("/images/{sha}"), &[], vec![]).status, 204);
+    }
+}

@@ -158,6 +158,27 @@ impl Partial {
         self.committed = true;
         Ok(())
     }
+
+    /// Makes the upload visible under `dest` only if nothing is there yet, atomically, so two
+    /// uploads of one name cannot replace each other's bytes; `Ok(false)` when `dest` exists.
+    pub fn commit_new(mut self, dest: &Path) -> Result<bool, HttpError> {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        let result = match renameat_with(CWD, &self.path, CWD, dest, RenameFlags::NOREPLACE) {
+            // A filesystem without it: a hard link fails on an existing name just as atomically.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+                std::fs::hard_link(&self.path, dest).and_then(|()| std::fs::remove_file(&self.path))
+            }
+            other => other.map_err(std::io::Error::from),
+        };
+        match result {
+            Ok(()) => {
+                self.committed = true;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(HttpError::internal(format!("renaming upload: {e}"))),
+        }
+    }
 }
 
 impl Drop for Partial {
@@ -277,5 +298,19 @@ mod tests {
         assert_eq!(receive(&req, dir.path(), "y", 100, &stop).err().unwrap().status, 413);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["x"]);
+        // A commit that must not replace leaves the existing bytes and removes its own.
+        let req = Request::fake("PUT", "/images/x").with_body(b"other".to_vec());
+        let p = receive(&req, dir.path(), "x", 100, &stop).unwrap();
+        assert!(!p.commit_new(&dir.path().join("x")).unwrap(), "replaced an existing file");
+        assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"hello");
+        let req = Request::fake("PUT", "/images/z").with_body(b"new".to_vec());
+        assert!(receive(&req, dir.path(), "z", 100, &stop)
+            .unwrap()
+            .commit_new(&dir.path().join("z"))
+            .unwrap());
+        let mut names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["x", "z"]);
     }
 }

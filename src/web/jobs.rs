@@ -216,10 +216,9 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
         created_at: crate::db::now(),
     };
     let dest = dir.join(&job.name);
-    if dest.exists() {
+    if !partial.commit_new(&dest).map_err(|e| e.detail.to_string())? {
         return Err(format!("{} exists in the image store", dest.display()));
     }
-    partial.commit(&dest).map_err(|e| e.detail.to_string())?;
     if let Err(e) = ctx.db.insert_image(&row) {
         let _ = std::fs::remove_file(&dest);
         return Err(e.to_string());

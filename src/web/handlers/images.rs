@@ -150,13 +150,18 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
         created_at: crate::db::now(),
     };
     let dest = dir.join(name);
-    if dest.exists() {
+    if !partial.commit_new(&dest)? {
+        // Another upload of this name won the race, or a file was left behind.
+        if ctx.db.image_by_name(name)?.is_some() {
+            return Err(conflict(format!("an image named {name:?} exists; delete it first")));
+        }
         return Err(conflict(format!(
             "{} exists in the image store but not in the catalog; remove it",
             dest.display()
         )));
     }
-    partial.commit(&dest)?;
+    // The file is this upload's own; a refused row (another upload stored the same bytes
+    // meanwhile) takes it away again.
     if let Err(e) = ctx.db.insert_image(&row) {
         let _ = std::fs::remove_file(&dest);
         return Err(e.into());
