@@ -63,3 +63,34 @@ fn a_burst_of_a_thousand_silent_connections_stays_under_the_thread_cap() {
     assert_eq!((r.status, r.text()), (200, r#"{"status":"ok"}"#.to_string()));
     assert!(threads_of(s.pid()) <= cap);
 }
+
+#[test]
+fn an_endless_header_line_is_cut_off_and_too_many_headers_get_431() {
+    use std::io::Read;
+    let dir = scratch();
+    let s = WebServer::start_in(&dir.path().join("state"), &[]);
+    let addr: SocketAddr = s.addr.parse().unwrap();
+    // One header line without end: the server must stop reading it (and close) long before
+    // 64 MiB; upstream tiny_http read it all into memory.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ").unwrap();
+    let chunk = vec![b'a'; 64 << 10];
+    let mut sent = 0usize;
+    while sent < 64 << 20 {
+        match c.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    assert!(sent < 64 << 20, "the server read a 64 MiB header line");
+    // Too many headers: 431 (the server closes with the rest unread, which may reset instead).
+    let many: String = (0..200).map(|i| format!("X-{i}: y\r\n")).collect();
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(format!("GET /healthz HTTP/1.1\r\n{many}\r\n").as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "answer: {answer:?}");
+    assert_eq!(s.raw("GET", "/healthz", &[], vec![]).status, 200, "the server went down");
+}

@@ -87,7 +87,7 @@
 //! # let response = tiny_http::Response::from_file(File::open(&Path::new("image.png")).unwrap());
 //! let _ = request.respond(response);
 //! ```
-// bty: vendored with two fixes (src/util/equal_reader.rs, src/util/task_pool.rs); quiet lints the registry copy never showed.
+// bty: vendored with three fixes (src/util/equal_reader.rs, src/util/task_pool.rs, bounded header lines in src/client.rs); quiet lints the registry copy never showed.
 #![allow(unused_imports, dead_code)]
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
