@@ -69,9 +69,16 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
 }
 
 fn run(args: &Args) -> bty::Result<i32> {
+    if args.src.is_empty() || args.target.as_os_str().is_empty() {
+        return Err(Error::invalid(
+            "an empty IMAGE or TARGET was given; usage: bty flash IMAGE TARGET (a block device, see `bty disks`, or a file)",
+        ));
+    }
+    // Usage mistakes first, before a source is looked for.
+    let format = args.format.as_deref().map(bty::image::parse_format).transpose()?;
     let resolved = bty::source::resolve(&args.src, args.catalog.as_deref())?;
     let opts = FlashOptions {
-        format: args.format.as_deref().map(bty::image::parse_format).transpose()?,
+        format,
         expected_sha256: match args.sha256.as_deref() {
             Some(hex) => Some(bty::source::parse_sha256(hex)?),
             None => resolved.expected_sha256,
@@ -125,13 +132,15 @@ fn confirm(src: &str, info: &TargetInfo) -> bty::Result<()> {
         )));
     }
     let what = match &info.disk {
-        Some(d) => format!(
-            "{} ({}, {}{})",
-            info.path.display(),
-            disk::human_size(info.size_bytes.unwrap_or(d.size_bytes)),
-            [d.vendor.as_deref(), d.model.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" "),
-            d.serial.as_deref().map(|s| format!(", serial {s}")).unwrap_or_default()
-        ),
+        Some(d) => {
+            let size = disk::human_size(info.size_bytes.unwrap_or(d.size_bytes));
+            let name = [d.vendor.as_deref(), d.model.as_deref()].into_iter().flatten().collect::<Vec<_>>();
+            let facts: Vec<String> = std::iter::once(size)
+                .chain((!name.is_empty()).then(|| name.join(" ")))
+                .chain(d.serial.as_deref().map(|s| format!("serial {s}")))
+                .collect();
+            format!("{} ({})", info.path.display(), facts.join(", "))
+        }
         None => format!("the file {}", info.path.display()),
     };
     eprint!("bty: write {src} onto {what}?\nEverything on it will be lost. Type yes to continue: ");

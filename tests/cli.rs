@@ -38,3 +38,17 @@ fn install_makes_a_symlink_per_listed_applet_and_links_dispatch_by_name() {
     let out = std::process::Command::new(&bogus).output().unwrap();
     assert_eq!(out.status.code(), Some(127), "{}", text(&out));
 }
+
+#[test]
+fn flash_usage_mistakes_are_exit_2_and_say_what_is_accepted() {
+    for (args, says) in [
+        (vec!["flash", "", "target", "--yes"], "empty IMAGE or TARGET"),
+        (vec!["flash", "image", "", "--yes"], "empty IMAGE or TARGET"),
+        (vec!["flash", "image", "target", "--format", "vmdk"], "raw, zst, gz, xz, bz2 or qcow2"),
+        (vec!["flash", "/", "target", "--yes"], "/ is a directory"),
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+}

@@ -84,8 +84,7 @@ pub fn parse_format(text: &str) -> Result<Format> {
         }
         _ => {
             return Err(Error::invalid(format!(
-                "unknown image format {text:?}; supported formats: {}",
-                supported_list()
+                "unknown image format {text:?}; --format takes raw, zst, gz, xz, bz2 or qcow2"
             )))
         }
     };
@@ -141,7 +140,8 @@ fn is_tar_header(head: &[u8]) -> bool {
 
 fn tar_error(name: &str, file_name: &str) -> Error {
     Error::invalid(format!(
-        "{name} is a tar archive; extract it first (tar -xf {file_name}) and flash the disk image inside"
+        "{name} is a tar archive; extract it first (tar -xf {}) and flash the disk image inside",
+        if name.ends_with(file_name) { name } else { file_name }
     ))
 }
 
@@ -273,6 +273,6 @@ mod tests {
             assert_eq!(parse_format(f.name()).unwrap(), f);
         }
         assert!(parse_format("tar.gz").unwrap_err().to_string().contains("extract"));
-        assert!(parse_format("vmdk").unwrap_err().to_string().contains("supported formats"));
+        assert!(parse_format("vmdk").unwrap_err().to_string().contains("raw, zst, gz, xz, bz2 or qcow2"));
     }
 }

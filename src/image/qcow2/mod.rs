@@ -59,7 +59,8 @@ pub fn read_header(src: &dyn Source) -> Result<(Header, u64)> {
         let size = size.min(MAX_BACKING_NAME);
         let mut raw = vec![0u8; size as usize];
         let backing = match read_exact_at(src, offset, &mut raw) {
-            Ok(()) => String::from_utf8_lossy(&raw).into_owned(),
+            // Shown as Rust escapes: a name of NULs or control bytes is a damaged header.
+            Ok(()) => String::from_utf8_lossy(&raw).escape_debug().to_string(),
             Err(_) => format!("named at byte {offset}"),
         };
         return Err(header::backing_file_refusal(&name, &backing));
