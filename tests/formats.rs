@@ -239,14 +239,17 @@ fn a_qcow2_cut_inside_its_last_data_cluster_fails() {
         .output()
         .expect("running qemu-img map");
     let extents: serde_json::Value = serde_json::from_slice(&map.stdout).expect("qemu-img map JSON");
-    let end = extents
+    let n = |e: &serde_json::Value, k: &str| e[k].as_u64().unwrap();
+    let last = extents
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["data"] == true)
-        .map(|e| e["offset"].as_u64().unwrap() + e["length"].as_u64().unwrap())
-        .max()
+        .max_by_key(|e| n(e, "offset") + n(e, "length"))
         .expect("the fixture stores data");
+    let end = n(last, "offset") + n(last, "length");
+    // The disk offset whose data the cut takes away first.
+    let stops_at = n(last, "start") + n(last, "length") - 1000;
     // Cut 1000 bytes short of that end: the last cluster's tail is gone.
     sh(dir.path(), &format!("head -c {} plain.qcow2 > cut.qcow2", end - 1000));
     let out = run(&["inspect", "--decoded-hash", &path(dir.path(), "cut.qcow2")]);
@@ -255,4 +258,5 @@ fn a_qcow2_cut_inside_its_last_data_cluster_fails() {
     let target = path(dir.path(), "target");
     let out = run(&["flash", &path(dir.path(), "cut.qcow2"), &target, "--yes"]);
     assert_eq!(out.status.code(), Some(1), "a cut qcow2 flashed: {}", text(&out));
+    assert!(text(&out).contains(&format!("at offset {stops_at}:")), "want offset {stops_at}: {}", text(&out));
 }

@@ -178,7 +178,9 @@ impl<S: Deref<Target: Source>> Reader<S> {
         match first {
             Granule::Zero => {
                 let mut k = 0;
-                while reach(k) < out.len() as u64 && self.granule(g + k + 1)? == Granule::Zero {
+                // A granule that fails to map ends the run; it fails again when read itself,
+                // at its own image offset.
+                while reach(k) < out.len() as u64 && matches!(self.granule(g + k + 1), Ok(Granule::Zero)) {
                     k += 1;
                 }
                 let n = reach(k).min(out.len() as u64) as usize;
@@ -188,13 +190,12 @@ impl<S: Deref<Target: Source>> Reader<S> {
             Granule::Data(host) => {
                 let mut k = 0;
                 while reach(k) < out.len() as u64
-                    && self.granule(g + k + 1)? == Granule::Data(host + (k + 1) * gsize)
+                    && self.granule(g + k + 1).ok() == Some(Granule::Data(host + (k + 1) * gsize))
                 {
                     k += 1;
                 }
                 let n = reach(k).min(out.len() as u64) as usize;
-                self.read_data(host + within, &mut out[..n])?;
-                Ok(n)
+                self.read_data(host + within, &mut out[..n])
             }
             Granule::Compressed { cluster, offset, len } => {
                 let csize = self.h.cluster_size();
@@ -230,7 +231,7 @@ impl<S: Deref<Target: Source>> Reader<S> {
         let mut run = vec![first];
         let (mut lo, mut hi) = (first.0, first.0.saturating_add(first.1));
         for next in cluster + 1..cluster + max {
-            let Granule::Compressed { offset, len, .. } = self.granule(next << sub_bits)? else { break };
+            let Ok(Granule::Compressed { offset, len, .. }) = self.granule(next << sub_bits) else { break };
             let (l, h) = (lo.min(offset), hi.max(offset.saturating_add(len)));
             if h - l > MAX_BATCH_SPAN {
                 break;
@@ -272,7 +273,9 @@ impl<S: Deref<Target: Source>> Reader<S> {
     /// cluster cut short by the end of the file as zeros, but qemu itself writes whole
     /// clusters, and a file cut inside its last cluster flashed as zeros is a corrupt disk
     /// reported good.
-    fn read_data(&self, at: u64, out: &mut [u8]) -> Result<()> {
+    /// Returns how many bytes it read: fewer than asked when the file ends within them (the
+    /// next read, from there, is the error, so it names the image offset where data stops).
+    fn read_data(&self, at: u64, out: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < out.len() {
             let n = self.src.read_at(at + done as u64, &mut out[done..])?;
@@ -281,10 +284,10 @@ impl<S: Deref<Target: Source>> Reader<S> {
             }
             done += n;
         }
-        if done < out.len() {
-            return Err(truncated(&self.name, "cluster data", at + done as u64, self.file_len));
+        if done == 0 && !out.is_empty() {
+            return Err(truncated(&self.name, "cluster data", at, self.file_len));
         }
-        Ok(())
+        Ok(done)
     }
 
     fn bad_cluster(&self, offset: u64, why: &str) -> Error {
@@ -316,7 +319,13 @@ impl<S: Deref<Target: Source>> Read for Reader<S> {
         let mut filled = 0;
         while filled < buf.len() && self.pos < self.h.size {
             let want = ((buf.len() - filled) as u64).min(self.h.size - self.pos) as usize;
-            let n = self.fill(&mut buf[filled..filled + want]).map_err(stream::read_error)?;
+            let n = match self.fill(&mut buf[filled..filled + want]) {
+                Ok(n) => n,
+                // Hand over what was read before the failure: the caller then knows the image
+                // offset it stopped at, and the next read fails there again.
+                Err(_) if filled > 0 => break,
+                Err(e) => return Err(stream::read_error(e)),
+            };
             filled += n;
             self.pos += n as u64;
         }
