@@ -270,11 +270,12 @@ fn truncated_and_corrupt_images_fail_without_leaving_a_bootable_head() {
     }
 }
 
-/// Unmounts on drop, so a failing assertion does not leave a mount behind.
-struct Mounted(PathBuf);
-impl Drop for Mounted {
+/// Runs `command path` on drop (`umount`, `swapoff`), so a failing assertion does not leave a
+/// mount or an active swap behind.
+struct Undo(&'static str, PathBuf);
+impl Drop for Undo {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = Command::new(self.0).arg(&self.1).status();
     }
 }
 
@@ -296,7 +297,7 @@ fn a_mounted_loop_device_is_refused_and_left_untouched() {
     let mnt = dir.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
     assert!(Command::new("mount").arg(&dev.path).arg(&mnt).status().unwrap().success());
-    let _mounted = Mounted(mnt.clone());
+    let _mounted = Undo("umount", mnt.clone());
     let before = sha256sum(&dev.path);
     let raw = dir.path().join("disk.img");
     disk_image(&raw, 8 * MIB);
@@ -311,15 +312,6 @@ fn a_mounted_loop_device_is_refused_and_left_untouched() {
     assert_eq!(sha256sum(&dev.path), before, "the mounted device's backing file was modified");
 }
 
-/// Turns swap off on a device when the test ends, pass or fail.
-struct Swapping(PathBuf);
-
-impl Drop for Swapping {
-    fn drop(&mut self) {
-        let _ = Command::new("swapoff").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_loop_device_in_use_as_swap_is_refused_with_the_fix() {
     if !loops_or_skip() {
@@ -332,7 +324,7 @@ fn a_loop_device_in_use_as_swap_is_refused_with_the_fix() {
         eprintln!("skipping: swapon is not allowed here");
         return;
     }
-    let _swapping = Swapping(dev.path.clone());
+    let _swapping = Undo("swapoff", dev.path.clone());
     let raw = dir.path().join("disk.img");
     disk_image(&raw, IMAGE_LEN);
     let before = sha256sum(&dev.path);
@@ -735,7 +727,7 @@ fn running_out_of_space_names_the_target_and_offset() {
         .status()
         .unwrap()
         .success());
-    let _mounted = Mounted(small.clone());
+    let _mounted = Undo("umount", small.clone());
     let raw = dir.path().join("disk.img");
     disk_image(&raw, IMAGE_LEN);
     let target = small.join("target");

@@ -152,13 +152,18 @@ fn drain(r: &mut dyn Read) -> Result<()> {
 /// The least size a disk needs to hold the image in `src`, from the GPT it starts with (see
 /// [`PartitionTable::min_disk_size`]): for images whose virtual size is not stated (gzip,
 /// bzip2, a zstd stream without content size), so a target too small for them is refused
-/// before anything is written. Decodes the first bytes of the image once more.
+/// before anything is written. Decodes the first [`SIZE_PROBE`] bytes of the image once more.
 pub fn min_disk_size(src: &dyn Source, format: Format) -> Result<Option<u64>> {
-    let table = partition::read_table(&mut *open_disk(src, format)?)
+    let mut head = open_disk(src, format)?.take(SIZE_PROBE);
+    let table = partition::read_table(&mut head)
         .map_err(crate::Error::from)
         .with_context(|| format!("reading the partition table of {}", src.describe()))?;
     Ok(table.and_then(|t| t.min_disk_size()))
 }
+
+/// How much of a disk [`min_disk_size`] decodes: a GPT and its usual 128 entries fit in it at
+/// either sector size, and a remote source is read no further than needed for them.
+const SIZE_PROBE: u64 = 64 << 10;
 
 fn open_disk(src: &dyn Source, format: Format) -> Result<Box<dyn Read + '_>> {
     match format {
