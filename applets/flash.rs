@@ -7,7 +7,7 @@ use bty::flash::{self, FlashOptions, FlashReport, Progress, TargetInfo};
 use bty::{Context, Error};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Write an image (raw, .zst, .gz, .xz, .bz2, qcow2) onto a disk or a regular file.
@@ -74,6 +74,16 @@ fn run(args: &Args) -> bty::Result<i32> {
             "an empty IMAGE or TARGET was given; usage: bty flash IMAGE TARGET (a block device, see `bty disks`, or a file)",
         ));
     }
+    // Until the flash begins writing, a signal ends the process at once with 130: nothing has
+    // been written, and the checks may be waiting on a slow source. From then on it sets
+    // `cancel`, and the engine stops, flushes and says how far it got.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let checking = Arc::new(AtomicBool::new(true));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, checking.clone())
+            .and_then(|_| signal_hook::flag::register(signal, cancel.clone()))
+            .context("installing the SIGINT/SIGTERM handler")?;
+    }
     // Usage mistakes first, before a source is looked for.
     let format = args.format.as_deref().map(bty::image::parse_format).transpose()?;
     let resolved = bty::source::resolve(&args.src, args.catalog.as_deref())?;
@@ -93,13 +103,11 @@ fn run(args: &Args) -> bty::Result<i32> {
     if !args.yes && !args.dry_run {
         confirm(&args.src, &info)?;
     }
-    let cancel = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, cancel.clone())
-            .context("installing the SIGINT/SIGTERM handler")?;
-    }
     let bar = !args.json && std::io::stderr().is_terminal();
     let mut on_progress = |p: &Progress| {
+        if p.phase != flash::Phase::Checking {
+            checking.store(false, Ordering::SeqCst);
+        }
         if args.json {
             let line = serde_json::json!({
                 "event": "progress",

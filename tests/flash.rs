@@ -714,6 +714,52 @@ fn sigint_mid_flash_exits_130_and_says_how_far_it_got() {
 }
 
 #[test]
+fn sigterm_while_the_source_is_still_being_read_for_its_format_exits_130_untouched() {
+    let dir = scratch();
+    let fifo = dir.path().join("silent.img");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let target = dir.path().join("target");
+    fs::write(&target, b"old").unwrap();
+    let mut child = bty()
+        .args(["flash", p(&fifo), p(&target), "--yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The feeder opens the pipe and writes nothing: bty waits in format detection. Its open
+    // returns once bty has opened the pipe, which is after bty installed its handlers.
+    let feeder_path = fifo.clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || {
+        let _w = fs::OpenOptions::new().write(true).open(&feeder_path).unwrap();
+        let _ = opened_tx.send(());
+        let _ = done_rx.recv();
+    });
+    opened_rx.recv().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    // A bty that only noted the signal would wait on the pipe for ever: give it 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = done_tx.send(());
+    let _ = feeder.join();
+    let status = status.expect("bty was still waiting on its source 10 s after SIGTERM");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(fs::read(&target).unwrap(), b"old", "the target was touched");
+}
+
+#[test]
 fn running_out_of_space_names_the_target_and_offset() {
     if !loops_or_skip() {
         return; // mounting a tmpfs needs root as well

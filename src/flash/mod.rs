@@ -175,6 +175,20 @@ pub fn flash(
             seconds: started.elapsed().as_secs_f64(),
         });
     }
+    // Writing begins: from here a cancel is the engine's to carry out (see `cancel`).
+    progress(&Progress {
+        phase: Phase::Writing,
+        bytes_written: 0,
+        total_bytes: total,
+        rate: 0.0,
+        eta_seconds: None,
+    });
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::new(
+            ErrorKind::Cancelled,
+            format!("cancelled before anything was written; {} is untouched", target.display()),
+        ));
+    }
     let opened = target::Target::open(target, needed)?;
     // A raw image file is read directly, so its holes are passed over rather than filled
     // and scanned; a hashed one goes through the stream, which hashes every byte.
