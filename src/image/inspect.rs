@@ -91,9 +91,7 @@ pub fn inspect_with(src: &dyn Source, opts: InspectOptions) -> Result<Inspection
         }
         _ => None,
     };
-    let partition_table = partition::read_table(&mut *open_disk(src, format)?)
-        .map_err(crate::Error::from)
-        .with_context(|| format!("reading the partition table of {}", src.describe()))?;
+    let partition_table = partition_table(src, format, u64::MAX)?;
     let mut found = Inspection {
         schema_version: SCHEMA_VERSION,
         source: src.describe(),
@@ -154,11 +152,14 @@ fn drain(r: &mut dyn Read) -> Result<()> {
 /// bzip2, a zstd stream without content size), so a target too small for them is refused
 /// before anything is written. Decodes the first [`SIZE_PROBE`] bytes of the image once more.
 pub fn min_disk_size(src: &dyn Source, format: Format) -> Result<Option<u64>> {
-    let mut head = open_disk(src, format)?.take(SIZE_PROBE);
-    let table = partition::read_table(&mut head)
+    Ok(partition_table(src, format, SIZE_PROBE)?.and_then(|t| t.min_disk_size()))
+}
+
+/// The partition table at the start of the disk in `src`, decoding at most `limit` bytes.
+fn partition_table(src: &dyn Source, format: Format, limit: u64) -> Result<Option<PartitionTable>> {
+    partition::read_table(&mut open_disk(src, format)?.take(limit))
         .map_err(crate::Error::from)
-        .with_context(|| format!("reading the partition table of {}", src.describe()))?;
-    Ok(table.and_then(|t| t.min_disk_size()))
+        .with_context(|| format!("reading the partition table of {}", src.describe()))
 }
 
 /// How much of a disk [`min_disk_size`] decodes: a GPT and its usual 128 entries fit in it at

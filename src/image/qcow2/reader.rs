@@ -180,7 +180,7 @@ impl<S: Deref<Target: Source>> Reader<S> {
                 let mut k = 0;
                 // A granule that fails to map ends the run; it fails again when read itself,
                 // at its own image offset.
-                while reach(k) < out.len() as u64 && matches!(self.granule(g + k + 1), Ok(Granule::Zero)) {
+                while reach(k) < out.len() as u64 && self.granule(g + k + 1).ok() == Some(Granule::Zero) {
                     k += 1;
                 }
                 let n = reach(k).min(out.len() as u64) as usize;

@@ -126,8 +126,9 @@ pub fn upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
 fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     let name = files::valid_basename(name)?;
     let conflict = |what: String| HttpError::new(409, what);
+    let name_taken = || conflict(format!("an image named {name:?} exists; delete it first"));
     if ctx.db.image_by_name(name)?.is_some() {
-        return Err(conflict(format!("an image named {name:?} exists; delete it first")));
+        return Err(name_taken());
     }
     let dir = &ctx.config.paths.images_dir;
     let partial = files::receive(req, dir, name, ctx.config.tuning.max_upload_bytes, &ctx.shutdown)?;
@@ -153,7 +154,7 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     if !partial.commit_new(&dest)? {
         // Another upload of this name won the race, or a file was left behind.
         if ctx.db.image_by_name(name)?.is_some() {
-            return Err(conflict(format!("an image named {name:?} exists; delete it first")));
+            return Err(name_taken());
         }
         return Err(conflict(format!(
             "{} exists in the image store but not in the catalog; remove it",
