@@ -77,7 +77,7 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, ctx.shutdown.clone()).context("installing signal handlers")?;
     }
-    let listener = server::bind(&ctx.config.server.listen, ctx.config.tuning.max_connections)?;
+    let listener = server::bind(&ctx.config.server.listen)?;
     // One line tests and operators can parse for the real port.
     eprintln!("bty-web: listening on http://{}", listener.addr);
     bty::web::run(ctx, listener)?;

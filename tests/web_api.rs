@@ -404,9 +404,8 @@ fn a_burst_of_connections_is_served_by_a_bounded_worker_pool() {
     let dir = scratch();
     let s = WebServer::start_in(&dir.path().join("state"), &[("BTY_TUNING_MAX_CONNECTIONS", "4")]);
     let threads_before = thread_count(s.pid());
-    // Each client sends its request as soon as it is connected, as PXE clients do; the server
-    // caps its connection threads, so a client that connected and stayed silent would wait
-    // behind the cap until the socket timeout.
+    // Each client sends its request as soon as it is connected, as PXE clients do; the poller
+    // reads the heads and the four workers serve them in turn.
     let conns: Vec<std::net::TcpStream> = (0..200)
         .map(|_| {
             let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
@@ -424,7 +423,9 @@ fn a_burst_of_connections_is_served_by_a_bounded_worker_pool() {
     let workers = std::fs::read_dir(format!("/proc/{}/task", s.pid()))
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
-        .filter(|c| c.starts_with("bty-web-") && c.trim() != "bty-web-jobs" && c.trim() != "bty-web-sse")
+        .filter(|c| {
+            c.starts_with("bty-web-") && !["bty-web-jobs", "bty-web-sse", "bty-web-poll"].contains(&c.trim())
+        })
         .count();
     assert_eq!(workers, 4, "request workers are fixed (was {threads_before} threads before the burst)");
 }

@@ -148,7 +148,7 @@ fn oversized_uploads_are_413_and_leave_nothing() {
 }
 
 /// Upstream tiny_http 0.12 allocated the declared remainder of an unread body (a remote abort);
-/// `vendor/tiny_http` drains through a fixed buffer.
+/// our edge discards an unread body in the poller without buffering it.
 #[test]
 fn a_client_lying_about_its_body_length_does_not_take_the_server_down() {
     let dir = scratch();

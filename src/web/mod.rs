@@ -1,6 +1,6 @@
 //! bty-web: the PXE control plane, the machine API, the image store and the audit log.
 //!
-//! `server.rs` is the only file that knows tiny_http; `templates.rs` (iPXE scripts) and
+//! `edge/` and `server.rs` are the HTTP/1.1 edge (connections, heads, bodies, responses); `templates.rs` (iPXE scripts) and
 //! `ui/view.rs` (HTML pages) the only ones that know minijinja. Requests become our own [`Request`]; `router.rs` maps `(method, path)` to plain
 //! handler functions in `handlers/` and does authentication and CSRF around them; errors become
 //! responses in `response.rs`. Decisions about what a machine boots live in `plan/`, SQL in
@@ -10,6 +10,7 @@ pub mod auth;
 pub mod backups;
 pub mod context;
 pub mod csrf;
+pub mod edge;
 pub mod export;
 pub mod files;
 pub mod handlers;

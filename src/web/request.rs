@@ -1,5 +1,5 @@
-//! Our own small HTTP request type: what handlers see. tiny_http stays in `server.rs`; tests
-//! build requests with [`Request::fake`].
+//! Our own small HTTP request type: what handlers see. Sockets stay in `edge/` and
+//! `server.rs`; tests build requests with [`Request::fake`].
 //!
 //! Parsing happens here once: the path is split into segments, the query and cookies decoded,
 //! the client address resolved (trusted proxies only), and bodies read with a size cap so no

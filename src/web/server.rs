@@ -1,27 +1,29 @@
-//! The edge: the tiny_http listener, a bounded pool of request workers, capped SSE threads,
-//! the access log, panic containment and graceful shutdown. The only file that knows tiny_http.
+//! The edge's other half: binding, the bounded pool of request workers, capped SSE threads,
+//! the access log, panic containment and graceful shutdown. Turns a [`Ready`] request head
+//! into our own [`Request`] and the handler's [`Response`] into bytes for the poller.
 //!
-//! Workers pull from `recv_timeout`, so a burst of connections queues instead of spawning
-//! handler threads; SSE streams move to their own threads (at most the bus's cap). A handler
+//! Workers only ever see complete request heads (`edge/poller.rs` reads them, and keeps idle
+//! and slow connections, without a thread), read bodies at a minimum rate (`edge/body.rs`)
+//! and hand the response back to the poller, which writes it non-blocking: a file body
+//! (`/boot/*`, `/images/*`, backups) is sent with `sendfile` from there, so slow readers never
+//! hold a worker. SSE streams move to their own threads (at most the bus's cap). A handler
 //! panic becomes a 500 and the worker lives on. On shutdown workers stop taking requests,
-//! finish the ones in flight (uploads abort), SSE streams end, and the caller closes the
-//! database. `[tuning] max_connections` is the number of requests served at once (the worker
-//! count); more wait in tiny_http's queue. tiny_http reads each connection's requests on a
-//! thread of its own pool; our vendored copy caps that pool at [`connection_threads`] (beyond
-//! it, connections wait in the kernel's accept backlog) and gives accepted sockets a timeout so
-//! silent or idle keep-alive clients hand their thread back.
+//! finish the ones in flight (body reads abort, so uploads abort), SSE streams end, and the
+//! caller closes the database. `[tuning] max_connections` is the number of requests served at
+//! once (the worker count).
 
 use super::context::AppContext;
+use super::edge::body::Inbound;
+use super::edge::outgoing::{self, FileRange, Outgoing};
+use super::edge::poller::{Handback, Limits, Poller, Queue, Ready, Returns, Then, DRAIN_BYTES};
 use super::request::Request;
 use super::response::{Body, HttpError, Response};
 use super::sse::{Next, Subscription, KEEP_ALIVE};
 use crate::error::{Error, Result};
-use std::cell::Cell;
-use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,64 +33,83 @@ const MAX_WORKERS: usize = 256;
 /// How long in-flight requests may take to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// File bodies are copied in chunks this large (few syscalls per GiB).
-const FILE_CHUNK: usize = 1 << 20;
-
-/// Connection threads per request worker: keep-alive clients hold a connection thread while
-/// idle, so there are more of them than workers.
-const CONNECTION_THREADS_PER_WORKER: usize = 4;
-
-/// Fewest connection threads (a browser alone opens six connections).
-const MIN_CONNECTION_THREADS: usize = 32;
-
-/// How long an accepted socket may stay silent (reading) or stalled (writing) before it is
-/// closed: long enough for a slow upload or a paused download, short enough that idle clients
-/// cannot hold every connection thread.
-pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Connection threads tiny_http may run for `max_connections` request workers.
-pub fn connection_threads(max_connections: usize) -> usize {
-    (max_connections.clamp(1, MAX_WORKERS) * CONNECTION_THREADS_PER_WORKER).max(MIN_CONNECTION_THREADS)
-}
+/// How long an event stream's write may block on a client that stopped reading.
+const STREAM_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A bound listener, ready to serve.
 pub struct Listener {
-    server: tiny_http::Server,
+    listener: TcpListener,
+    /// File descriptors the process may open (after raising the soft limit).
+    fds: usize,
     /// The address actually bound (port 0 resolved).
     pub addr: SocketAddr,
 }
 
-/// Binds `listen` (`ADDR:PORT`) with connection threads sized for `max_connections` workers.
-pub fn bind(listen: &str, max_connections: usize) -> Result<Listener> {
+/// Binds `listen` (`ADDR:PORT`), first raising the open-file limit to its hard maximum: every
+/// held connection is a descriptor, and the default soft limit (1,024) is a few browsers and
+/// one port scan.
+pub fn bind(listen: &str) -> Result<Listener> {
     let failed = |e: &dyn std::fmt::Display| {
         Error::failed(format!("listening on {listen}: {e}")).context("starting bty-web")
     };
-    let addr = tiny_http::ConfigListenAddr::from_socket_addrs(listen).map_err(|e| failed(&e))?;
-    let server = tiny_http::Server::new(tiny_http::ServerConfig {
-        addr,
-        ssl: None,
-        max_threads: connection_threads(max_connections),
-        socket_timeout: Some(SOCKET_TIMEOUT),
-    })
-    .map_err(|e| failed(&e))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| Error::failed(format!("{listen} did not bind a TCP address")))?;
-    Ok(Listener { server, addr })
+    let fds = raise_nofile();
+    let listener = TcpListener::bind(listen).map_err(|e| failed(&e))?;
+    let addr = listener.local_addr().map_err(|e| failed(&e))?;
+    Ok(Listener { listener, fds, addr })
+}
+
+/// Raises `RLIMIT_NOFILE`'s soft limit to the hard one; returns the limit now in force.
+fn raise_nofile() -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            crate::log_warn!("raising the open-file limit: {e}");
+        }
+    }
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    now.min(1 << 20) as usize
 }
 
 /// Serves until `ctx.shutdown` is set, then returns once in-flight requests have finished.
 pub fn serve(ctx: Arc<AppContext>, listener: Listener) {
-    let server = Arc::new(listener.server);
-    let streams = Arc::new(AtomicUsize::new(0));
     let count = ctx.config.tuning.max_connections.clamp(1, MAX_WORKERS);
+    let exempt: Vec<IpAddr> = ctx.config.server.trusted_proxy.iter().filter_map(|t| t.parse().ok()).collect();
+    let limits = Limits::new(count, listener.fds, exempt);
+    let queue = Arc::new(Queue::default());
+    let poller = match Poller::new(listener.listener, queue.clone(), limits) {
+        Ok(p) => p,
+        Err(e) => {
+            crate::log_error!("starting the connection poller: {e}");
+            ctx.bus.close();
+            return;
+        }
+    };
+    let returns = poller.returns();
+    let stop = Arc::new(AtomicBool::new(false));
+    let polling = {
+        let (ctx, stop) = (ctx.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("bty-web-poll".into())
+            .spawn(move || poller.run(&ctx.shutdown, &stop))
+    };
+    let polling = match polling {
+        Ok(t) => t,
+        Err(e) => {
+            crate::log_error!("starting the connection poller: {e}");
+            ctx.bus.close();
+            return;
+        }
+    };
+    let streams = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..count)
         .map(|i| {
-            let (ctx, server, streams) = (ctx.clone(), server.clone(), streams.clone());
+            let (ctx, queue, returns, streams) =
+                (ctx.clone(), queue.clone(), returns.clone(), streams.clone());
             std::thread::Builder::new()
                 .name(format!("bty-web-{i}"))
-                .spawn(move || worker(&ctx, &server, &streams))
+                .spawn(move || worker(&ctx, &queue, &returns, &streams))
         })
         .filter_map(|t| t.map_err(|e| crate::log_error!("starting a worker: {e}")).ok())
         .collect();
@@ -106,75 +127,83 @@ pub fn serve(ctx: Arc<AppContext>, listener: Listener) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The poller writes the last responses, then ends.
+    stop.store(true, Ordering::Relaxed);
     ctx.bus.close();
     // SSE threads notice the closed bus within one keep-alive tick; give them a moment.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while streams.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while (streams.load(Ordering::Relaxed) > 0 || !polling.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    server.unblock();
 }
 
-fn worker(ctx: &Arc<AppContext>, server: &tiny_http::Server, streams: &Arc<AtomicUsize>) {
+fn worker(ctx: &Arc<AppContext>, queue: &Queue, returns: &Returns, streams: &Arc<AtomicUsize>) {
     while !ctx.shutting_down() {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(rq)) => handle(ctx, rq, streams),
-            Ok(None) => {}
-            Err(e) => {
-                crate::log_error!("accepting: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        if let Some(ready) = queue.pop(Duration::from_millis(200)) {
+            handle(ctx, ready, returns, streams);
         }
     }
 }
 
-/// The request body, fetched from tiny_http only when a handler reads it (so `Expect:
-/// 100-continue` is answered only for bodies we want).
-struct LazyBody<'a> {
-    rq: &'a mut tiny_http::Request,
-    consumed: &'a Cell<u64>,
-}
-
-impl Read for LazyBody<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.rq.as_reader().read(buf)?;
-        self.consumed.set(self.consumed.get() + n as u64);
-        Ok(n)
-    }
-}
-
-fn handle(ctx: &Arc<AppContext>, mut rq: tiny_http::Request, streams: &Arc<AtomicUsize>) {
+fn handle(ctx: &Arc<AppContext>, ready: Ready, returns: &Returns, streams: &Arc<AtomicUsize>) {
     let started = Instant::now();
-    let method = rq.method().as_str().to_string();
-    let url = rq.url().to_string();
-    let headers: Vec<(String, String)> = rq
-        .headers()
-        .iter()
-        .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
-        .collect();
-    let peer = rq.remote_addr().map(|a| a.ip());
-    let body_len = rq.body_length().map(|n| n as u64);
-    let consumed = Cell::new(0u64);
+    let Ready { stream, peer, head, rest } = ready;
+    if stream.set_nonblocking(false).is_err() {
+        returns.send(Handback::Released(peer));
+        return;
+    }
+    let (method, url) = (head.method.clone(), head.target.clone());
+    let mut body = Inbound::new(&stream, rest, head.framing, head.expect_continue, &ctx.shutdown);
     let (response, client) = {
-        let body = Box::new(LazyBody { rq: &mut rq, consumed: &consumed });
-        let req =
-            Request::new(&method, &url, headers, peer, &ctx.config.server.trusted_proxy, body_len, body);
+        let req = Request::new(
+            &method,
+            &url,
+            head.headers.clone(),
+            Some(peer.ip()),
+            &ctx.config.server.trusted_proxy,
+            head.body_len(),
+            Box::new(&mut body),
+        );
         let client = req.client_ip.clone();
-        let response = contain(&method, &url, || super::router::handle(ctx, req));
-        (response, client)
+        (contain(&method, &url, || super::router::handle(ctx, req)), client)
     };
     let status = response.status;
-    let unread = body_len.is_some_and(|n| n > consumed.get());
-    let sent = if unread && ctx.shutting_down() {
-        // tiny_http drains an unread body after the response (vendor/tiny_http with a fixed
-        // buffer); while the process exits, do not wait on a client still sending one.
-        std::mem::forget(rq);
-        0
+    // The connection carries another request only if this body was read to its end.
+    let then = if !body.is_done() {
+        Then::Linger(DRAIN_BYTES)
+    } else if head.keep_alive && !ctx.shutting_down() {
+        Then::KeepAlive(body.into_rest())
     } else {
-        write(ctx, rq, &method, response, streams)
+        Then::Close
     };
-    let ms = started.elapsed().as_millis();
-    crate::log_info!("{client} \"{method} {url}\" {status} {sent} {ms}ms");
+    let close = !matches!(then, Then::KeepAlive(_));
+    let Response { status: _, headers, body } = response;
+    let head_only = method == "HEAD";
+    let (out, len) = match body {
+        Body::Empty => (Outgoing::new(outgoing::head(status, &headers, Some(0), close), None), 0),
+        Body::Bytes(b) => {
+            let len = b.len() as u64;
+            let mut bytes = outgoing::head(status, &headers, Some(len), close);
+            if !head_only {
+                bytes.extend_from_slice(&b);
+            }
+            (Outgoing::new(bytes, None), len)
+        }
+        Body::File { file, offset, len } => {
+            let bytes = outgoing::head(status, &headers, Some(len), close);
+            let range = (!head_only).then_some(FileRange { file, offset, remaining: len });
+            (Outgoing::new(bytes, range), len)
+        }
+        Body::Events(sub) => {
+            stream_on_own_thread(ctx, stream, headers, sub, streams);
+            returns.send(Handback::Released(peer));
+            crate::log_info!("{client} \"{method} {url}\" {status} - {}ms", started.elapsed().as_millis());
+            return;
+        }
+    };
+    returns.send(Handback::Reply { stream, peer, out, then });
+    let len = if head_only { 0 } else { len };
+    crate::log_info!("{client} \"{method} {url}\" {status} {len} {}ms", started.elapsed().as_millis());
 }
 
 /// Runs a handler; a panic becomes a 500 and the worker lives on.
@@ -185,117 +214,35 @@ fn contain(method: &str, url: &str, f: impl FnOnce() -> Response) -> Response {
     })
 }
 
-/// Writes the response; returns the body bytes sent.
-fn write(
+/// Moves an event stream to a thread of its own (blocking writes with a timeout).
+fn stream_on_own_thread(
     ctx: &Arc<AppContext>,
-    rq: tiny_http::Request,
-    method: &str,
-    response: Response,
+    stream: TcpStream,
+    headers: Vec<(String, String)>,
+    sub: Subscription,
     streams: &Arc<AtomicUsize>,
-) -> u64 {
-    let head = method == "HEAD";
-    let Response { status, headers, body } = response;
-    match body {
-        Body::Empty | Body::Bytes(_) => {
-            let bytes = match body {
-                Body::Bytes(b) => b,
-                _ => Vec::new(),
-            };
-            let len = bytes.len() as u64;
-            let mut r = tiny_http::Response::from_data(bytes).with_status_code(status);
-            for (k, v) in headers {
-                if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-                    r.add_header(h);
-                }
-            }
-            let _ = rq.respond(r);
-            if head {
-                0
-            } else {
-                len
-            }
-        }
-        Body::File { file, offset, len } => {
-            let mut w = rq.into_writer();
-            let sent = write_file(&mut *w, status, &headers, &file, offset, len, head).unwrap_or(0);
-            let _ = w.flush();
-            sent
-        }
-        Body::Events(sub) => {
-            streams.fetch_add(1, Ordering::Relaxed);
-            let (ctx, streams2) = (ctx.clone(), streams.clone());
-            let spawned = std::thread::Builder::new().name("bty-web-sse".into()).spawn(move || {
-                let mut w = rq.into_writer();
-                stream_events(&ctx, &mut *w, &headers, sub);
-                streams2.fetch_sub(1, Ordering::Relaxed);
-            });
-            if spawned.is_err() {
-                streams.fetch_sub(1, Ordering::Relaxed);
-            }
-            0
-        }
+) {
+    if stream.set_write_timeout(Some(STREAM_WRITE_TIMEOUT)).is_err() {
+        return;
     }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        206 => "Partial Content",
-        304 => "Not Modified",
-        _ => "",
+    streams.fetch_add(1, Ordering::Relaxed);
+    let (ctx, streams2) = (ctx.clone(), streams.clone());
+    let spawned = std::thread::Builder::new().name("bty-web-sse".into()).spawn(move || {
+        stream_events(&ctx, &stream, &headers, sub);
+        streams2.fetch_sub(1, Ordering::Relaxed);
+    });
+    if spawned.is_err() {
+        streams.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-fn write_head(
-    w: &mut dyn Write,
-    status: u16,
-    headers: &[(String, String)],
-    extra: &str,
-) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-    for (k, v) in headers {
-        if !v.contains(['\r', '\n']) {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-    }
-    head.push_str(&format!("Date: {}\r\n{extra}\r\n", httpdate::fmt_http_date(std::time::SystemTime::now())));
-    w.write_all(head.as_bytes())
-}
-
-/// Streams `len` bytes of `file` from `offset` with large positioned reads.
-fn write_file(
-    w: &mut dyn Write,
-    status: u16,
-    headers: &[(String, String)],
-    file: &std::fs::File,
-    offset: u64,
-    len: u64,
-    head: bool,
-) -> std::io::Result<u64> {
-    write_head(w, status, headers, &format!("Content-Length: {len}\r\n"))?;
-    if head {
-        return Ok(0);
-    }
-    let mut buf = vec![0u8; FILE_CHUNK.min(len.max(1) as usize)];
-    let mut done = 0u64;
-    while done < len {
-        let want = buf.len().min((len - done) as usize);
-        let n = file.read_at(&mut buf[..want], offset + done)?;
-        if n == 0 {
-            break; // The file shrank under us; the client sees a short body and retries.
-        }
-        w.write_all(&buf[..n])?;
-        done += n as u64;
-    }
-    Ok(done)
 }
 
 /// Writes an SSE stream until the client leaves or the bus closes.
-fn stream_events(ctx: &AppContext, w: &mut dyn Write, headers: &[(String, String)], sub: Subscription) {
-    let extra = "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n";
-    if write_head(w, 200, headers, extra)
+fn stream_events(ctx: &AppContext, mut w: &TcpStream, headers: &[(String, String)], sub: Subscription) {
+    let mut headers = headers.to_vec();
+    headers.push(("Content-Type".into(), "text/event-stream".into()));
+    headers.push(("Cache-Control".into(), "no-cache".into()));
+    if w.write_all(&outgoing::head(200, &headers, None, true))
         .and_then(|_| w.write_all(b"retry: 3000\n\n"))
-        .and_then(|_| w.flush())
         .is_err()
     {
         return;
@@ -306,7 +253,7 @@ fn stream_events(ctx: &AppContext, w: &mut dyn Write, headers: &[(String, String
             Next::KeepAlive => ": keep-alive\n\n".to_string(),
             Next::End => return,
         };
-        if w.write_all(frame.as_bytes()).and_then(|_| w.flush()).is_err() {
+        if w.write_all(frame.as_bytes()).is_err() {
             return;
         }
     }
