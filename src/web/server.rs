@@ -21,7 +21,7 @@ use super::response::{Body, HttpError, Response};
 use super::sse::{Next, Subscription, KEEP_ALIVE};
 use crate::error::{Error, Result};
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,6 +32,9 @@ const MAX_WORKERS: usize = 256;
 
 /// How long in-flight requests may take to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Connections the kernel may queue for `accept` (it caps this at `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// How long an event stream's write may block on a client that stopped reading.
 const STREAM_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,9 +56,27 @@ pub fn bind(listen: &str) -> Result<Listener> {
         Error::failed(format!("listening on {listen}: {e}")).context("starting bty-web")
     };
     let fds = raise_nofile();
-    let listener = TcpListener::bind(listen).map_err(|e| failed(&e))?;
+    let addr = listen
+        .to_socket_addrs()
+        .map_err(|e| failed(&e))?
+        .next()
+        .ok_or_else(|| failed(&"no address to bind"))?;
+    let listener = listener_on(addr).map_err(|e| failed(&e))?;
     let addr = listener.local_addr().map_err(|e| failed(&e))?;
     Ok(Listener { listener, fds, addr })
+}
+
+/// A listening socket with the kernel's largest accept backlog (`std` asks for 128, which a
+/// burst of connects overflows before the poller's next `accept`, costing clients a 1 s SYN
+/// retransmission).
+fn listener_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, LISTEN_BACKLOG)?;
+    Ok(TcpListener::from(fd))
 }
 
 /// Raises `RLIMIT_NOFILE`'s soft limit to the hard one; returns the limit now in force.

@@ -11,9 +11,12 @@ pub mod webserver;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The `bty` binary cargo built for this test run.
+/// The `bty` binary cargo built for this test run, or `BTY_TEST_BIN` when set (to run a test
+/// against another build, e.g. an older one to see it fail, or for `make bench`).
 pub fn bty_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_bty"))
+    std::env::var_os("BTY_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bty")))
 }
 
 /// A `Command` for the real binary with a clean, predictable environment.
