@@ -42,7 +42,7 @@ printf '%s\n%s\n' "$a" "$b" | awk -v old="$old_rev" '
     for (i = 2; i <= n; i++) if (index(kv[i], key "=") == 1) return substr(kv[i], length(key) + 2)
     return ""
   }
-  function held(line, kind,   h, i, n, parts) {
+  function held(line, kind,   i, n, parts) {
     n = split(field(line, "held"), parts, ",")
     for (i = 1; i <= n; i++) if (index(parts[i], kind "=") == 1) return substr(parts[i], length(kind) + 2)
     return "?"
@@ -50,9 +50,8 @@ printf '%s\n%s\n' "$a" "$b" | awk -v old="$old_rev" '
   { line[NR] = $0 }
   END {
     printf "%-34s %16s %16s %10s\n", "figure", old, "this build", "new/old"
-    split("half-open|trickled body|slow reader|idle keep-alive", kinds, "|")
+    split("half-open trickled slow-reader idle-keepalive", kinds, " ")
     for (k = 1; k <= 4; k++) {
-      key = kinds[k]; gsub(" ", "_", key)
       printf "%-34s %16s %16s\n", "held: " kinds[k], held(line[1], kinds[k]), held(line[2], kinds[k])
     }
     printf "%-34s %16s %16s\n", "probes answered (/healthz, /pxe)", field(line[1], "answered"), field(line[2], "answered")
