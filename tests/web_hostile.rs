@@ -380,3 +380,35 @@ fn ambiguous_body_lengths_are_400_and_nothing_after_them_is_answered() {
     assert_eq!(answer.matches("HTTP/1.1 ").count(), 2, "{answer:?}");
     assert!(answer.contains(r#"{"status":"ok"}"#), "{answer:?}");
 }
+
+/// A body trickled at a byte per half second falls behind the minimum rate once the grace
+/// period is over: the server answers and closes instead of waiting for it with a worker.
+#[test]
+fn a_trickled_body_is_dropped_once_it_falls_behind_the_minimum_rate() {
+    let dir = scratch();
+    let s = WebServer::start_in(&dir.path().join("state"), &[]);
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    let head = "POST /pxe/52:54:00:00:00:43/progress HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{";
+    c.write_all(head.as_bytes()).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 1024];
+    // Well past the grace period and far short of the 60,000 bytes; the old server, whose
+    // socket timeout restarted with every byte, kept reading for ever.
+    while started.elapsed() < Duration::from_secs(40) {
+        if c.write_all(b" ").is_err() {
+            break;
+        }
+        match c.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(40), "the trickled body was still being read after 40 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    assert_eq!(s.raw("GET", "/healthz", &[], vec![]).status, 200);
+}
