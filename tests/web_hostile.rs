@@ -412,3 +412,39 @@ fn a_trickled_body_is_dropped_once_it_falls_behind_the_minimum_rate() {
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer:?}");
     assert_eq!(s.raw("GET", "/healthz", &[], vec![]).status, 200);
 }
+
+/// A client that stops reading a large `/boot` file is dropped once it falls behind the
+/// minimum rate for a window, instead of holding its transfer (and, before, a thread) until it
+/// resumes: after a pause longer than that, the rest of the file never comes.
+#[test]
+fn a_stalled_reader_of_a_boot_file_is_dropped() {
+    let dir = scratch();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("boot")).unwrap();
+    std::fs::File::create(state.join("boot/big.bin")).unwrap().set_len(BOOT_FILE_BYTES).unwrap();
+    let s = WebServer::start_in(&state, &[]);
+    let addr: SocketAddr = s.addr.parse().unwrap();
+    let mut conns = connect_many(
+        &[Ipv4Addr::LOCALHOST],
+        addr,
+        1,
+        Some(4096),
+        b"GET /boot/big.bin HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let mut c = conns.pop().expect("connected");
+    // Two send windows (10 s each) and a little more, but less than the old 30 s socket
+    // timeout, after which the old server gave up too.
+    std::thread::sleep(Duration::from_secs(25));
+    c.set_nonblocking(false).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = 0u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        match c.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n as u64,
+        }
+    }
+    assert!(got < BOOT_FILE_BYTES, "the whole file arrived after a 25 s stall ({got} bytes)");
+    assert_eq!(s.raw("GET", "/healthz", &[], vec![]).status, 200);
+}
