@@ -24,7 +24,7 @@ pub use images::{ImageKind, ImageRow};
 pub use machines::{Contact, DiscoveryCaps, MachineRecord, StatusReport};
 pub use migrations::SCHEMA_VERSION;
 pub use sessions::{ApiToken, SessionRow};
-pub use space::free_bytes;
+pub use space::fs_space;
 
 use crate::error::{Error, ErrorKind, Result};
 use rusqlite::Connection;
@@ -111,11 +111,6 @@ impl Db {
         let mut name = self.path.file_name().unwrap_or_default().to_os_string();
         name.push("-reserve");
         self.reserve.keep(self.path.with_file_name(name));
-    }
-
-    /// Bytes still free on the filesystem holding the database.
-    pub fn free_bytes(&self) -> Option<u64> {
-        free_bytes(self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
     }
 
     /// [`Db::with`] without the error conversion, so [`Db::write`] can see SQLite's code.

@@ -93,7 +93,7 @@ impl Reserve {
             return;
         };
         let have = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let free = path.parent().and_then(free_bytes).unwrap_or(0);
+        let free = path.parent().and_then(fs_space).map_or(0, |(free, _)| free);
         if free < RESERVE_BYTES.saturating_sub(have) + RECOVER_MARGIN {
             return;
         }
@@ -119,10 +119,11 @@ fn write_reserve(path: &Path) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Bytes an unprivileged writer may still use on the filesystem holding `dir`.
-pub fn free_bytes(dir: &Path) -> Option<u64> {
-    let s = rustix::fs::statvfs(dir).ok()?;
-    Some(s.f_bavail.saturating_mul(s.f_frsize))
+/// Bytes an unprivileged writer may still use on the filesystem holding `path`, and its size
+/// (statvfs(3)).
+pub fn fs_space(path: &Path) -> Option<(u64, u64)> {
+    let s = rustix::fs::statvfs(path).ok()?;
+    Some((s.f_bavail.saturating_mul(s.f_frsize), s.f_blocks.saturating_mul(s.f_frsize)))
 }
 
 #[cfg(test)]
