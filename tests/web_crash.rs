@@ -37,11 +37,17 @@ fn a_backup_completes_while_pxe_clients_keep_writing() {
                 }
             });
         }
+        // Stops the load however the backup request ends (a timeout panics).
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&stop);
         std::thread::sleep(Duration::from_millis(300));
         // The client's 60 s timeout only guards against a hang.
-        let r = s.post_json("/backups", &json!({}));
-        stop.store(true, Ordering::Relaxed);
-        r.status
+        s.post_json("/backups", &json!({})).status
     });
     assert_eq!(status, 201, "the backup finished under load");
     let backups = s.get("/backups").json();
