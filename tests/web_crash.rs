@@ -20,7 +20,7 @@ fn a_backup_completes_while_pxe_clients_keep_writing() {
     s.login();
     // A database of several MiB: many page steps for a page-by-page backup.
     let lshw = json!({ "pad": "x".repeat(3 << 20) });
-    for i in 0..3 {
+    for i in 0..8 {
         let mac = format!("52:54:00:dd:01:{i:02x}");
         assert_eq!(s.raw("GET", &format!("/pxe/{mac}"), &[], vec![]).status, 200);
         let body = json!({ "disks": [], "lshw": lshw }).to_string().into_bytes();
@@ -29,7 +29,7 @@ fn a_backup_completes_while_pxe_clients_keep_writing() {
     }
     let stop = AtomicBool::new(false);
     let status = std::thread::scope(|scope| {
-        for t in 0..2 {
+        for t in 0..4 {
             let (s, stop) = (&s, &stop);
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
@@ -55,7 +55,7 @@ fn a_backup_completes_while_pxe_clients_keep_writing() {
     let conn = rusqlite::Connection::open(s.state.join("backups").join(name)).unwrap();
     let n: i64 =
         conn.query_row("SELECT COUNT(*) FROM machines WHERE hw_lshw IS NOT NULL", [], |r| r.get(0)).unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(n, 8);
 }
 
 #[test]
