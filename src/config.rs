@@ -64,6 +64,11 @@ const KEYS: &[(&str, &str, Kind, &str)] = &[
     ("admin", "password", Kind::Secret, "\"\""),
     ("backup", "interval_hours", Kind::Int, "24"),
     ("backup", "keep", Kind::Int, "7"),
+    ("limits", "discovery_max", Kind::Int, "4096"),
+    ("limits", "discovery_per_hour", Kind::Int, "256"),
+    ("limits", "events_max_rows", Kind::Int, "200000"),
+    ("limits", "low_space_warn_mib", Kind::Int, "1024"),
+    ("limits", "lshw_max_bytes", Kind::Int, "4194304"),
     ("netboot", "initrd", Kind::Str, "\"bty-netboot-x86_64.initrd\""),
     ("netboot", "kernel", Kind::Str, "\"bty-netboot-x86_64.vmlinuz\""),
     ("paths", "backup_dir", Kind::Str, "\"\""),
@@ -167,6 +172,22 @@ pub struct Backup {
     pub keep: u64,
 }
 
+/// `[limits]`: what the unauthenticated PXE plane may store, and when the dashboard warns about
+/// space. Read through `AppContext::limits()` at use time (settings may override them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Free space under the state dir (MiB) below which the dashboard warns; 0 never warns.
+    pub low_space_warn_mib: u64,
+    /// Machines auto-discovered per rolling hour; further unknown MACs are served, not stored.
+    pub discovery_per_hour: u64,
+    /// Machines in total beyond which unknown MACs are served, not stored.
+    pub discovery_max: u64,
+    /// Largest `lshw` blob stored per inventory post; a larger one is dropped, the old kept.
+    pub lshw_max_bytes: u64,
+    /// Events kept at most (newest), enforced as rows are written, not only hourly.
+    pub events_max_rows: u64,
+}
+
 /// `[netboot]`: the artifact names the iPXE scripts chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Netboot {
@@ -193,6 +214,8 @@ pub struct Config {
     pub backup: Backup,
     /// `[netboot]`.
     pub netboot: Netboot,
+    /// `[limits]`.
+    pub limits: Limits,
     provenance: Vec<Setting>,
 }
 
@@ -282,6 +305,13 @@ impl Config {
             },
             backup: Backup { interval_hours: n(("backup", "interval_hours")), keep: n(("backup", "keep")) },
             netboot: Netboot { kernel: s(("netboot", "kernel")), initrd: s(("netboot", "initrd")) },
+            limits: Limits {
+                low_space_warn_mib: n(("limits", "low_space_warn_mib")),
+                discovery_per_hour: n(("limits", "discovery_per_hour")),
+                discovery_max: n(("limits", "discovery_max")),
+                lshw_max_bytes: n(("limits", "lshw_max_bytes")),
+                events_max_rows: n(("limits", "events_max_rows")),
+            },
             provenance,
         })
     }

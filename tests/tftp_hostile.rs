@@ -81,10 +81,74 @@ fn absurd_option_values_are_refused_with_error_8() {
     let dir = hostile_tree();
     let root = dir.path().join("root");
     let mut server = TftpServer::start(&root, &[]);
-    for option in [("blksize", "999999"), ("blksize", "0"), ("windowsize", "0"), ("blksize", "-5")] {
+    for option in [("blksize", "0"), ("windowsize", "0"), ("blksize", "-5")] {
         let e = error_for(&server, &rrq(b"good.bin", &[option])).expect("no reply");
         assert_eq!(e.code, 8, "{option:?}: {e:?}");
     }
+    assert_still_serving(&mut server, &root);
+}
+
+#[test]
+fn a_blksize_beyond_the_maximum_is_lowered_and_a_long_timeout_not_taken() {
+    let dir = hostile_tree();
+    let root = dir.path().join("root");
+    let server = TftpServer::start(&root, &[]);
+    // tftpd-hpa lowers an oversized blksize instead of refusing the boot.
+    let got = fetch(server.addr, "good.bin", "octet", &[("blksize", "999999"), ("timeout", "255")])
+        .expect("an oversized blksize is served");
+    assert_eq!(got.data, std::fs::read(root.join("good.bin")).unwrap());
+    assert_eq!(got.oack, vec![("blksize".to_string(), "65464".to_string())], "timeout 255 is left out");
+}
+
+#[test]
+fn a_datagram_from_another_port_gets_error_5_and_the_transfer_goes_on() {
+    let dir = hostile_tree();
+    let root = dir.path().join("root");
+    let server = TftpServer::start(&root, &[]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(WAIT)).unwrap();
+    client.send_to(&rrq(b"good.bin", &[]), server.addr).unwrap();
+    let mut buf = [0u8; 600];
+    let (_, port) = client.recv_from(&mut buf).expect("no DATA 1");
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    stranger.set_read_timeout(Some(WAIT)).unwrap();
+    stranger.send_to(b"\x00\x04\x00\x01", port).unwrap();
+    let (n, from) = stranger.recv_from(&mut buf).expect("no reply to a stranger (RFC 1350 wants ERROR 5)");
+    assert_eq!(from, port);
+    assert_eq!(as_error(&buf[..n]).map(|e| e.code), Some(5), "{:?}", &buf[..n]);
+    // The real client's ACK still moves its transfer on.
+    client.send_to(b"\x00\x04\x00\x01", port).unwrap();
+    let (n, _) = client.recv_from(&mut buf).expect("no DATA 2 after the stranger");
+    assert_eq!(&buf[..4], b"\x00\x03\x00\x02", "{:?}", &buf[..n.min(8)]);
+}
+
+#[test]
+fn a_stalled_client_keeps_a_good_one_out_only_for_seconds() {
+    let dir = hostile_tree();
+    let root = dir.path().join("root");
+    let mut server = TftpServer::start(&root, &["--max-transfers", "1"]);
+    // The only slot goes to a client that asks for the longest timeout and then goes silent.
+    let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    holder.set_read_timeout(Some(WAIT)).unwrap();
+    holder.send_to(&rrq(b"good.bin", &[("timeout", "255")]), server.addr).unwrap();
+    let mut buf = [0u8; 600];
+    holder.recv_from(&mut buf).expect("no first reply for the holder");
+    // A good client retries every half second, as PXE firmware does; it must get in long
+    // before the holder's 255 s timeout would have run out (the bound is a hang guard).
+    let until = Instant::now() + Duration::from_secs(60);
+    let served = loop {
+        match fetch(server.addr, "good.bin", "octet", &[]) {
+            Ok(got) => break Some(got),
+            Err(e) if e.code == 0 && Instant::now() < until => std::thread::sleep(Duration::from_millis(500)),
+            Err(_) => break None,
+        }
+    };
+    assert_eq!(
+        served.map(|g| g.data),
+        Some(std::fs::read(root.join("good.bin")).unwrap()),
+        "{:?}",
+        server.log()
+    );
     assert_still_serving(&mut server, &root);
 }
 

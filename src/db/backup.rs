@@ -1,25 +1,27 @@
-//! SQLite online backup of the state database into a file, page by page, while bty-web keeps
-//! serving (readers and writers are not blocked for the whole copy). Naming, placement,
+//! A consistent copy of the state database into a file while bty-web keeps serving, made with
+//! `VACUUM INTO` inside one read transaction: in WAL mode writers go on beside it, and the copy
+//! is one snapshot. (SQLite's page-stepping online backup restarts whenever another connection
+//! writes between steps, so under steady PXE traffic it never finished.) Naming, placement,
 //! renaming into view and retention belong to `web::backups`.
 
 use super::Db;
 use crate::error::{Context, Result};
 use std::path::Path;
-use std::time::Duration;
-
-/// Pages copied per step; between steps other connections may write.
-const PAGES_PER_STEP: std::os::raw::c_int = 256;
 
 impl Db {
-    /// Copies the whole database into `dest` (created or overwritten) and syncs it to disk.
+    /// Copies the whole database into `dest` (replaced if present) and syncs it to disk.
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
-        self.with(|src| {
-            let mut dst = rusqlite::Connection::open(dest)?;
-            {
-                let b = rusqlite::backup::Backup::new(src, &mut dst)?;
-                b.run_to_completion(PAGES_PER_STEP, Duration::from_millis(10), None)?;
+        match std::fs::remove_file(dest) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(crate::error::Error::from(e).context(format!("replacing {}", dest.display())))
             }
-            // The copy carries the source's WAL mode; a backup file should be one self-contained file.
+            _ => {}
+        }
+        let target = dest.to_string_lossy().into_owned();
+        self.with(|src| {
+            src.execute("VACUUM INTO ?1", [&target])?;
+            let dst = rusqlite::Connection::open(dest)?;
+            // A backup file should be one self-contained file, whatever mode the copy carries.
             dst.execute_batch("PRAGMA journal_mode = DELETE;")?;
             dst.close().map_err(|(_, e)| e)
         })

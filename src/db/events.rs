@@ -73,7 +73,7 @@ impl Db {
     pub fn record_event(&self, e: &NewEvent) -> Result<Event> {
         let ts = super::now();
         let details = e.details.as_ref().map(|d| d.to_string());
-        self.write(|c| {
+        self.write_expendable(|c| {
             c.execute(
                 "INSERT INTO events (ts, kind, subject_kind, subject_id, actor, source_ip, summary, details)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

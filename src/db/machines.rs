@@ -34,6 +34,29 @@ pub struct StatusReport {
     pub image_sha256: Option<String>,
 }
 
+/// Caps on auto-discovery (`[limits] discovery_per_hour`, `discovery_max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoveryCaps {
+    /// Machines discovered in the last hour.
+    pub per_hour: u64,
+    /// Machines in total.
+    pub total: u64,
+}
+
+/// What a PXE contact did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contact {
+    /// The row as it is now, and whether this contact created it.
+    Stored {
+        /// The machine.
+        rec: Box<MachineRecord>,
+        /// Whether this contact discovered it.
+        created: bool,
+    },
+    /// An unknown MAC beyond a discovery cap: nothing was stored.
+    Refused,
+}
+
 const COLUMNS: &str =
     "mac, bty_image_ref, discovered_at, last_seen_at, last_seen_ip, boot_mode, sanboot_drive,
     last_flashed_at, known_disks, known_disks_at, target_disk_serial, created_at, updated_at,
@@ -180,16 +203,34 @@ impl Db {
     }
 
     /// A PXE contact: creates the row as `bty-inventory` when the MAC is new (exactly once, even
-    /// under concurrent first contacts) and refreshes `last_seen_*`. Returns the row and whether
-    /// this call created it.
-    pub fn machine_contact(&self, mac: &str, ip: &str, now: &str) -> Result<(MachineRecord, bool)> {
-        self.write(|c| {
+    /// under concurrent first contacts) and refreshes `last_seen_*`. A new MAC is stored only
+    /// while fewer than `caps.per_hour` machines were discovered in the last hour and fewer than
+    /// `caps.total` exist; otherwise nothing is written and the answer is [`Contact::Refused`].
+    pub fn machine_contact(&self, mac: &str, ip: &str, now: &str, caps: DiscoveryCaps) -> Result<Contact> {
+        let hour_ago = super::parse_ts(now)
+            .map(|t| super::format_ts(t - time::Duration::hours(1)))
+            .unwrap_or_else(|| now.to_string());
+        self.write_expendable(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let created = tx.execute(
-                "INSERT INTO machines (mac, boot_mode, discovered_at, created_at, updated_at)
-                   VALUES (?1, 'bty-inventory', ?2, ?2, ?2) ON CONFLICT(mac) DO NOTHING",
-                params![mac, now],
-            )? == 1;
+            let known =
+                tx.query_row("SELECT 1 FROM machines WHERE mac = ?1", [mac], |_| Ok(())).optional()?;
+            let created = known.is_none();
+            if created {
+                let total: i64 = tx.query_row("SELECT COUNT(*) FROM machines", [], |r| r.get(0))?;
+                let recent: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM machines WHERE discovered_at >= ?1",
+                    [&hour_ago],
+                    |r| r.get(0),
+                )?;
+                if total as u64 >= caps.total || recent as u64 >= caps.per_hour {
+                    return Ok(Contact::Refused);
+                }
+                tx.execute(
+                    "INSERT INTO machines (mac, boot_mode, discovered_at, created_at, updated_at)
+                       VALUES (?1, 'bty-inventory', ?2, ?2, ?2) ON CONFLICT(mac) DO NOTHING",
+                    params![mac, now],
+                )?;
+            }
             tx.execute(
                 "UPDATE machines SET last_seen_at = ?2, last_seen_ip = ?3, updated_at = ?2,
                    discovered_at = COALESCE(discovered_at, ?2) WHERE mac = ?1",
@@ -197,14 +238,14 @@ impl Db {
             )?;
             let rec = get_in(&tx, mac)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             tx.commit()?;
-            Ok((rec, created))
+            Ok(Contact::Stored { rec: Box::new(rec), created })
         })
     }
 
     /// Closes cycle `cycle` (the alternating modes after their disk boot); a no-op when another
     /// contact already closed it.
     pub fn end_cycle(&self, mac: &str, cycle: i64) -> Result<bool> {
-        self.write(|c| {
+        self.write_expendable(|c| {
             let n = c.execute(
                 "UPDATE machines SET cycle = cycle + 1, cycle_phase = 'pending', cycle_armed_at = NULL,
                    saw_flasher_boot = 0 WHERE mac = ?1 AND cycle = ?2",
@@ -218,7 +259,7 @@ impl Db {
     /// boots the environment for a cycle. Refreshes `last_seen_*`. Returns whether the cycle
     /// was armed by this call; `None` for an unknown MAC.
     pub fn arm_cycle(&self, mac: &str, ip: &str, now: &str) -> Result<Option<bool>> {
-        self.write(|c| {
+        self.write_expendable(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let known = tx.execute(
                 "UPDATE machines SET last_seen_at = ?2, last_seen_ip = ?3 WHERE mac = ?1",
@@ -248,7 +289,7 @@ impl Db {
         ip: &str,
         now: &str,
     ) -> Result<Option<MachineRecord>> {
-        self.write(|c| {
+        self.write_expendable(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let Some(old) = get_in(&tx, mac)? else {
                 return Ok(None);
@@ -295,7 +336,7 @@ impl Db {
         ip: &str,
         now: &str,
     ) -> Result<Option<MachineRecord>> {
-        self.write(|c| {
+        self.write_expendable(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.execute(
                 "UPDATE machines SET known_disks = ?2, known_disks_at = ?3, last_seen_at = ?3, last_seen_ip = ?4,
@@ -347,16 +388,37 @@ mod tests {
     }
 
     const MAC: &str = "aa:bb:cc:dd:ee:ff";
+    const OPEN: DiscoveryCaps = DiscoveryCaps { per_hour: 1000, total: 1000 };
+
+    fn contact(db: &Db, mac: &str, caps: DiscoveryCaps) -> Option<(MachineRecord, bool)> {
+        match db.machine_contact(mac, "10.0.0.5", &now(), caps).unwrap() {
+            Contact::Stored { rec, created } => Some((*rec, created)),
+            Contact::Refused => None,
+        }
+    }
 
     #[test]
     fn contact_discovers_once_as_inventory() {
         let (_d, db) = db();
-        let (rec, created) = db.machine_contact(MAC, "10.0.0.5", &now()).unwrap();
+        let (rec, created) = contact(&db, MAC, OPEN).unwrap();
         assert!(created);
         assert_eq!(rec.machine.boot_mode, BootMode::BtyInventory);
         assert!(rec.machine.discovered_at.as_deref().unwrap().ends_with('Z'));
-        let (_, again) = db.machine_contact(MAC, "10.0.0.5", &now()).unwrap();
+        let (_, again) = contact(&db, MAC, OPEN).unwrap();
         assert!(!again);
+    }
+
+    #[test]
+    fn discovery_stops_at_the_caps_but_known_machines_are_still_seen() {
+        let (_d, db) = db();
+        let per_hour = DiscoveryCaps { per_hour: 2, total: 1000 };
+        assert!(contact(&db, "aa:00:00:00:00:01", per_hour).is_some());
+        assert!(contact(&db, "aa:00:00:00:00:02", per_hour).is_some());
+        assert!(contact(&db, "aa:00:00:00:00:03", per_hour).is_none());
+        assert!(contact(&db, "aa:00:00:00:00:01", per_hour).is_some(), "a known MAC is not a discovery");
+        let total = DiscoveryCaps { per_hour: 1000, total: 2 };
+        assert!(contact(&db, "aa:00:00:00:00:04", total).is_none());
+        assert_eq!(db.machines().unwrap().len(), 2);
     }
 
     #[test]
@@ -403,7 +465,7 @@ mod tests {
     #[test]
     fn inventory_keeps_the_old_lshw_when_none_is_posted() {
         let (_d, db) = db();
-        db.machine_contact(MAC, "ip", &now()).unwrap();
+        contact(&db, MAC, OPEN).unwrap();
         db.record_inventory(MAC, "[]", Some("{\"a\":1}"), "ip", &now()).unwrap();
         db.record_inventory(MAC, "[{\"path\":\"/dev/sda\"}]", None, "ip", &now()).unwrap();
         assert_eq!(db.machine_lshw(MAC).unwrap(), Some(Some("{\"a\":1}".to_string())));

@@ -16,13 +16,15 @@ mod machines;
 mod migrations;
 mod sessions;
 mod settings;
+mod space;
 
 pub use events::{EventFilter, NewEvent};
 pub use export::IdentityRow;
 pub use images::{ImageKind, ImageRow};
-pub use machines::{MachineRecord, StatusReport};
+pub use machines::{Contact, DiscoveryCaps, MachineRecord, StatusReport};
 pub use migrations::SCHEMA_VERSION;
 pub use sessions::{ApiToken, SessionRow};
+pub use space::fs_space;
 
 use crate::error::{Error, ErrorKind, Result};
 use rusqlite::Connection;
@@ -44,6 +46,8 @@ pub struct Db {
     idle: Mutex<Vec<Connection>>,
     /// Held by whoever writes (see [`Db::write`]).
     write_gate: Mutex<()>,
+    /// Room for an operator's writes on a full disk (see `space.rs`).
+    reserve: space::Reserve,
 }
 
 impl Db {
@@ -51,22 +55,17 @@ impl Db {
     pub fn open(path: &Path) -> Result<Db> {
         let mut conn = connect(path)?;
         migrations::apply(&mut conn).map_err(|e| sql(e).context(format!("migrating {}", path.display())))?;
-        Ok(Db { path: path.to_path_buf(), idle: Mutex::new(vec![conn]), write_gate: Mutex::new(()) })
+        Ok(Db {
+            path: path.to_path_buf(),
+            idle: Mutex::new(vec![conn]),
+            write_gate: Mutex::new(()),
+            reserve: space::Reserve::default(),
+        })
     }
 
     /// Runs `f`, which only reads, with a pooled connection.
     pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => connect(&self.path)?,
-        };
-        let result = f(&mut conn).map_err(sql);
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < POOL_IDLE_MAX {
-            idle.push(conn);
-        }
-        result
+        self.with_raw(f)?.map_err(sql)
     }
 
     /// Runs `f`, which writes, with a pooled connection while holding this process's write gate.
@@ -74,9 +73,62 @@ impl Db {
     /// queueing inside SQLite means its busy handler's sleep-and-retry, which under a burst of
     /// PXE requests (each appends an audit row) cost throughput and tail latency. Readers never
     /// take the gate: WAL lets them run beside the writer.
-    pub fn write<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+    ///
+    /// This is for an operator's writes: on a full disk it releases the space reserve (when one
+    /// is kept, [`Db::keep_reserve`]) and tries once more, so login and deletes still work.
+    pub fn write<T>(&self, mut f: impl FnMut(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
         let _gate = self.write_gate.lock().unwrap_or_else(|p| p.into_inner());
-        self.with(f)
+        match self.with_raw(&mut f)? {
+            Err(e) if is_full(&e) => {
+                self.reserve.mark_starved();
+                if self.reserve.release() {
+                    return self.with_raw(&mut f)?.map_err(sql);
+                }
+                Err(sql(e))
+            }
+            other => other.map_err(sql),
+        }
+    }
+
+    /// Like [`Db::write`], for what unauthenticated clients cause (PXE contacts, their reports,
+    /// audit rows): never uses the space reserve, and while the disk is full it fails at once
+    /// without touching SQLite, so a flood of contacts cannot eat the room kept for the operator.
+    pub fn write_expendable<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        if self.reserve.starved() {
+            return Err(Error::new(ErrorKind::Failed, "database: the state filesystem is full"));
+        }
+        let _gate = self.write_gate.lock().unwrap_or_else(|p| p.into_inner());
+        self.with_raw(f)?.map_err(|e| {
+            if is_full(&e) {
+                self.reserve.mark_starved();
+            }
+            sql(e)
+        })
+    }
+
+    /// Keeps a space reserve beside the database file (bty-web does; tools and tests need not).
+    pub fn keep_reserve(&self) {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push("-reserve");
+        self.reserve.keep(self.path.with_file_name(name));
+    }
+
+    /// [`Db::with`] without the error conversion, so [`Db::write`] can see SQLite's code.
+    fn with_raw<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<rusqlite::Result<T>> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path)?,
+        };
+        let result = f(&mut conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < POOL_IDLE_MAX {
+            idle.push(conn);
+        }
+        Ok(result)
     }
 
     /// Checkpoints the WAL into the main file and closes the pooled connections.
@@ -112,6 +164,10 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
         .map_err(|e| sql(e).context(format!("configuring {}", path.display())))?;
     Ok(conn)
+}
+
+fn is_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 /// Turns an SQLite error into ours; a busy database is a retryable failure, a constraint a conflict.

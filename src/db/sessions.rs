@@ -80,7 +80,7 @@ impl Db {
             Ok(ApiToken {
                 id: c.last_insert_rowid(),
                 name: name.to_string(),
-                created_at: now,
+                created_at: now.clone(),
                 last_used_at: None,
             })
         })

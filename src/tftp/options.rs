@@ -1,13 +1,15 @@
 //! Option negotiation (RFC 2347): which of a read request's options this server accepts, with
 //! which values, and the OACK that says so.
 //!
-//! Known options: `blksize` (RFC 2348, 8–65464, lowered to the server's cap), `tsize` (RFC 2349,
-//! answered with the real size whatever the client put there: atftp's documented
-//! `--option "tsize enable"` sends the word `enable`), `timeout` (RFC 2349, 1–255 s, echoed or
-//! left out) and `windowsize` (RFC 7440, 1–65535, lowered to the server's cap). Unknown options
-//! are ignored and not echoed. A value outside its RFC range is refused with ERROR 8, which is
-//! what RFC 2347 gives a server that will not take an option. This module neither opens files
-//! nor sends packets.
+//! Known options: `blksize` (RFC 2348, at least 8; anything larger, beyond 65464 included, is
+//! lowered to the server's cap, as tftpd-hpa does), `tsize` (RFC 2349, answered with the real
+//! size whatever the client put there: atftp's documented `--option "tsize enable"` sends the
+//! word `enable`), `timeout` (RFC 2349: 1–[`MAX_TIMEOUT_SECS`] s is echoed and used; a longer
+//! one, which would let one silent client hold a transfer slot for minutes, is left out of the
+//! OACK, so the server keeps its own) and `windowsize` (RFC 7440, 1–65535, lowered to the
+//! server's cap). Unknown options are ignored and not echoed. Any other value outside its RFC
+//! range is refused with ERROR 8, which is what RFC 2347 gives a server that will not take an
+//! option. This module neither opens files nor sends packets.
 
 use std::time::Duration;
 
@@ -19,6 +21,8 @@ pub const DEFAULT_BLKSIZE: u16 = 512;
 pub const MAX_BLKSIZE: u16 = 65464;
 /// The smallest block size RFC 2348 allows.
 pub const MIN_BLKSIZE: u16 = 8;
+/// The longest retransmission timeout a client may ask for.
+pub const MAX_TIMEOUT_SECS: u64 = 5;
 
 /// The kernel memory one window may take in the client's socket receive buffer. A window is
 /// sent back to back, so it must fit there whole: Linux gives a UDP socket 208 KiB by default
@@ -82,10 +86,11 @@ pub fn negotiate(options: &[(&str, &str)], limits: Limits) -> Result<Negotiated,
         seen.push(name.clone());
         match name.as_str() {
             "blksize" => {
-                let asked = ranged(value, MIN_BLKSIZE.into(), MAX_BLKSIZE.into()).ok_or_else(|| {
-                    Refusal(format!("blksize {value} is outside {MIN_BLKSIZE}..{MAX_BLKSIZE}"))
+                let asked = ranged(value, MIN_BLKSIZE.into(), u64::MAX).ok_or_else(|| {
+                    Refusal(format!("blksize {value} is not a number of at least {MIN_BLKSIZE}"))
                 })?;
-                n.blksize = (asked as u16).min(limits.max_blksize.max(MIN_BLKSIZE));
+                n.blksize =
+                    asked.min(MAX_BLKSIZE.into()).min(limits.max_blksize.max(MIN_BLKSIZE).into()) as u16;
                 n.accepted.push(Accepted::Blksize);
             }
             "windowsize" => {
@@ -96,7 +101,7 @@ pub fn negotiate(options: &[(&str, &str)], limits: Limits) -> Result<Negotiated,
             }
             "timeout" => {
                 // RFC 2349: a server that does not accept the value leaves it out of the OACK.
-                if let Some(secs) = ranged(value, 1, 255) {
+                if let Some(secs) = ranged(value, 1, MAX_TIMEOUT_SECS) {
                     n.timeout = Some(Duration::from_secs(secs));
                     n.accepted.push(Accepted::Timeout(secs as u8));
                 }
@@ -223,13 +228,9 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_refused() {
-        for opts in [
-            [("blksize", "999999")],
-            [("blksize", "7")],
-            [("blksize", "big")],
-            [("windowsize", "0")],
-            [("windowsize", "70000")],
-        ] {
+        for opts in
+            [[("blksize", "7")], [("blksize", "big")], [("windowsize", "0")], [("windowsize", "70000")]]
+        {
             assert!(negotiate(&opts, REMOTE).is_err(), "{opts:?}");
         }
     }
@@ -239,9 +240,22 @@ mod tests {
         let n = negotiate(&[("multicast", ""), ("timeout", "0"), ("rollover", "0")], REMOTE).unwrap();
         assert_eq!(n.option_ack(10), None);
         assert_eq!(n.timeout, None);
-        let n = negotiate(&[("timeout", "6")], REMOTE).unwrap();
-        assert_eq!(n.timeout, Some(Duration::from_secs(6)));
-        assert_eq!(oack_pairs(&n, 0), pairs(&[("timeout", "6")]));
+        let n = negotiate(&[("timeout", "5")], REMOTE).unwrap();
+        assert_eq!(n.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(oack_pairs(&n, 0), pairs(&[("timeout", "5")]));
+        // Longer waits would let a silent client hold its slot for minutes: not taken.
+        let n = negotiate(&[("timeout", "255"), ("blksize", "1024")], REMOTE).unwrap();
+        assert_eq!(n.timeout, None);
+        assert_eq!(oack_pairs(&n, 0), pairs(&[("blksize", "1024")]));
+    }
+
+    #[test]
+    fn a_blksize_beyond_the_rfc_maximum_is_lowered_as_tftpd_hpa_does() {
+        let local = Limits { max_blksize: MAX_BLKSIZE, max_windowsize: 1 };
+        let n = negotiate(&[("blksize", "999999")], local).unwrap();
+        assert_eq!(n.blksize, MAX_BLKSIZE);
+        assert_eq!(oack_pairs(&n, 0), pairs(&[("blksize", "65464")]));
+        assert_eq!(negotiate(&[("blksize", "999999")], REMOTE).unwrap().blksize, REMOTE.max_blksize);
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! The UDP side of bty-tftp: one socket that receives requests, and one thread with its own
-//! socket (a new ephemeral port connected to the client, RFC 1350's transfer ID) per transfer.
+//! socket (a new ephemeral port, RFC 1350's transfer ID) per transfer. A datagram reaching a
+//! transfer's port from any other address or port gets ERROR 5 (unknown transfer ID) and
+//! leaves the transfer alone, as RFC 1350 asks.
+//!
+//! Transfers cannot hold the server: each has a total lifetime ([`ServerConfig::max_lifetime`]),
+//! and when every slot is taken a transfer whose client has acknowledged nothing for
+//! [`STALL_EVICT`] gives its slot to the new request.
 //!
 //! The listening loop only parses and dispatches: a read request becomes a transfer thread
 //! (unless the cap on concurrent transfers is reached, which gets a "busy" ERROR), a write
@@ -9,12 +15,12 @@
 //! bty-web turns failed boots into audit events. This module has no protocol logic of its own:
 //! `packet`, `options`, `path` and `transfer` decide.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,6 +33,10 @@ use crate::{log_info, log_warn, Context, Result};
 
 /// How often blocked waits look at the shutdown flag.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+
+/// A transfer whose client acknowledged nothing for this long loses its slot to a new request
+/// when all slots are taken.
+pub const STALL_EVICT: Duration = Duration::from_secs(3);
 
 /// Everything the server can be told; [`Default`] gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -49,6 +59,8 @@ pub struct ServerConfig {
     pub timeout: Duration,
     /// Consecutive timeouts before a transfer is abandoned.
     pub max_retries: u32,
+    /// The longest a transfer may take from request to last ACK, however it progresses.
+    pub max_lifetime: Duration,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +74,7 @@ impl Default for ServerConfig {
             max_windowsize: 64,
             timeout: Duration::from_secs(1),
             max_retries: 5,
+            max_lifetime: Duration::from_secs(300),
         }
     }
 }
@@ -136,7 +149,7 @@ impl Server {
             self.local_addr()?,
             self.config.max_transfers
         );
-        let slots = Slots { active: AtomicUsize::new(0), clients: Mutex::new(HashSet::new()) };
+        let slots = Slots::default();
         std::thread::scope(|scope| {
             // Big enough for any datagram, so a long request is never silently truncated.
             let mut buf = vec![0u8; 65536];
@@ -162,8 +175,8 @@ impl Server {
                 };
                 let spawned =
                     std::thread::Builder::new().name("tftp-transfer".into()).spawn_scoped(scope, move || {
-                        let _slot = slot;
-                        let report = self.transfer(&request, peer, shutdown);
+                        let report = self.transfer(&request, peer, shutdown, &slot.watch);
+                        drop(slot);
                         self.finish(report);
                     });
                 if let Err(e) = spawned {
@@ -230,12 +243,22 @@ impl Server {
     }
 
     /// Runs one read transfer on its own socket and reports how it ended.
-    fn transfer(&self, request: &OwnedRequest, peer: SocketAddr, shutdown: &AtomicBool) -> TransferReport {
+    fn transfer(
+        &self,
+        request: &OwnedRequest,
+        peer: SocketAddr,
+        shutdown: &AtomicBool,
+        watch: &Watch,
+    ) -> TransferReport {
         let started = Instant::now();
         let mut report = request.report(peer, started, Ok(()));
         let local = SocketAddr::new(unspecified_like(self.config.listen.ip()), 0);
-        report.result = match UdpSocket::bind(local).and_then(|s| s.connect(peer).map(|()| s)) {
-            Ok(socket) => self.read_transfer(request, &Link { socket: &socket, shutdown }, &mut report),
+        report.result = match UdpSocket::bind(local) {
+            Ok(socket) => {
+                let link =
+                    Link { socket: &socket, peer, shutdown, watch, ends: started + self.config.max_lifetime };
+                self.read_transfer(request, &link, &mut report)
+            }
             Err(e) => Err(format!("opening a transfer socket: {e}")),
         };
         report.duration = started.elapsed();
@@ -305,10 +328,15 @@ fn file_len(file: &File) -> io::Result<u64> {
     file.metadata().map(|m| m.len())
 }
 
-/// The socket of one transfer and the server's shutdown flag.
+/// The socket of one transfer, its client, and what may end it early.
 struct Link<'a> {
+    /// Not connected, so datagrams from other ports arrive and can be told ERROR 5.
     socket: &'a UdpSocket,
+    peer: SocketAddr,
     shutdown: &'a AtomicBool,
+    watch: &'a Watch,
+    /// When the transfer's lifetime is over.
+    ends: Instant,
 }
 
 impl Link<'_> {
@@ -316,7 +344,7 @@ impl Link<'_> {
     fn refuse(&self, code: ErrorCode, message: &str) -> String {
         let mut packet = Vec::with_capacity(message.len() + 5);
         encode_error(&mut packet, code, message);
-        let _ = self.socket.send(&packet);
+        let _ = self.socket.send_to(&packet, self.peer);
         format!("refused: {message}")
     }
 
@@ -346,14 +374,22 @@ impl Link<'_> {
         let mut armed: Option<Duration> = None;
         let mut status = transfer.start();
         let mut deadline = Instant::now() + timeout;
+        let mut progress = 0;
         loop {
             for packet in transfer.packets() {
-                if let Err(e) = self.socket.send(packet) {
+                if let Err(e) = self.socket.send_to(packet, self.peer) {
                     return Err(gone_or(e, "sending"));
                 }
             }
             match status {
-                Status::Sent => deadline = Instant::now() + timeout,
+                Status::Sent => {
+                    deadline = Instant::now() + timeout;
+                    let acked = transfer.bytes_acked();
+                    if acked > progress {
+                        progress = acked;
+                        self.watch.progressed();
+                    }
+                }
                 Status::Ignored => {}
                 Status::Done => return Ok(()),
                 Status::Failed(f) => return Err(f.to_string()),
@@ -363,7 +399,15 @@ impl Link<'_> {
                     self.refuse(ErrorCode::NotDefined, "server shutting down");
                     return Err("server shutting down".into());
                 }
+                if self.watch.evicted.load(Ordering::Relaxed) {
+                    self.refuse(ErrorCode::NotDefined, "transfer stalled; its slot went to another client");
+                    return Err("stalled, evicted for another client".into());
+                }
                 let now = Instant::now();
+                if now >= self.ends {
+                    self.refuse(ErrorCode::NotDefined, "transfer took too long");
+                    return Err("lifetime exceeded".into());
+                }
                 let Some(left) = deadline.checked_duration_since(now).filter(|d| !d.is_zero()) else {
                     break transfer.on_timeout();
                 };
@@ -374,8 +418,13 @@ impl Link<'_> {
                     let _ = self.socket.set_read_timeout(Some(wait));
                     armed = Some(wait);
                 }
-                match self.socket.recv(&mut buf) {
-                    Ok(n) => break transfer.on_datagram(&buf[..n]),
+                match self.socket.recv_from(&mut buf) {
+                    Ok((n, from)) if from == self.peer => break transfer.on_datagram(&buf[..n]),
+                    Ok((_, stranger)) => {
+                        let mut packet = Vec::with_capacity(24);
+                        encode_error(&mut packet, ErrorCode::UnknownTid, "unknown transfer ID");
+                        let _ = self.socket.send_to(&packet, stranger);
+                    }
                     Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(gone_or(e, "receiving")),
                 }
@@ -452,26 +501,73 @@ impl OwnedRequest {
     }
 }
 
-/// The cap on concurrent transfers and the set of clients being served.
+/// What the receive loop and a transfer share: when the client last acknowledged something
+/// (milliseconds since the server started) and whether the slot was taken away.
+struct Watch {
+    epoch: Instant,
+    progress_ms: AtomicU64,
+    evicted: AtomicBool,
+}
+
+impl Watch {
+    fn new(epoch: Instant) -> Watch {
+        let w = Watch { epoch, progress_ms: AtomicU64::new(0), evicted: AtomicBool::new(false) };
+        w.progressed();
+        w
+    }
+
+    fn progressed(&self) {
+        self.progress_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How long since the client last acknowledged something (or the transfer began).
+    fn stalled_for(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(now_ms.saturating_sub(self.progress_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// The cap on concurrent transfers and the clients being served.
 struct Slots {
-    active: AtomicUsize,
-    clients: Mutex<HashSet<SocketAddr>>,
+    epoch: Instant,
+    clients: Mutex<HashMap<SocketAddr, Arc<Watch>>>,
+}
+
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots { epoch: Instant::now(), clients: Mutex::new(HashMap::new()) }
+    }
 }
 
 impl Slots {
-    /// Takes a slot for `peer`, or `None` when the cap is reached or `peer` already has one.
+    /// Takes a slot for `peer`: `None` when `peer` already has one, or when all `max` are taken
+    /// and none has stalled for [`STALL_EVICT`]; a stalled one is told to end and its slot given.
     fn claim(&self, peer: SocketAddr, max: usize) -> Option<Slot<'_>> {
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if clients.contains(&peer) || self.active.load(Ordering::Relaxed) >= max {
+        if clients.contains_key(&peer) {
             return None;
         }
-        clients.insert(peer);
-        self.active.fetch_add(1, Ordering::Relaxed);
-        Some(Slot { slots: self, peer })
+        if clients.len() >= max {
+            let now_ms = self.epoch.elapsed().as_millis() as u64;
+            let (victim, stalled) =
+                clients.iter().map(|(addr, w)| (*addr, w.stalled_for(now_ms))).max_by_key(|(_, d)| *d)?;
+            if stalled < STALL_EVICT {
+                return None;
+            }
+            if let Some(w) = clients.remove(&victim) {
+                w.evicted.store(true, Ordering::Relaxed);
+                log_info!(
+                    "tftp: {victim} acknowledged nothing for {:.1}s; its slot goes to {peer}",
+                    stalled.as_secs_f64()
+                );
+            }
+        }
+        let watch = Arc::new(Watch::new(self.epoch));
+        clients.insert(peer, Arc::clone(&watch));
+        Some(Slot { slots: self, peer, watch })
     }
 
     fn is_busy_with(&self, peer: SocketAddr) -> bool {
-        self.clients.lock().unwrap_or_else(PoisonError::into_inner).contains(&peer)
+        self.clients.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&peer)
     }
 }
 
@@ -479,12 +575,16 @@ impl Slots {
 struct Slot<'a> {
     slots: &'a Slots,
     peer: SocketAddr,
+    watch: Arc<Watch>,
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.slots.clients.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.peer);
-        self.slots.active.fetch_sub(1, Ordering::Relaxed);
+        let mut clients = self.slots.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        // An evicted transfer's peer may already hold a newer slot; leave that one alone.
+        if clients.get(&self.peer).is_some_and(|w| Arc::ptr_eq(w, &self.watch)) {
+            clients.remove(&self.peer);
+        }
     }
 }
 
@@ -548,7 +648,7 @@ mod tests {
 
     #[test]
     fn slots_cap_transfers_and_refuse_a_client_twice() {
-        let slots = Slots { active: AtomicUsize::new(0), clients: Mutex::new(HashSet::new()) };
+        let slots = Slots::default();
         let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:1001".parse().unwrap();
         let held = slots.claim(a, 1).unwrap();
@@ -556,5 +656,21 @@ mod tests {
         assert!(slots.claim(b, 1).is_none());
         drop(held);
         assert!(slots.claim(b, 1).is_some());
+    }
+
+    #[test]
+    fn a_stalled_transfer_gives_its_slot_to_a_new_client() {
+        let slots = Slots { epoch: Instant::now() - STALL_EVICT * 2, clients: Mutex::default() };
+        let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+        let held = slots.claim(a, 1).unwrap();
+        assert!(slots.claim(b, 1).is_none(), "a fresh transfer keeps its slot");
+        held.watch.progress_ms.store(0, Ordering::Relaxed);
+        let newer = slots.claim(b, 1).expect("a stalled transfer is evicted");
+        assert!(held.watch.evicted.load(Ordering::Relaxed));
+        drop(held);
+        assert!(slots.is_busy_with(b), "the evicted slot's end leaves the new one alone");
+        drop(newer);
+        assert!(!slots.is_busy_with(b));
     }
 }

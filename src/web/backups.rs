@@ -3,7 +3,7 @@
 //! keeping the newest `[backup] keep`.
 //!
 //! A backup is written under a hidden temporary name and renamed into view, so a listed file is
-//! always complete. Names are strictly validated before any path is built. The copy itself is
+//! always complete; a temporary file left by a crash is removed when bty-web starts. Names are strictly validated before any path is built. The copy itself is
 //! SQLite's online backup (`db::backup`); this module does not restore (stop bty-web and copy
 //! the file over `state.db`).
 
@@ -190,9 +190,30 @@ fn prune(ctx: &AppContext) {
     }
 }
 
-/// Starts the scheduler: a backup every `[backup] interval_hours` (none when 0), the first one
-/// an interval after start. It ends when shutdown begins.
+/// Removes the temporary files of backups that a crash or power loss interrupted.
+fn remove_leftovers(ctx: &AppContext) {
+    let dir = &ctx.config.paths.backup_dir;
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let leftover = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .is_some_and(|n| Stamp::parse(n).is_some());
+        if leftover {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => crate::log_info!("removed {name}, left by an interrupted backup"),
+                Err(e) => crate::log_warn!("removing {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
+/// Removes what interrupted backups left, then starts the scheduler: a backup every
+/// `[backup] interval_hours` (none when 0), the first one an interval after start. It ends
+/// when shutdown begins.
 pub fn start(ctx: Arc<AppContext>) -> Option<std::thread::JoinHandle<()>> {
+    remove_leftovers(&ctx);
     let hours = ctx.config.backup.interval_hours;
     if hours == 0 {
         return None;

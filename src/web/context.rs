@@ -9,7 +9,8 @@ use super::auth::random_hex;
 use super::jobs::Jobs;
 use super::request::Request;
 use super::sse::Bus;
-use crate::config::Config;
+use super::tally::{Tally, Throttle};
+use crate::config::{Config, Limits};
 use crate::db::{Db, NewEvent};
 use crate::error::{Context, Error, Result};
 use crate::wire::Progress;
@@ -17,8 +18,15 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Events written between two checks of `[limits] events_max_rows`.
+const TRIM_EVERY: u64 = 256;
+
+/// At most one "event not recorded" log line per this interval (a full disk would otherwise
+/// log every PXE request).
+static UNRECORDED_LOG: Throttle = Throttle::new(std::time::Duration::from_secs(60));
 
 /// Most concurrent SSE streams.
 pub const MAX_SSE_SUBSCRIBERS: usize = 64;
@@ -54,6 +62,10 @@ pub struct AppContext {
     pub shutdown: Arc<AtomicBool>,
     /// `host:port` used in generated URLs when a request carries no `Host`.
     pub fallback_host: Mutex<String>,
+    /// Repeated PXE-plane events awaiting their summary row (`tally.rs`).
+    pub tally: Tally,
+    /// Events written since start, to trim the table every [`TRIM_EVERY`].
+    events_written: AtomicU64,
 }
 
 impl AppContext {
@@ -64,6 +76,7 @@ impl AppContext {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let db = Db::open(&paths.state_dir.join("state.db"))?;
+        db.keep_reserve();
         let secret = match config.server.session_secret.trim() {
             "" => read_or_create_secret(&paths.state_dir.join("session-secret"), || random_hex(32))?,
             s => s.to_string(),
@@ -93,6 +106,8 @@ impl AppContext {
             jobs: Jobs::default(),
             shutdown: Arc::new(AtomicBool::new(false)),
             fallback_host: Mutex::new("127.0.0.1:8080".to_string()),
+            tally: Tally::default(),
+            events_written: AtomicU64::new(0),
         })
     }
 
@@ -102,11 +117,53 @@ impl AppContext {
         format!("http://{}", req.host_or(&fallback))
     }
 
-    /// Appends an audit event; a failure to record is logged, never fails the request.
+    /// The limits in force now. The one accessor for `[limits]`: read at use time, so a value
+    /// changed at run time (settings) applies to the next request.
+    pub fn limits(&self) -> Limits {
+        self.config.limits.clone()
+    }
+
+    /// Appends an audit event; a failure to record is logged (at most once a minute), never
+    /// fails the request. Every few hundred rows the table is trimmed to
+    /// `[limits] events_max_rows`, so a flood cannot outgrow it between hourly prunes.
     pub fn audit(&self, req: Option<&Request<'_>>, e: NewEvent) {
         let e = NewEvent { source_ip: e.source_ip.or_else(|| req.map(|r| r.client_ip.clone())), ..e };
-        if let Err(err) = self.db.record_event(&e) {
-            crate::log_warn!("recording event {}: {err}", e.kind);
+        match self.db.record_event(&e) {
+            Ok(_) => {
+                if self.events_written.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == TRIM_EVERY - 1 {
+                    self.trim_events();
+                }
+            }
+            Err(err) => self.unrecorded(&format!("event {}", e.kind), &err),
+        }
+    }
+
+    /// Logs that `what` could not be written (a full or read-only disk), at most once a minute.
+    pub fn unrecorded(&self, what: &str, err: &Error) {
+        if let Some(held) = UNRECORDED_LOG.admit() {
+            crate::log_warn!(
+                "{what} not recorded: {err} ({held} other write(s) dropped since the last such line)"
+            );
+        }
+    }
+
+    /// Counts a repeated event from an unauthenticated client; it is written later as part of
+    /// one summary row (`tally.rs`), never on the caller's thread.
+    pub fn audit_repeated(&self, req: Option<&Request<'_>>, e: NewEvent) {
+        let e = NewEvent { source_ip: e.source_ip.or_else(|| req.map(|r| r.client_ip.clone())), ..e };
+        self.tally.count(e);
+    }
+
+    /// Deletes the oldest events beyond `[limits] events_max_rows` (0 keeps all).
+    pub fn trim_events(&self) {
+        let max = self.limits().events_max_rows;
+        if max == 0 {
+            return;
+        }
+        match self.db.prune_events(0, max) {
+            Ok(0) => {}
+            Ok(n) => crate::log_info!("trimmed {n} events beyond events_max_rows = {max}"),
+            Err(e) => crate::log_warn!("trimming events: {e}"),
         }
     }
 

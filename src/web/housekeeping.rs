@@ -1,7 +1,10 @@
 //! The background thread that keeps state bounded: prunes events past the configured
-//! retention (newest N, D days) and expired sessions, once at start and then hourly.
+//! retention (newest N, D days, and `[limits] events_max_rows`) and expired sessions, once at
+//! start and then hourly, and writes the tally of repeated events (`tally.rs`) every
+//! [`FLUSH_EVERY`].
 
 use super::context::AppContext;
+use super::tally::FLUSH_EVERY;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,14 +14,26 @@ const EVERY: Duration = Duration::from_secs(3600);
 pub fn start(ctx: Arc<AppContext>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut last: Option<Instant> = None;
+        let mut flushed = Instant::now();
         while !ctx.shutting_down() {
             if last.is_none_or(|t| t.elapsed() >= EVERY) {
                 prune(&ctx);
                 last = Some(Instant::now());
             }
+            if flushed.elapsed() >= FLUSH_EVERY {
+                flush_tally(&ctx);
+                flushed = Instant::now();
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     })
+}
+
+/// Writes the summaries of repeated events counted since the last flush.
+pub fn flush_tally(ctx: &AppContext) {
+    for e in ctx.tally.drain() {
+        ctx.audit(None, e);
+    }
 }
 
 fn prune(ctx: &AppContext) {
@@ -32,6 +47,7 @@ fn prune(ctx: &AppContext) {
         ),
         Err(e) => crate::log_warn!("pruning events: {e}"),
     }
+    ctx.trim_events();
     if let Err(e) = ctx.db.prune_sessions(time::OffsetDateTime::now_utc().unix_timestamp()) {
         crate::log_warn!("pruning sessions: {e}");
     }

@@ -3,13 +3,16 @@
 //! `POST /images` records a job and returns; one runner thread (started by `web::run`) works
 //! through them in order, so fetches never tie up request workers and never pile up in
 //! parallel. Job state lives in memory (`GET /images/jobs`); every outcome is also an audit
-//! event. Shutdown aborts a running fetch and removes its temporary file.
+//! event. Shutdown aborts a running fetch and removes its temporary file. A running fetch also
+//! leaves a note in `<state_dir>/fetching/`, removed when it ends: a note found at start is a
+//! fetch a crash or power loss cut short, and is recorded as failed then.
 
 use super::context::{event, AppContext};
 use super::files;
 use super::handlers::images::{format_id, probe};
 use crate::db::{ImageKind, ImageRow};
 use serde::Serialize;
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -110,6 +113,23 @@ impl Jobs {
         table.iter().any(|j| j.name == name && matches!(j.status, JobStatus::Queued | JobStatus::Running))
     }
 
+    /// Lists a job that failed before this process could run it (a fetch cut short by a crash).
+    fn record_failed(&self, src: &str, name: &str, error: &str) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let id = table.iter().map(|j| j.id).max().unwrap_or(0) + 1;
+        table.push(Job {
+            id,
+            src: src.to_string(),
+            name: name.to_string(),
+            status: JobStatus::Failed,
+            bytes_done: 0,
+            bytes_total: None,
+            error: Some(error.to_string()),
+            image_ref: None,
+            created_at: crate::db::now(),
+        });
+    }
+
     fn update(&self, id: u64, f: impl FnOnce(&mut Job)) {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(job) = table.iter_mut().find(|j| j.id == id) {
@@ -122,8 +142,46 @@ impl Jobs {
     }
 }
 
-/// Starts the runner thread; it ends when shutdown begins.
+/// The directory of notes left by running fetches.
+fn notes_dir(ctx: &AppContext) -> PathBuf {
+    ctx.config.paths.state_dir.join("fetching")
+}
+
+/// What a note holds: enough to say which fetch was cut short.
+#[derive(Serialize, serde::Deserialize)]
+struct Note {
+    src: String,
+    name: String,
+}
+
+/// Records every fetch that a crash cut short (a note is left) as failed, and removes the notes.
+fn report_interrupted(ctx: &AppContext) {
+    let dir = notes_dir(ctx);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let note: Option<Note> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(note) = note {
+            let error = "interrupted: bty-web stopped during the fetch; add the image again";
+            ctx.jobs.record_failed(&note.src, &note.name, error);
+            fetch_failed(ctx, &note.src, &note.name, error);
+        }
+        if let Err(e) = std::fs::remove_file(&path) {
+            crate::log_warn!("removing {}: {e}", path.display());
+        }
+    }
+}
+
+fn fetch_failed(ctx: &AppContext, src: &str, name: &str, error: &str) {
+    let mut e = event("image.fetch.failed", ("image", name), "system", format!("fetching {name} failed"));
+    e.details = Some(serde_json::json!({ "src": src, "error": error }));
+    ctx.audit(None, e);
+}
+
+/// Records fetches a crash cut short, then starts the runner thread; it ends when shutdown
+/// begins.
 pub fn start(ctx: Arc<AppContext>) -> Option<std::thread::JoinHandle<()>> {
+    report_interrupted(&ctx);
     let rx = ctx.jobs.rx.lock().unwrap_or_else(|p| p.into_inner()).take()?;
     std::thread::Builder::new()
         .name("bty-web-jobs".into())
@@ -142,7 +200,14 @@ pub fn start(ctx: Arc<AppContext>) -> Option<std::thread::JoinHandle<()>> {
 fn run(ctx: &AppContext, id: u64) {
     let Some(job) = ctx.jobs.get(id) else { return };
     ctx.jobs.update(id, |j| j.status = JobStatus::Running);
-    match fetch(ctx, &job) {
+    let note = notes_dir(ctx).join(format!("job-{id}.json"));
+    let body = serde_json::to_vec(&Note { src: job.src.clone(), name: job.name.clone() }).unwrap_or_default();
+    if let Err(e) = std::fs::create_dir_all(notes_dir(ctx)).and_then(|()| std::fs::write(&note, body)) {
+        crate::log_warn!("writing {}: {e} (a crash during this fetch would go unreported)", note.display());
+    }
+    let outcome = fetch(ctx, &job);
+    let _ = std::fs::remove_file(&note);
+    match outcome {
         Ok(row) => {
             ctx.jobs.update(id, |j| {
                 j.status = JobStatus::Done;
@@ -160,14 +225,7 @@ fn run(ctx: &AppContext, id: u64) {
                 j.status = JobStatus::Failed;
                 j.error = Some(msg.clone());
             });
-            let mut e = event(
-                "image.fetch.failed",
-                ("image", &job.name),
-                "system",
-                format!("fetching {} failed", job.name),
-            );
-            e.details = Some(serde_json::json!({ "src": job.src, "error": msg }));
-            ctx.audit(None, e);
+            fetch_failed(ctx, &job.src, &job.name, &msg);
         }
     }
 }

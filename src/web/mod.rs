@@ -21,6 +21,7 @@ pub mod response;
 pub mod router;
 pub mod server;
 pub mod sse;
+pub mod tally;
 pub mod templates;
 pub mod tftp;
 pub mod ui;
@@ -42,6 +43,8 @@ pub fn run(ctx: Arc<AppContext>, listener: server::Listener) -> Result<()> {
     let backups = backups::start(ctx.clone());
     server::serve(ctx.clone(), listener);
     let _ = keeper.join();
+    // Summaries counted since the last flush are still worth writing.
+    housekeeping::flush_tally(&ctx);
     for t in [runner, backups, tftp].into_iter().flatten() {
         let _ = t.join();
     }

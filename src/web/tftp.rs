@@ -2,9 +2,12 @@
 //! on a thread of this process on `[tftp] listen`, serving `[tftp] root` (default: the boot
 //! dir), so one service answers both halves of a PXE boot.
 //!
-//! Every failed or refused transfer becomes a `netboot.tftp.failed` audit event (a `*failed`
-//! kind, so it trips the dashboard); successful transfers are only logged, as a boot fetches
-//! several files and the events would drown everything else. The protocol is not here.
+//! Every failed or refused transfer is counted as a `netboot.tftp.failed` audit event (a
+//! `*failed` kind, so it trips the dashboard) and written with its repeats as one summary row
+//! by the housekeeping thread (`tally.rs`): the hook runs on the receive loop for refusals and
+//! must not wait for the database, and a UDP flood must not become a row per datagram.
+//! Successful transfers are only logged, as a boot fetches several files and the events would
+//! drown everything else. The protocol is not here.
 
 use super::context::AppContext;
 use crate::db::NewEvent;
@@ -40,10 +43,10 @@ pub fn start(ctx: &Arc<AppContext>) -> Result<Option<std::thread::JoinHandle<()>
     Ok(Some(thread))
 }
 
-/// Turns a failed transfer into an audit event.
+/// Counts a failed transfer towards its summary event.
 fn record(ctx: &AppContext, r: &TransferReport) {
     let Err(why) = &r.result else { return };
-    ctx.audit(
+    ctx.audit_repeated(
         None,
         NewEvent {
             kind: "netboot.tftp.failed".into(),

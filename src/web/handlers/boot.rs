@@ -14,7 +14,12 @@ pub fn get(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     let disposition = vec![("Content-Disposition".to_string(), format!("attachment; filename=\"{name}\""))];
     let resp = files::serve(req, &path, None, disposition)?;
     if let Some(mac) = req.query("mac").and_then(crate::wire::normalize_mac) {
-        if ctx.db.arm_cycle(&mac, &req.client_ip, &crate::db::now())? == Some(true) {
+        // Serving the file never depends on the write (a full disk still boots machines).
+        let armed = ctx.db.arm_cycle(&mac, &req.client_ip, &crate::db::now()).unwrap_or_else(|err| {
+            ctx.unrecorded("arming a boot cycle", &err);
+            None
+        });
+        if armed == Some(true) {
             let mut e = event(
                 "netboot.flasher.armed",
                 ("machine", &mac),

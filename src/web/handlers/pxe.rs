@@ -1,20 +1,25 @@
 //! The PXE control plane (compatible, reference §4.4–4.8, with SPEC §4's fixes): the bootstrap
 //! script, the per-machine script and plan (one decision, `plan::decide`), and what the netboot
 //! agent reports back (status, inventory, and our live progress).
+//!
+//! `/pxe/{mac}` and `/plan` never depend on a write: when the contact cannot be recorded (a
+//! full or read-only disk) they answer from what is stored, and a MAC that is not stored (or
+//! is beyond the `[limits]` discovery caps) is served the local-disk exit without a row, since
+//! an inventory boot whose report cannot be kept would only loop.
 
 use super::{notify_machine, parse_mac, SMALL_JSON};
-use crate::db::{MachineRecord, StatusReport};
-use crate::plan::{decide, plan_for, Decision, ImageTarget, MachineState};
+use crate::db::{Contact, DiscoveryCaps, MachineRecord, StatusReport};
+use crate::plan::{boot_state, decide, plan_for, Decision, ImageTarget, MachineState, Phase};
 use crate::web::context::{event, AppContext, LiveProgress};
 use crate::web::request::Request;
 use crate::web::response::{HttpError, Reply, Response};
 use crate::web::templates::{self, ScriptVars};
-use crate::wire::{FlashOutcome, InventoryPost, Progress, PxeStatus, MAX_LSHW_BYTES};
+use crate::wire::{BootMode, FlashOutcome, InventoryPost, Machine, Progress, PxeStatus, MAX_LSHW_BYTES};
 
 const SCRIPT: &str = "text/plain; charset=utf-8";
 
-/// Largest inventory body: the 4 MiB lshw plus 64 disks and JSON overhead.
-const INVENTORY_JSON: u64 = MAX_LSHW_BYTES as u64 + (1 << 20);
+/// Room in an inventory body beyond its `lshw`: 64 disks and JSON overhead.
+const INVENTORY_OVERHEAD: u64 = 1 << 20;
 
 /// `GET /pxe-bootstrap.ipxe`.
 pub fn bootstrap(ctx: &AppContext, req: &Request<'_>) -> Reply {
@@ -46,22 +51,76 @@ pub fn image_target(
     Ok(Some(ImageTarget { name: row.name, url, sha256: row.sha256, format: row.format }))
 }
 
-/// Discovery and `last_seen` for `/pxe/{mac}` and `/plan`, then the decision.
+/// A MAC served without a row: it boots its local disk.
+fn unstored(mac: &str) -> MachineRecord {
+    let mode = BootMode::IpxeExit;
+    let machine = Machine {
+        mac: mac.to_string(),
+        bty_image_ref: None,
+        labels: Vec::new(),
+        discovered_at: None,
+        last_seen_at: None,
+        last_seen_ip: None,
+        boot_mode: mode,
+        sanboot_drive: None,
+        last_flashed_at: None,
+        known_disks: None,
+        known_disks_at: None,
+        target_disk_serial: None,
+        created_at: String::new(),
+        updated_at: String::new(),
+        last_flash_status: None,
+        last_flash_seconds: None,
+        last_flash_bytes: None,
+        last_flashed_image_sha256: None,
+        boot_state: boot_state(mode, Phase::Pending).to_string(),
+    };
+    MachineRecord { machine, cycle: 0, phase: Phase::Pending, has_lshw: false }
+}
+
+/// Discovery and `last_seen` for `/pxe/{mac}` and `/plan`, then the decision. Whether the
+/// contact is stored or not, the client gets an answer (see the module comment).
 fn contact(
     ctx: &AppContext,
     req: &Request<'_>,
     raw: &str,
 ) -> Result<(MachineRecord, Option<ImageTarget>, Decision), HttpError> {
     let mac = parse_mac(raw)?;
-    let (rec, created) = ctx.db.machine_contact(&mac, &req.client_ip, &crate::db::now())?;
-    if created {
-        let mut e = event("machine.discovered", ("machine", &mac), "pxe-client", format!("{mac} discovered"));
-        e.details = Some(serde_json::json!({
-            "bty_image_ref": null, "boot_mode": "bty-inventory", "sanboot_drive": null, "labels": [],
-            "target_disk_serial": null,
-        }));
-        ctx.audit(Some(req), e);
-    }
+    let limits = ctx.limits();
+    let caps = DiscoveryCaps { per_hour: limits.discovery_per_hour, total: limits.discovery_max };
+    let rec = match ctx.db.machine_contact(&mac, &req.client_ip, &crate::db::now(), caps) {
+        Ok(Contact::Stored { rec, created }) => {
+            if created {
+                let mut e =
+                    event("machine.discovered", ("machine", &mac), "pxe-client", format!("{mac} discovered"));
+                e.details = Some(serde_json::json!({
+                    "bty_image_ref": null, "boot_mode": "bty-inventory", "sanboot_drive": null, "labels": [],
+                    "target_disk_serial": null,
+                }));
+                ctx.audit(Some(req), e);
+            }
+            *rec
+        }
+        Ok(Contact::Refused) => {
+            let mut e = event(
+                "machine.discovery_limited",
+                ("machine", ""),
+                "pxe-client",
+                "unknown MACs beyond the discovery limits served the local disk, not stored",
+            );
+            e.subject_id = None;
+            e.details = Some(serde_json::json!({
+                "first_mac": mac, "discovery_per_hour": limits.discovery_per_hour,
+                "discovery_max": limits.discovery_max,
+            }));
+            ctx.audit_repeated(Some(req), e);
+            unstored(&mac)
+        }
+        Err(err) => {
+            ctx.unrecorded("the PXE contact", &err);
+            ctx.db.machine(&mac).ok().flatten().unwrap_or_else(|| unstored(&mac))
+        }
+    };
     let image = image_target(ctx, req, rec.machine.bty_image_ref.as_deref())?;
     let decision = decide(&state(&rec), image.as_ref());
     Ok((rec, image, decision))
@@ -72,7 +131,9 @@ pub fn script(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     let (rec, _image, d) = contact(ctx, req, raw)?;
     let m = &rec.machine;
     if d.end_cycle {
-        ctx.db.end_cycle(&m.mac, rec.cycle)?;
+        if let Err(err) = ctx.db.end_cycle(&m.mac, rec.cycle) {
+            ctx.unrecorded("the end of a boot cycle", &err);
+        }
     }
     let base = ctx.base_url(req);
     let vars = ScriptVars {
@@ -96,7 +157,7 @@ pub fn script(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
         serde_json::json!({ "boot_mode": m.boot_mode.as_str(), "offer_kind": d.offer_kind, "cycle": rec.cycle }),
     );
     ctx.audit(Some(req), e);
-    if let Some(fresh) = ctx.db.machine(&m.mac)? {
+    if let Ok(Some(fresh)) = ctx.db.machine(&m.mac) {
         notify_machine(ctx, &fresh);
     }
     Ok(Response::text(200, SCRIPT, text))
@@ -176,21 +237,17 @@ pub fn status(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
 /// `POST /pxe/{mac}/inventory`: disks and hardware from the netboot agent.
 pub fn inventory(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     let mac = parse_mac(raw)?;
-    let post: InventoryPost = req.json(INVENTORY_JSON)?;
+    let lshw_max = ctx.limits().lshw_max_bytes;
+    let post: InventoryPost = req.json(lshw_max.max(MAX_LSHW_BYTES as u64) + INVENTORY_OVERHEAD)?;
     let errors = post.validate();
     if !errors.is_empty() {
         return Err(HttpError::unprocessable(errors));
     }
-    let lshw = match post.lshw.as_ref().filter(|v| !v.is_null()) {
-        Some(v) => {
-            let text = v.to_string();
-            if text.len() > MAX_LSHW_BYTES {
-                return Err(HttpError::new(413, format!("lshw larger than {MAX_LSHW_BYTES} bytes")));
-            }
-            Some(text)
-        }
-        None => None,
-    };
+    // As the reference: an lshw over the cap is not stored (the earlier blob stays) while the
+    // disks are, and the event says `lshw: false`.
+    let lshw = post.lshw.as_ref().filter(|v| !v.is_null()).map(|v| v.to_string());
+    let oversized = lshw.as_ref().map(|t| t.len() as u64 > lshw_max).unwrap_or(false);
+    let lshw = lshw.filter(|_| !oversized);
     // serde_json maps are sorted, so each disk is stored as a sorted-key object (as the reference).
     let disks: Vec<serde_json::Value> =
         post.disks.iter().filter_map(|d| serde_json::to_value(d).ok()).collect();
@@ -209,6 +266,9 @@ pub fn inventory(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     );
     e.details =
         Some(serde_json::json!({ "count": post.disks.len(), "serials": serials, "lshw": lshw.is_some() }));
+    if oversized {
+        crate::log_info!("inventory of {mac}: lshw larger than {lshw_max} bytes not stored");
+    }
     ctx.audit(Some(req), e);
     notify_machine(ctx, &rec);
     Ok(Response::no_content())
@@ -219,8 +279,13 @@ pub fn progress(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     let mac = parse_mac(raw)?;
     let mut p: Progress = req.json(SMALL_JSON)?;
     p.phase = p.phase.chars().filter(|c| !c.is_control()).take(32).collect();
-    if ctx.db.machine(&mac)?.is_none() {
+    let Some(rec) = ctx.db.machine(&mac)? else {
         return Err(orphan(ctx, req, &mac, "progress"));
+    };
+    // A post that arrives after `done` (agents post from another thread, and retries reorder
+    // them) must not show a finished machine as flashing again.
+    if rec.phase == Phase::Done {
+        return Ok(Response::no_content());
     }
     ctx.bus.publish(
         "progress",

@@ -12,7 +12,6 @@ use crate::web::context::AppContext;
 use crate::web::request::Request;
 use crate::web::response::Reply;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,9 +20,6 @@ const TFTP_PROBE_TIMEOUT: Duration = Duration::from_millis(700);
 
 /// How long a probe result is reused, so a busy dashboard does not probe on every view.
 const TFTP_PROBE_REUSE: Duration = Duration::from_secs(10);
-
-/// Free space below which the state directory is flagged.
-const LOW_SPACE_BYTES: u64 = 2 << 30;
 
 #[derive(serde::Serialize)]
 struct Check {
@@ -103,12 +99,6 @@ fn probe_addr(listen: &str) -> Option<SocketAddr> {
     })
 }
 
-/// Free and total bytes of the filesystem holding `path` (statvfs(3)).
-pub fn space(path: &Path) -> Option<(u64, u64)> {
-    let s = rustix::fs::statvfs(path).ok()?;
-    Some((s.f_bavail.saturating_mul(s.f_frsize), s.f_blocks.saturating_mul(s.f_frsize)))
-}
-
 fn readiness(ctx: &AppContext) -> crate::Result<Vec<Check>> {
     let mut checks = Vec::new();
     let nb = &ctx.config.netboot;
@@ -160,15 +150,23 @@ fn readiness(ctx: &AppContext) -> crate::Result<Vec<Check>> {
         link: "/ui/events?failed=1&unacknowledged=1",
         fix: "Review failures",
     });
+    // Warned before the disk is full: at `[limits] low_space_warn_mib` (0: never), because a
+    // full state disk stops recording what PXE clients report.
     let state = &ctx.config.paths.state_dir;
-    let (ok, detail) = match space(state) {
+    let warn_below = ctx.limits().low_space_warn_mib.saturating_mul(1 << 20);
+    let (ok, detail) = match crate::db::fs_space(state) {
         Some((free, total)) => (
-            free >= LOW_SPACE_BYTES.min(total / 20),
+            free >= warn_below,
             format!(
-                "{} free of {} in {}",
+                "{} free of {} in {}{}",
                 crate::disk::human_size(free),
                 crate::disk::human_size(total),
-                state.display()
+                state.display(),
+                if free >= warn_below {
+                    String::new()
+                } else {
+                    format!(" (warning below {})", crate::disk::human_size(warn_below))
+                }
             ),
         ),
         None => (false, format!("cannot stat {}", state.display())),
