@@ -71,6 +71,8 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Get, ["events", "machines"]) => guard(ctx, req).and_then(|_| events::machines_stream(ctx, req)),
         (Put, ["boot", name]) => guard(ctx, req).and_then(|_| boot::put(ctx, req, name)),
         (Get, ["images", "jobs"]) => guard(ctx, req).and_then(|_| images::jobs(ctx, req)),
+        // No route upstream either (its `/images/{key}` proxy was removed): 404, as it answers.
+        (Get | Head, ["images", _]) => Err(HttpError::not_found("Not Found")),
         (Post, ["images"]) => guard(ctx, req).and_then(|_| images::fetch(ctx, req)),
         (Put, ["images", name]) => guard(ctx, req).and_then(|_| images::upload(ctx, req, name)),
         (Post, ["catalog", "entries"]) => guard(ctx, req).and_then(|_| images::add_remote(ctx, req)),
