@@ -201,7 +201,8 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
             ));
         }
     }
-    let (format, vsize) = probe(partial.path()).map_err(|e| format!("not a supported image: {e}"))?;
+    let (format, vsize) =
+        probe(partial.path(), &job.name).map_err(|e| format!("not a supported image: {e}"))?;
     let row = ImageRow {
         image_ref,
         name: job.name.clone(),
