@@ -218,7 +218,7 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
     };
     let dest = dir.join(&job.name);
     if !partial.commit_new(&dest).map_err(|e| e.detail.to_string())? {
-        return Err(format!("{} exists in the image store", dest.display()));
+        return Err(format!("{:?} exists in the image store; delete it first", job.name));
     }
     if let Err(e) = ctx.db.insert_image(&row) {
         let _ = std::fs::remove_file(&dest);
