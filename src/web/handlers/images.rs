@@ -158,9 +158,11 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
         if ctx.db.image_by_name(name)?.is_some() {
             return Err(name_taken());
         }
+        // The operator finds the path in the log; the answer names only the image.
+        crate::log_warn!("{} exists in the image store but not in the catalog", dest.display());
         return Err(conflict(format!(
-            "{} exists in the image store but not in the catalog; remove it",
-            dest.display()
+            "{name:?} exists in the image store directory but not in the catalog; remove the file \
+             (its path is in the server log)"
         )));
     }
     // The file is this upload's own; a refused row (another upload stored the same bytes
