@@ -53,7 +53,8 @@ pub struct Setting {
 enum Kind {
     Str,
     Secret,
-    List,
+    /// A string or a list of strings (upstream's `trusted_proxy` is a string).
+    StrOrList,
     Int,
     Bool,
 }
@@ -77,7 +78,7 @@ const KEYS: &[(&str, &str, Kind, &str)] = &[
     ("paths", "state_dir", Kind::Str, "\"/var/lib/bty\""),
     ("server", "listen", Kind::Str, "\"0.0.0.0:8080\""),
     ("server", "session_secret", Kind::Secret, "\"\""),
-    ("server", "trusted_proxy", Kind::List, "[]"),
+    ("server", "trusted_proxy", Kind::StrOrList, "[]"),
     ("tftp", "enabled", Kind::Bool, "false"),
     ("tftp", "listen", Kind::Str, "\"0.0.0.0:69\""),
     ("tftp", "root", Kind::Str, "\"\""),
@@ -120,10 +121,75 @@ impl LoadOptions {
 pub struct Server {
     /// `ADDR:PORT` to listen on.
     pub listen: String,
-    /// Peer addresses whose `X-Forwarded-For` is believed.
-    pub trusted_proxy: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxy: TrustedProxy,
     /// Cookie-signing secret; empty means `<state_dir>/session-secret`.
     pub session_secret: String,
+}
+
+/// `[server] trusted_proxy`: whose `X-Forwarded-For` is believed. The header is read from the
+/// right (`web::request`), so only entries added by trusted proxies count, never what the client
+/// wrote on the left.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TrustedProxy {
+    /// The header is ignored (empty, `"0"`, `"false"`, `"no"`, `"off"`).
+    #[default]
+    Off,
+    /// Upstream's boolean-like string form (`"1"`, `"true"`, `"yes"`, `"on"`): whichever peer
+    /// connects is one proxy, so the entry it added (the rightmost) is the client.
+    AnyPeer,
+    /// These addresses and networks (`10.0.0.1`, `10.0.0.0/8`, `fd00::/8`) are proxies.
+    Nets(Vec<(std::net::IpAddr, u8)>),
+}
+
+impl TrustedProxy {
+    /// Parses the entries of the setting (a string split at commas, or a list); `Err` names
+    /// the first entry that is neither an address, a network nor a yes/no word.
+    pub fn parse(entries: &[String]) -> std::result::Result<TrustedProxy, String> {
+        let entries: Vec<&str> = entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).collect();
+        match entries.as_slice() {
+            [] => return Ok(TrustedProxy::Off),
+            [one] => match one.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => return Ok(TrustedProxy::AnyPeer),
+                "0" | "false" | "no" | "off" => return Ok(TrustedProxy::Off),
+                _ => {}
+            },
+            _ => {}
+        }
+        let net = |e: &str| -> Option<(std::net::IpAddr, u8)> {
+            let (addr, bits) = e.split_once('/').unwrap_or((e, ""));
+            let ip: std::net::IpAddr = addr.parse().ok()?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let bits = if bits.is_empty() { max } else { bits.parse().ok().filter(|b| *b <= max)? };
+            Some((ip, bits))
+        };
+        entries
+            .iter()
+            .map(|e| net(e).ok_or_else(|| e.to_string()))
+            .collect::<std::result::Result<_, _>>()
+            .map(TrustedProxy::Nets)
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let within = |net: IpAddr, bits: u8| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        };
+        match self {
+            TrustedProxy::Off => false,
+            TrustedProxy::AnyPeer => true,
+            TrustedProxy::Nets(nets) => nets.iter().any(|&(n, b)| within(n, b)),
+        }
+    }
 }
 
 /// `[paths]`, resolved: empty values become directories under `state_dir`.
@@ -270,11 +336,19 @@ impl Config {
             backup_dir: under_state("backup_dir", "backups"),
             state_dir: state_dir.clone(),
         };
-        let trusted_proxy = values
-            .get(&("server", "trusted_proxy"))
-            .and_then(|(v, _)| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
+        let trusted_proxy = match values.get(&("server", "trusted_proxy")) {
+            Some((toml::Value::String(s), _)) => s.split(',').map(str::to_string).collect(),
+            Some((toml::Value::Array(a), _)) => {
+                a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let trusted_proxy = TrustedProxy::parse(&trusted_proxy).map_err(|bad| {
+            Error::invalid(format!(
+                "server.trusted_proxy: {bad:?} is not an IP address or network; give the proxy's \
+                 address or network (\"127.0.0.1\", \"10.0.0.0/8\"), or \"1\" to trust whichever peer connects"
+            ))
+        })?;
         let max_upload = n(("tuning", "max_upload_bytes"));
         let provenance = KEYS
             .iter()
@@ -392,7 +466,7 @@ fn apply_file(values: &mut Layered, path: &Path) -> Result<()> {
 fn check_type(v: &toml::Value, kind: Kind) -> std::result::Result<(), &'static str> {
     let ok = match kind {
         Kind::Str | Kind::Secret => v.is_str(),
-        Kind::List => v.as_array().is_some_and(|a| a.iter().all(toml::Value::is_str)),
+        Kind::StrOrList => v.is_str() || v.as_array().is_some_and(|a| a.iter().all(toml::Value::is_str)),
         Kind::Int => v.is_integer(),
         Kind::Bool => v.is_bool(),
     };
@@ -401,7 +475,7 @@ fn check_type(v: &toml::Value, kind: Kind) -> std::result::Result<(), &'static s
     }
     Err(match kind {
         Kind::Str | Kind::Secret => "a string",
-        Kind::List => "a list of strings",
+        Kind::StrOrList => "a string or a list of strings",
         Kind::Int => "an integer",
         Kind::Bool => "true or false",
     })
@@ -414,14 +488,7 @@ fn apply_env(values: &mut Layered, env: &[(String, String)]) -> Result<()> {
             continue;
         };
         let value = match kind {
-            Kind::Str | Kind::Secret => toml::Value::String(raw.clone()),
-            Kind::List => toml::Value::Array(
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| toml::Value::String(s.into()))
-                    .collect(),
-            ),
+            Kind::Str | Kind::Secret | Kind::StrOrList => toml::Value::String(raw.clone()),
             Kind::Int => toml::Value::Integer(
                 raw.trim()
                     .parse()
@@ -490,7 +557,7 @@ mod tests {
         ];
         let c = Config::load(&o).unwrap();
         assert_eq!(c.server.listen, "2.2.2.2:2");
-        assert_eq!(c.server.trusted_proxy, ["10.0.0.1"]);
+        assert_eq!(c.server.trusted_proxy, TrustedProxy::Nets(vec![("10.0.0.1".parse().unwrap(), 32)]));
         assert_eq!(c.paths.boot_dir, Path::new("/srv/bty/boot"));
         assert_eq!(c.tuning.max_connections, 9);
         assert_eq!(c.admin_password, "pw");

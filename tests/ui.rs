@@ -44,7 +44,7 @@ fn post(s: &WebServer, path: &str, pairs: &[(&str, &str)], with_csrf: bool) -> R
         all.push(("csrf_token".into(), csrf(s)));
     }
     let body: Vec<String> = all.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
-    s.send(
+    s.send_without_csrf(
         "POST",
         path,
         &[("Content-Type", "application/x-www-form-urlencoded")],

@@ -64,6 +64,16 @@ impl Db {
         self.write(|c| c.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash]).map(|_| ()))
     }
 
+    /// Ends every session but `keep` (after a password change); how many ended.
+    pub fn delete_other_sessions(&self, keep: Option<&str>) -> Result<u64> {
+        self.write(|c| c.execute("DELETE FROM sessions WHERE id_hash IS NOT ?1", [keep]).map(|n| n as u64))
+    }
+
+    /// Revokes every API token; how many there were.
+    pub fn delete_all_tokens(&self) -> Result<u64> {
+        self.write(|c| c.execute("DELETE FROM api_tokens", []).map(|n| n as u64))
+    }
+
     /// Forgets sessions that expired before `now_unix`.
     pub fn prune_sessions(&self, now_unix: i64) -> Result<u64> {
         self.write(|c| c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_unix]).map(|n| n as u64))

@@ -118,55 +118,114 @@ pub struct Decision {
     /// Whether a PXE contact with this decision closes the cycle (the alternating modes after
     /// their disk boot). `/plan` never closes cycles.
     pub end_cycle: bool,
-    /// Short name for the audit log (`flash`, `flash-retry`, `disk`, …).
+    /// The reference's `offer_kind` for the audit log (`bty-flash-once`, `exit-fallback`, …):
+    /// scripts and upstream's tests match on these values, so they are the reference's exactly.
     pub offer_kind: &'static str,
 }
 
 /// The decision tree (reference §4.5 with SPEC §4's fixes).
 pub fn decide(m: &MachineState<'_>, image: Option<&ImageTarget>) -> Decision {
     let drive = || m.sanboot_drive.unwrap_or("0x80").to_string();
-    let netboot = |purpose, kind: &'static str, retry_kind: &'static str| {
-        let retry = m.phase == Phase::Armed;
-        Decision {
-            offer: Offer::Netboot { purpose, retry },
-            end_cycle: false,
-            offer_kind: if retry { retry_kind } else { kind },
-        }
+    let netboot = |purpose, offer_kind| Decision {
+        offer: Offer::Netboot { purpose, retry: m.phase == Phase::Armed },
+        end_cycle: false,
+        offer_kind,
     };
+    let exit =
+        |reason| Decision { offer: Offer::Exit(reason), end_cycle: false, offer_kind: "exit-fallback" };
     match m.mode {
         BootMode::BtyTui => Decision {
             offer: Offer::Netboot { purpose: Purpose::Tui, retry: false },
             end_cycle: false,
-            offer_kind: "tui",
+            offer_kind: "bty-tui",
         },
-        BootMode::BtyInventory if m.phase == Phase::Done => {
-            Decision { offer: Offer::Disk { drive: drive() }, end_cycle: true, offer_kind: "inventory-disk" }
-        }
-        BootMode::BtyInventory => netboot(Purpose::Inventory, "inventory", "inventory-retry"),
+        BootMode::BtyInventory if m.phase == Phase::Done => Decision {
+            offer: Offer::Disk { drive: drive() },
+            end_cycle: true,
+            offer_kind: "bty-inventory-ipxe-exit",
+        },
+        BootMode::BtyInventory => netboot(Purpose::Inventory, "bty-inventory"),
         BootMode::IpxeExit => {
-            Decision { offer: Offer::Disk { drive: drive() }, end_cycle: false, offer_kind: "disk" }
+            Decision { offer: Offer::Disk { drive: drive() }, end_cycle: false, offer_kind: "ipxe-exit" }
         }
         BootMode::BtyFlashAlways | BootMode::BtyFlashOnce => match (m.image_ref, image, m.target_disk_serial)
         {
-            (None, _, _) => Decision { offer: Offer::Unknown, end_cycle: false, offer_kind: "unassigned" },
-            (Some(_), None, _) => Decision {
-                offer: Offer::Exit(ExitReason::OrphanRef),
-                end_cycle: false,
-                offer_kind: "orphan-ref",
-            },
-            (Some(_), Some(_), None) => Decision {
-                offer: Offer::Exit(ExitReason::NoTargetDisk),
-                end_cycle: false,
-                offer_kind: "no-target-disk",
-            },
+            (None, _, _) => Decision { offer: Offer::Unknown, end_cycle: false, offer_kind: "unknown" },
+            (Some(_), None, _) => exit(ExitReason::OrphanRef),
+            (Some(_), Some(_), None) => exit(ExitReason::NoTargetDisk),
             (Some(_), Some(_), Some(_)) if m.phase == Phase::Done => Decision {
                 offer: Offer::Disk { drive: drive() },
                 // flash-once is terminal: its completed cycle stays completed.
                 end_cycle: m.mode == BootMode::BtyFlashAlways,
-                offer_kind: "flashed-disk",
+                offer_kind: if m.mode == BootMode::BtyFlashAlways {
+                    "bty-flash-always-ipxe-exit"
+                } else {
+                    "bty-flash-once-ipxe-exit"
+                },
             },
-            (Some(_), Some(_), Some(_)) => netboot(Purpose::Flash, "flash", "flash-retry"),
+            (Some(_), Some(_), Some(_)) => netboot(Purpose::Flash, m.mode.as_str()),
         },
+    }
+}
+
+impl Decision {
+    /// The `details` of the `netboot.pxe.offered` event, with the reference's keys and values
+    /// (§4.5: `boot_mode`, `offer`, `offer_kind`, `reason`, `bty_image_ref`, the retry flags).
+    pub fn offered_details(&self, m: &MachineState<'_>, image: Option<&ImageTarget>) -> serde_json::Value {
+        use serde_json::json;
+        let mut d = match &self.offer {
+            Offer::Netboot { purpose: Purpose::Flash, retry } => {
+                let mut d = json!({
+                    "offer": m.mode.as_str(), "bty_image_ref": m.image_ref,
+                    "image_name": image.map(|i| i.name.as_str()), "target_disk_serial": m.target_disk_serial,
+                });
+                if *retry {
+                    d["retry_after_armed_no_done"] = json!(true);
+                }
+                d
+            }
+            Offer::Netboot { purpose: Purpose::Inventory, retry } => {
+                let mut d = json!({ "offer": "bty-inventory" });
+                if *retry {
+                    d["retry_after_armed_no_post"] = json!(true);
+                }
+                d
+            }
+            Offer::Netboot { purpose: Purpose::Tui, .. } => json!({ "offer": "bty-tui" }),
+            Offer::Disk { drive } => {
+                let mut d = json!({ "offer": "ipxe-exit", "sanboot_drive": drive });
+                match m.mode {
+                    BootMode::BtyInventory => d["after_inventory"] = json!(true),
+                    BootMode::BtyFlashAlways | BootMode::BtyFlashOnce => {
+                        d["ipxe_exit_after_flash"] = json!(true)
+                    }
+                    _ => {}
+                }
+                d
+            }
+            Offer::Exit(reason) => json!({
+                "offer": "exit-fallback", "bty_image_ref": m.image_ref,
+                "reason": match reason {
+                    ExitReason::NoTargetDisk => "no_target_disk",
+                    ExitReason::OrphanRef => "orphan_ref",
+                },
+            }),
+            Offer::Unknown => json!({ "offer": "unknown" }),
+        };
+        d["boot_mode"] = json!(m.mode.as_str());
+        d["offer_kind"] = json!(self.offer_kind);
+        d
+    }
+}
+
+/// The reference's `offer_kind` of a `netboot.pxe.plan` event (§4.4): `plan:flash:<mode>`,
+/// `plan:interactive:tui`, `plan:inventory`, `plan:exit:<mode>`.
+pub fn plan_kind(plan: &Plan, mode: BootMode) -> String {
+    match plan {
+        Plan::Flash { .. } => format!("plan:flash:{}", mode.as_str()),
+        Plan::Interactive { .. } => "plan:interactive:tui".to_string(),
+        Plan::Inventory => "plan:inventory".to_string(),
+        Plan::Exit => format!("plan:exit:{}", mode.as_str()),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Who is asking: browser sessions (signed `bty-token` cookie), API tokens (`Authorization:
-//! Bearer`), the admin password check and per-address login rate limiting.
+//! Bearer`), the admin password check and the sign-in backoff per address and per account.
 //!
 //! A session cookie is `SID.EXPIRES.SIG` with `SIG = HMAC-SHA256(secret, "SID.EXPIRES")`; the
 //! server also keeps the session (by the sha256 of SID) so logout really ends it. Expiry slides:
@@ -215,47 +215,107 @@ pub fn authenticate(ctx: &AppContext, req: &Request<'_>) -> Result<Option<(Princ
     Ok(check_session(ctx, cookie)?.map(|s| (Principal::Session { id_hash: s.id_hash }, s.refreshed)))
 }
 
-/// Failed logins allowed per address per window before 429.
-pub const LOGIN_MAX_FAILURES: u32 = 5;
+/// Failed sign-ins one address gets before it backs off.
+pub const ADDRESS_FREE_FAILURES: u32 = 5;
 
-/// The rate-limit window.
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
+/// Failed sign-ins the admin account gets from all addresses together before it backs off, so
+/// an attacker rotating addresses gets no unlimited tries either.
+pub const ACCOUNT_FREE_FAILURES: u32 = 20;
 
-/// Per-address login failure counts.
-#[derive(Default)]
+/// An address's first backoff; each further failure doubles it, up to [`ADDRESS_BACKOFF_MAX`].
+const ADDRESS_BACKOFF_FIRST: Duration = Duration::from_secs(5);
+
+/// The longest an address waits: short, because the admin may share it (a NAT, a jump host)
+/// with whoever is guessing, and must get a turn soon.
+const ADDRESS_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// The account's first backoff and its cap: shorter still, as every address shares it.
+const ACCOUNT_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const ACCOUNT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Failures are forgotten after this long without another one.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Failures of one address or of the account, and until when it waits.
+#[derive(Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    last: Instant,
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    fn new(now: Instant) -> Backoff {
+        Backoff { failures: 0, last: now, until: None }
+    }
+
+    fn forget_if_old(&mut self, now: Instant) {
+        if now.duration_since(self.last) >= FORGET_AFTER {
+            *self = Backoff::new(now);
+        }
+    }
+
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        self.until.filter(|u| *u > now).map(|u| u - now)
+    }
+
+    /// Counts a failure; past `free` ones, the next try waits `first`, doubled per failure, capped.
+    fn fail(&mut self, now: Instant, free: u32, first: Duration, max: Duration) {
+        self.failures = self.failures.saturating_add(1);
+        self.last = now;
+        if self.failures >= free {
+            let doublings = (self.failures - free).min(16);
+            self.until = Some(now + (first * (1u32 << doublings)).min(max));
+        }
+    }
+}
+
+struct Limits {
+    addresses: HashMap<String, Backoff>,
+    account: Backoff,
+}
+
+/// Sign-in backoff per address and for the account. A try is counted as a failure when it
+/// starts, under the lock, so tries arriving together cannot all pass the check before the
+/// first slow password comparison ends; a success clears the count.
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    limits: Mutex<Limits>,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        let account = Backoff::new(Instant::now());
+        LoginLimiter { limits: Mutex::new(Limits { addresses: HashMap::new(), account }) }
+    }
 }
 
 impl LoginLimiter {
-    /// `Err(seconds to wait)` when `ip` has failed too often recently.
-    pub fn check(&self, ip: &str) -> std::result::Result<(), u64> {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(ip) {
-            Some(&(n, since)) if n >= LOGIN_MAX_FAILURES && since.elapsed() < LOGIN_WINDOW => {
-                Err((LOGIN_WINDOW - since.elapsed()).as_secs().max(1))
-            }
-            _ => Ok(()),
+    /// Starts a sign-in try from `ip`: `Err(seconds to wait)` while the address or the account
+    /// backs off, else the try is counted as failed until [`LoginLimiter::succeeded`].
+    pub fn begin(&self, ip: &str) -> std::result::Result<(), u64> {
+        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        // Forget old entries so a scan of many addresses cannot grow the map without bound.
+        if limits.addresses.len() > 10_000 {
+            limits.addresses.retain(|_, b| now.duration_since(b.last) < FORGET_AFTER);
         }
+        let Limits { addresses, account } = &mut *limits;
+        account.forget_if_old(now);
+        let address = addresses.entry(ip.to_string()).or_insert_with(|| Backoff::new(now));
+        address.forget_if_old(now);
+        if let Some(wait) = address.wait(now).max(account.wait(now)) {
+            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        address.fail(now, ADDRESS_FREE_FAILURES, ADDRESS_BACKOFF_FIRST, ADDRESS_BACKOFF_MAX);
+        account.fail(now, ACCOUNT_FREE_FAILURES, ACCOUNT_BACKOFF_FIRST, ACCOUNT_BACKOFF_MAX);
+        Ok(())
     }
 
-    /// Counts a failure.
-    pub fn failed(&self, ip: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget old windows so a scan of many addresses cannot grow the map without bound.
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
-        }
-        let entry = map.entry(ip.to_string()).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= LOGIN_WINDOW {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    /// Clears an address after a successful login.
+    /// Clears the address's and the account's failures after a successful sign-in.
     pub fn succeeded(&self, ip: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(ip);
+        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        limits.addresses.remove(ip);
+        limits.account = Backoff::new(Instant::now());
     }
 }
 
@@ -290,15 +350,21 @@ mod tests {
     }
 
     #[test]
-    fn limiter_blocks_after_repeated_failures_and_resets_on_success() {
+    fn limiter_backs_off_per_address_and_per_account_and_resets_on_success() {
         let l = LoginLimiter::default();
-        for _ in 0..LOGIN_MAX_FAILURES {
-            assert!(l.check("1.2.3.4").is_ok());
-            l.failed("1.2.3.4");
+        for _ in 0..ADDRESS_FREE_FAILURES {
+            assert!(l.begin("1.2.3.4").is_ok());
         }
-        assert!(l.check("1.2.3.4").is_err());
-        assert!(l.check("5.6.7.8").is_ok());
+        let wait = l.begin("1.2.3.4").unwrap_err();
+        assert!((1..=ADDRESS_BACKOFF_FIRST.as_secs()).contains(&wait), "{wait}");
+        assert!(l.begin("5.6.7.8").is_ok());
         l.succeeded("1.2.3.4");
-        assert!(l.check("1.2.3.4").is_ok());
+        assert!(l.begin("1.2.3.4").is_ok());
+        // Many addresses, one try each: the account backs off.
+        let l = LoginLimiter::default();
+        for i in 0..ACCOUNT_FREE_FAILURES {
+            assert!(l.begin(&format!("10.0.0.{i}")).is_ok());
+        }
+        assert!(l.begin("10.0.1.1").is_err());
     }
 }

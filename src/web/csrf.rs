@@ -1,15 +1,17 @@
-//! CSRF tokens for state-changing form posts.
+//! CSRF tokens for every state change a browser session makes.
 //!
 //! The token is `HMAC(secret, "csrf:" + session id hash)`: stateless, tied to one session, and
-//! useless to anyone who cannot read the page. Pages put it in a hidden `csrf_token` field (or
-//! scripts send it as `X-CSRF-Token`); the router checks it on every cookie-authenticated POST
-//! whose body is not JSON (what a cross-site form can forge). Bearer-token requests and JSON
-//! bodies need none: a browser cannot send either cross-site without a CORS preflight, which
-//! bty-web never grants.
+//! useless to anyone who cannot read the page. Pages put it in a hidden `csrf_token` field and the
+//! UI's script sends it as `X-CSRF-Token`; the router checks it on every cookie-authenticated
+//! request that is not `GET`/`HEAD`, whatever its content type or body (a JSON body or none at
+//! all is no proof of a same-site caller). It is never read from the query string, which ends up
+//! in logs, history and `Referer` headers. Bearer-token requests need none: a browser never adds
+//! that header by itself. So `POST /events/{id}/ack` with a cookie and an empty body, which the
+//! reference answers 200, is 403 here without the token: scripts use an API token.
 
 use super::auth::{ct_eq, hmac};
 use super::context::AppContext;
-use super::request::{Method, Principal, Request};
+use super::request::{Principal, Request};
 use crate::source::hex;
 
 /// The form field that carries the token.
@@ -31,10 +33,9 @@ pub fn token_for(ctx: &AppContext, req: &Request<'_>) -> Option<String> {
     }
 }
 
-/// Whether this request must carry a token: a cookie session POSTing something other than JSON.
+/// Whether this request must carry a token: a cookie session changing anything.
 pub fn required(req: &Request<'_>) -> bool {
-    let json = req.header("content-type").is_some_and(|c| c.trim_start().starts_with("application/json"));
-    req.method == Method::Post && !json && matches!(req.principal, Some(Principal::Session { .. }))
+    req.method.is_unsafe() && matches!(req.principal, Some(Principal::Session { .. }))
 }
 
 /// Checks `given` (from the header or the form) against the session's token.

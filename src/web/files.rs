@@ -35,6 +35,48 @@ pub fn valid_basename(name: &str) -> Result<&str, HttpError> {
     Ok(name)
 }
 
+/// The file `name` in `dir` for a download: a plain name (see [`valid_basename`]) whose file,
+/// with symlinks followed, is still inside `dir`; a link out of it is refused with 400, as the
+/// reference does. A missing file is left for [`serve`] to answer 404.
+pub fn inside(dir: &Path, name: &str) -> Result<PathBuf, HttpError> {
+    let name = valid_basename(name)?;
+    let Ok(real) = std::fs::canonicalize(dir.join(name)) else {
+        return Ok(dir.join(name));
+    };
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !real.starts_with(&root) {
+        return Err(HttpError::bad_request(format!(
+            "invalid name {name:?}: resolves outside the allowed directory"
+        )));
+    }
+    Ok(real)
+}
+
+/// A `Content-Disposition: attachment` header for `name` (RFC 6266): a quoted ASCII fallback
+/// (`"` and `\` escaped, anything else outside printable ASCII as `_`) and the exact name as
+/// `filename*=UTF-8''…` (RFC 8187), which current browsers prefer; a name of only RFC 8187
+/// attribute characters needs neither and is sent as `filename="NAME"`.
+pub fn attachment(name: &str) -> (String, String) {
+    // RFC 8187 attr-char: what may stand unencoded in `filename*`.
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b);
+    let exact: String =
+        name.bytes().map(|b| if plain(b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    // A name that needs no encoding gets the plain form alone, byte for byte what the reference
+    // (Starlette's FileResponse) sends.
+    if exact == name {
+        return ("Content-Disposition".to_string(), format!("attachment; filename=\"{name}\""));
+    }
+    let fallback: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
+        .flat_map(|c| if c == '"' || c == '\\' { vec!['\\', c] } else { vec![c] })
+        .collect();
+    (
+        "Content-Disposition".to_string(),
+        format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"),
+    )
+}
+
 /// Removes temporary uploads left by a crash.
 pub fn remove_partials(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -189,6 +231,17 @@ impl Drop for Partial {
     }
 }
 
+/// `.partial-SUFFIX.NAME`, with as much of the end of `name` as fits in NAME_MAX (255 bytes), so
+/// a name of any allowed length can be uploaded and the extension still names the format.
+fn partial_name(suffix: &str, name: &str) -> String {
+    let room = 255 - PARTIAL.len() - suffix.len() - 1;
+    let mut start = name.len().saturating_sub(room);
+    while !name.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("{PARTIAL}{suffix}.{}", &name[start..])
+}
+
 /// Streams the request body into a temporary file in `dir`, hashing as it goes; 413 past
 /// `limit`, 503 when shutdown begins mid-upload.
 pub fn receive(
@@ -220,12 +273,13 @@ pub fn receive_from(
     progress: &dyn Fn(u64),
 ) -> Result<Partial, HttpError> {
     let suffix = super::auth::random_hex(6).map_err(HttpError::from)?;
-    let path = dir.join(format!("{PARTIAL}{suffix}.{name}"));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| HttpError::internal(format!("creating {}: {e}", path.display())))?;
+    let path = dir.join(partial_name(&suffix, name));
+    // The message names the upload, never the state directory or the temporary name; the log
+    // has the full path for the operator.
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| {
+        crate::log_warn!("creating {}: {e}", path.display());
+        HttpError::internal(format!("cannot store {name} on the server: {e}"))
+    })?;
     let mut partial = Partial { path, size: 0, sha256: String::new(), committed: false };
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; COPY_BUF];
@@ -264,6 +318,14 @@ mod tests {
         for good in ["ipxe.efi", "bty-netboot-x86_64.vmlinuz", "debian 12.img.zst"] {
             assert!(valid_basename(good).is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn partial_names_fit_name_max_and_keep_the_extension() {
+        let long = format!("{}é.img.zst", "a".repeat(250));
+        let p = partial_name("0123456789ab", &long);
+        assert!(p.len() <= 255 && p.starts_with(".partial-0123456789ab.") && p.ends_with("é.img.zst"), "{p}");
+        assert_eq!(partial_name("0123456789ab", "x.img"), ".partial-0123456789ab.x.img");
     }
 
     #[test]

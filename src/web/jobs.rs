@@ -259,7 +259,8 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
             ));
         }
     }
-    let (format, vsize) = probe(partial.path()).map_err(|e| format!("not a supported image: {e}"))?;
+    let (format, vsize) =
+        probe(partial.path(), &job.name).map_err(|e| format!("not a supported image: {e}"))?;
     let row = ImageRow {
         image_ref,
         name: job.name.clone(),
@@ -275,7 +276,7 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
     };
     let dest = dir.join(&job.name);
     if !partial.commit_new(&dest).map_err(|e| e.detail.to_string())? {
-        return Err(format!("{} exists in the image store", dest.display()));
+        return Err(format!("{:?} exists in the image store; delete it first", job.name));
     }
     if let Err(e) = ctx.db.insert_image(&row) {
         let _ = std::fs::remove_file(&dest);

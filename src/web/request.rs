@@ -6,6 +6,7 @@
 //! handler can read an unbounded body into memory by mistake.
 
 use super::response::HttpError;
+use crate::config::TrustedProxy;
 use crate::wire::FieldError;
 use std::cell::RefCell;
 use std::io::Read;
@@ -92,7 +93,7 @@ impl<'a> Request<'a> {
         url: &str,
         headers: Vec<(String, String)>,
         peer: Option<IpAddr>,
-        trusted_proxies: &[String],
+        trusted_proxies: &TrustedProxy,
         body_len: Option<u64>,
         body: Box<dyn Read + 'a>,
     ) -> Request<'a> {
@@ -121,7 +122,7 @@ impl<'a> Request<'a> {
             url,
             Vec::new(),
             Some(IpAddr::from([127, 0, 0, 1])),
-            &[],
+            &TrustedProxy::Off,
             Some(0),
             Box::new(std::io::empty()),
         )
@@ -213,13 +214,7 @@ impl<'a> Request<'a> {
                 kind: "model_attributes_type".into(),
             }]));
         }
-        serde_json::from_slice(&body).map_err(|e| {
-            HttpError::unprocessable(vec![FieldError {
-                loc: vec!["body".into()],
-                msg: e.to_string(),
-                kind: if e.is_syntax() || e.is_eof() { "json_invalid".into() } else { "value_error".into() },
-            }])
-        })
+        serde_json::from_slice(&body).map_err(|e| HttpError::unprocessable(vec![json_error(&e)]))
     }
 
     /// Decodes an `application/x-www-form-urlencoded` body of at most `limit` bytes.
@@ -239,24 +234,48 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The client address: the peer, or the leftmost `X-Forwarded-For` entry when the peer is a
-/// configured trusted proxy. IPv4-mapped IPv6 becomes plain IPv4.
-fn client_ip(peer: Option<IpAddr>, headers: &[(String, String)], trusted: &[String]) -> String {
-    let peer = peer.map(|p| match p {
+/// A serde error as the reference's (pydantic's) 422 entry: an unknown field is
+/// `extra_forbidden` with the field in `loc`, as scripts written against upstream match on.
+fn json_error(e: &serde_json::Error) -> FieldError {
+    let text = e.to_string();
+    let unknown = text.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')).map(|(f, _)| f);
+    match unknown {
+        Some(field) => FieldError {
+            loc: vec!["body".into(), field.to_string()],
+            msg: "Extra inputs are not permitted".into(),
+            kind: "extra_forbidden".into(),
+        },
+        None => FieldError {
+            loc: vec!["body".into()],
+            msg: text,
+            kind: if e.is_syntax() || e.is_eof() { "json_invalid".into() } else { "value_error".into() },
+        },
+    }
+}
+
+/// The client address: the peer, unless the peer is a trusted proxy; then `X-Forwarded-For` is
+/// read from the right, each entry a trusted proxy added, up to the first address that is not a
+/// trusted proxy (with [`TrustedProxy::AnyPeer`], only the entry the peer itself added). The
+/// left of the header is whatever the client wrote, so it is never believed past an untrusted
+/// hop; an entry that is not an address stops the walk. IPv4-mapped IPv6 becomes plain IPv4.
+fn client_ip(peer: Option<IpAddr>, headers: &[(String, String)], trusted: &TrustedProxy) -> String {
+    let plain = |p: IpAddr| match p {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(p),
         v4 => v4,
-    });
-    let peer_text = peer.map(|p| p.to_string()).unwrap_or_default();
-    let from_proxy = peer.is_some_and(|p| trusted.iter().any(|t| t.parse::<IpAddr>().ok() == Some(p)));
-    if from_proxy {
-        let forwarded = headers.iter().find(|(k, _)| k == "x-forwarded-for").map(|(_, v)| v.as_str());
-        if let Some(first) = forwarded.and_then(|v| v.split(',').next()).map(str::trim) {
-            if let Ok(ip) = first.parse::<IpAddr>() {
-                return ip.to_string();
+    };
+    let Some(mut client) = peer.map(plain) else { return String::new() };
+    if trusted.trusts(client) {
+        let hops = headers.iter().filter(|(k, _)| k == "x-forwarded-for").flat_map(|(_, v)| v.split(','));
+        let hops: Vec<&str> = hops.map(str::trim).collect();
+        for hop in hops.iter().rev() {
+            let Ok(ip) = hop.parse::<IpAddr>() else { break };
+            client = plain(ip);
+            if *trusted == TrustedProxy::AnyPeer || !trusted.trusts(client) {
+                break;
             }
         }
     }
-    peer_text
+    client.to_string()
 }
 
 /// Decodes `a=1&b=x%20y` (also `+` as space).
@@ -315,16 +334,23 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
-        let h = vec![("X-Forwarded-For".to_string(), "10.9.9.9, 10.0.0.1".to_string())];
-        let peer = Some(IpAddr::from([10, 0, 0, 1]));
-        let trusted = ["10.0.0.1".to_string()];
-        let r = Request::new("GET", "/", h.clone(), peer, &trusted, None, Box::new(std::io::empty()));
-        assert_eq!(r.client_ip, "10.9.9.9");
-        let r = Request::new("GET", "/", h, peer, &[], None, Box::new(std::io::empty()));
-        assert_eq!(r.client_ip, "10.0.0.1");
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy_and_read_from_the_right() {
+        let ip = |xff: &str, peer: [u8; 4], trusted: &[&str]| {
+            let h = vec![("X-Forwarded-For".to_string(), xff.to_string())];
+            let trusted: Vec<String> = trusted.iter().map(|t| t.to_string()).collect();
+            let trusted = TrustedProxy::parse(&trusted).unwrap();
+            let peer = Some(IpAddr::from(peer));
+            Request::new("GET", "/", h, peer, &trusted, None, Box::new(std::io::empty())).client_ip
+        };
+        assert_eq!(ip("6.6.6.6, 10.9.9.9", [10, 0, 0, 1], &["10.0.0.1"]), "10.9.9.9");
+        assert_eq!(ip("6.6.6.6, 10.9.9.9", [10, 0, 0, 1], &[]), "10.0.0.1");
+        assert_eq!(ip("6.6.6.6, 10.9.9.9", [10, 0, 0, 2], &["10.0.0.1"]), "10.0.0.2");
+        assert_eq!(ip("6.6.6.6, 192.0.2.7, 10.1.1.1", [10, 0, 0, 1], &["10.0.0.0/8"]), "192.0.2.7");
+        assert_eq!(ip("6.6.6.6, 10.1.1.1", [10, 0, 0, 1], &["1"]), "10.1.1.1");
+        assert_eq!(ip("6.6.6.6, junk, 10.1.1.1", [10, 0, 0, 1], &["10.0.0.0/8"]), "10.1.1.1");
         let mapped = Some("::ffff:192.168.1.2".parse().unwrap());
-        let r = Request::new("GET", "/", vec![], mapped, &[], None, Box::new(std::io::empty()));
+        let r =
+            Request::new("GET", "/", vec![], mapped, &TrustedProxy::Off, None, Box::new(std::io::empty()));
         assert_eq!(r.client_ip, "192.168.1.2");
     }
 

@@ -4,7 +4,8 @@
 //! Open routes (compatible with the reference, plus our progress and image download routes)
 //! need nothing. Protected routes need a session cookie or a Bearer token: without one, JSON
 //! routes answer 401 `{"detail":"login required"}` and `/ui` pages redirect to `/ui/login`. A
-//! cookie-authenticated POST with a non-JSON body must carry a CSRF token (`csrf.rs`).
+//! cookie-authenticated state change (any method but GET/HEAD) must carry a CSRF token
+//! (`csrf.rs`).
 
 use super::auth;
 use super::context::AppContext;
@@ -71,6 +72,8 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Get, ["events", "machines"]) => guard(ctx, req).and_then(|_| events::machines_stream(ctx, req)),
         (Put, ["boot", name]) => guard(ctx, req).and_then(|_| boot::put(ctx, req, name)),
         (Get, ["images", "jobs"]) => guard(ctx, req).and_then(|_| images::jobs(ctx, req)),
+        // No route upstream either (its `/images/{key}` proxy was removed): 404, as it answers.
+        (Get | Head, ["images", _]) => Err(HttpError::not_found("Not Found")),
         (Post, ["images"]) => guard(ctx, req).and_then(|_| images::fetch(ctx, req)),
         (Put, ["images", name]) => guard(ctx, req).and_then(|_| images::upload(ctx, req, name)),
         (Post, ["catalog", "entries"]) => guard(ctx, req).and_then(|_| images::add_remote(ctx, req)),
@@ -117,8 +120,8 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
     }
 }
 
-/// Refuses a request without a principal (401, or 303 for `/ui` pages) and a cookie POST whose
-/// CSRF token is missing or wrong (403).
+/// Refuses a request without a principal (401, or 303 for `/ui` pages) and a cookie state change
+/// whose CSRF token (header or form field) is missing or wrong (403).
 pub fn guard(ctx: &AppContext, req: &Request<'_>) -> Result<(), HttpError> {
     if req.principal.is_none() {
         if req.segments.first().map(String::as_str) == Some("ui") {
@@ -132,13 +135,13 @@ pub fn guard(ctx: &AppContext, req: &Request<'_>) -> Result<(), HttpError> {
         } else {
             None
         };
-        let given = req
-            .header(csrf::HEADER)
-            .map(str::to_string)
-            .or(from_form)
-            .or_else(|| req.query(csrf::FIELD).map(str::to_string));
+        let given = req.header(csrf::HEADER).map(str::to_string).or(from_form);
         if !csrf::valid(ctx, req, given.as_deref()) {
-            return Err(HttpError::new(403, "CSRF token missing or invalid; reload the page"));
+            return Err(HttpError::new(
+                403,
+                "CSRF token missing or invalid: reload the page; scripts send the session's token as \
+                 X-CSRF-Token, or use an API token (Authorization: Bearer)",
+            ));
         }
     }
     Ok(())

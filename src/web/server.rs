@@ -21,7 +21,7 @@ use super::response::{Body, HttpError, Response};
 use super::sse::{Next, Subscription, KEEP_ALIVE};
 use crate::error::{Error, Result};
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -96,7 +96,7 @@ fn raise_nofile() -> usize {
 /// Serves until `ctx.shutdown` is set, then returns once in-flight requests have finished.
 pub fn serve(ctx: Arc<AppContext>, listener: Listener) {
     let count = ctx.config.tuning.max_connections.clamp(1, MAX_WORKERS);
-    let exempt: Vec<IpAddr> = ctx.config.server.trusted_proxy.iter().filter_map(|t| t.parse().ok()).collect();
+    let exempt = ctx.config.server.trusted_proxy.clone();
     let limits = Limits::new(count, listener.fds, exempt);
     let queue = Arc::new(Queue::default());
     let poller = match Poller::new(listener.listener, queue.clone(), limits) {

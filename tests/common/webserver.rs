@@ -35,6 +35,8 @@ pub struct WebServer {
     pub addr: String,
     pub state: PathBuf,
     pub cookie: Option<String>,
+    /// The session's CSRF token, sent as `X-CSRF-Token` with every state change by [`Self::send`].
+    pub csrf: Option<String>,
     pub log: Arc<Mutex<Vec<String>>>,
     agent: ureq::Agent,
 }
@@ -91,6 +93,7 @@ impl WebServer {
             addr,
             state: state.to_path_buf(),
             cookie: None,
+            csrf: None,
             log,
             agent: agent(),
         }
@@ -120,6 +123,9 @@ impl WebServer {
         assert_eq!(r.status, 303, "login failed: {}", r.text());
         let cookie = r.header("set-cookie").expect("set-cookie").split(';').next().unwrap().to_string();
         self.cookie = Some(cookie.clone());
+        let page = self.raw("GET", "/ui/account", &[("Cookie", &cookie)], Vec::new()).text();
+        let at = page.find("name=\"csrf_token\" value=\"").expect("a csrf field on the account page") + 25;
+        self.csrf = Some(page[at..at + 64].to_string());
         cookie
     }
 
@@ -145,8 +151,24 @@ impl WebServer {
         Resp { status, headers, body }
     }
 
-    /// A request with the session cookie (when logged in).
+    /// A request with the session cookie (when logged in) and, for a state change, the CSRF
+    /// token header, as the UI's script sends them.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let (Some(token), false) = (&self.csrf, matches!(method, "GET" | "HEAD")) {
+            all.push(("X-CSRF-Token", token.as_str()));
+        }
+        self.send_without_csrf(method, path, &all, body)
+    }
+
+    /// A request with the session cookie but no CSRF token added (to test the refusal).
+    pub fn send_without_csrf(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Resp {
         let mut all: Vec<(&str, &str)> = headers.to_vec();
         if let Some(c) = &self.cookie {
             all.push(("Cookie", c.as_str()));

@@ -115,11 +115,14 @@ for _ in $(seq 100); do
 done
 nsx curl -sf -o /dev/null $WEB/healthz || { tail -20 "$work/web.log"; die "bty-web did not come up"; }
 
-# Log in once; the session cookie authorises the API calls below.
+# Log in once; the session cookie and its CSRF token (needed by every state change) authorise
+# the API calls below.
 nsx curl -sS -o /dev/null -c "$work/cookies" -d "password=$PASSWORD" $WEB/ui/login
+csrf=$(nsx curl -sS -b "$work/cookies" $WEB/ui/account | sed -n 's/.*name="csrf_token" value="\([0-9a-f]*\)".*/\1/p' | head -n 1)
+[ -n "$csrf" ] || die "no CSRF token on the account page"
 api() { # METHOD PATH [curl args...]
     local m=$1 p=$2; shift 2
-    nsx curl -sS -f -b "$work/cookies" -X "$m" "$@" "$WEB$p"
+    nsx curl -sS -f -b "$work/cookies" -H "X-CSRF-Token: $csrf" -X "$m" "$@" "$WEB$p"
 }
 
 for f in bty-netboot-x86_64.vmlinuz bty-netboot-x86_64.initrd undionly.kpxe snponly.efi ipxe.efi; do

@@ -69,12 +69,12 @@ pub struct Limits {
     pub in_flight_per_addr: usize,
     /// Addresses the per-address limits do not apply to (trusted reverse proxies, which carry
     /// many clients on one address).
-    pub exempt: Vec<IpAddr>,
+    pub exempt: crate::config::TrustedProxy,
 }
 
 impl Limits {
     /// Limits for `workers` request workers and a file-descriptor budget of `fds`.
-    pub fn new(workers: usize, fds: usize, exempt: Vec<IpAddr>) -> Limits {
+    pub fn new(workers: usize, fds: usize, exempt: crate::config::TrustedProxy) -> Limits {
         Limits {
             open: fds.saturating_sub(RESERVED_FDS).max(64),
             open_per_addr: 512,
@@ -353,7 +353,7 @@ impl Poller {
     }
 
     fn exempt(&self, ip: &IpAddr) -> bool {
-        self.limits.exempt.contains(ip)
+        self.limits.exempt.trusts(*ip)
     }
 
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {

@@ -23,17 +23,22 @@ pub fn login_page(ctx: &AppContext, req: &Request<'_>) -> Reply {
 }
 
 /// `POST /ui/login` (form `password`): 303 with the session cookie, 401 on a wrong password,
-/// 429 after repeated failures from one address.
+/// 429 while the address or the account backs off after repeated failures (`auth::LoginLimiter`)
+/// — for a browser, the sign-in page saying how long to wait.
 pub fn login(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let ip = req.client_ip.clone();
-    if let Err(wait) = ctx.login_limiter.check(&ip) {
-        return Err(HttpError::new(429, "too many failed logins; wait and retry")
-            .header("Retry-After", wait.to_string()));
+    if let Err(wait) = ctx.login_limiter.begin(&ip) {
+        let unit = if wait == 1 { "second" } else { "seconds" };
+        let msg = format!("Too many failed sign-ins. Try again in {wait} {unit}.");
+        if req.wants_html() {
+            let page = Response::html(429, login_form(ctx, Some(&msg)));
+            return Ok(page.header("Retry-After", wait.to_string()));
+        }
+        return Err(HttpError::new(429, msg).header("Retry-After", wait.to_string()));
     }
     let form = req.form(16 << 10)?;
     let given = form.iter().find(|(k, _)| k == "password").map(|(_, v)| v.as_str()).unwrap_or("");
     if !auth::password_matches(ctx, given) {
-        ctx.login_limiter.failed(&ip);
         ctx.audit(
             Some(req),
             event("auth.login.failed", ("auth", "operator"), "operator", format!("failed login from {ip}")),

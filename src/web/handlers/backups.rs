@@ -20,8 +20,9 @@ pub fn create(ctx: &AppContext, _req: &Request<'_>) -> Reply {
 /// `GET /backups/{name}`: the file, as an attachment.
 pub fn download(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     let path = backups::path_of(ctx, name)?;
-    let disposition = vec![("Content-Disposition".to_string(), format!("attachment; filename=\"{name}\""))];
-    files::serve(req, &path, None, disposition)
+    let path =
+        files::inside(&ctx.config.paths.backup_dir, &path.file_name().unwrap_or_default().to_string_lossy())?;
+    files::serve(req, &path, None, vec![files::attachment(name)])
 }
 
 /// `DELETE /backups/{name}`: 204.

@@ -9,10 +9,8 @@ use crate::web::response::{Reply, Response};
 /// `GET|HEAD /boot/{name}[?mac=]`: serves the file; a successful fetch with `?mac=` arms the
 /// machine's cycle (proof the netboot environment is booting). A 404 arms nothing.
 pub fn get(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
-    let name = files::valid_basename(name)?;
-    let path = ctx.config.paths.boot_dir.join(name);
-    let disposition = vec![("Content-Disposition".to_string(), format!("attachment; filename=\"{name}\""))];
-    let resp = files::serve(req, &path, None, disposition)?;
+    let path = files::inside(&ctx.config.paths.boot_dir, name)?;
+    let resp = files::serve(req, &path, None, vec![files::attachment(name)])?;
     if let Some(mac) = req.query("mac").and_then(crate::wire::normalize_mac) {
         // Serving the file never depends on the write (a full disk still boots machines).
         let armed = ctx.db.arm_cycle(&mac, &req.client_ip, &crate::db::now()).unwrap_or_else(|err| {

@@ -39,13 +39,15 @@ pub fn format_id(f: crate::image::Format) -> String {
     }
 }
 
-/// Format (by content) and virtual size of a stored file; `Invalid`/`Refused` for anything
-/// that is not a flashable image (tarballs included).
-pub fn probe(path: &Path) -> crate::Result<(crate::image::Format, Option<u64>)> {
-    let src = crate::source::FileSource::open(path)?;
-    let format = crate::image::detect(&src)?;
-    let vsize = crate::image::virtual_size(&src, format)?;
-    Ok((format, vsize))
+/// Format (by content) and virtual size of an upload received at `path` as `name`; `Err` says
+/// why it is not a flashable image (tarballs included), naming the upload, never its temporary
+/// path (the state directory is nobody's business on the wire).
+pub fn probe(path: &Path, name: &str) -> Result<(crate::image::Format, Option<u64>), String> {
+    let probed = crate::source::FileSource::open(path).and_then(|src| {
+        let format = crate::image::detect(&src)?;
+        Ok((format, crate::image::virtual_size(&src, format)?))
+    });
+    probed.map_err(|e| e.to_string().replace(&path.display().to_string(), name))
 }
 
 fn entry(base: &str, row: &ImageRow) -> ImageEntry {
@@ -105,7 +107,7 @@ pub fn catalog(ctx: &AppContext, req: &Request<'_>) -> Reply {
 pub fn download(ctx: &AppContext, req: &Request<'_>, image_ref: &str, name: &str) -> Reply {
     let row = ctx.db.image(image_ref)?.filter(|r| r.name == name && r.kind == ImageKind::Stored);
     let row = row.ok_or_else(|| HttpError::not_found("image not found"))?;
-    let path = ctx.config.paths.images_dir.join(files::valid_basename(&row.name)?);
+    let path = files::inside(&ctx.config.paths.images_dir, &row.name)?;
     let etag = row.sha256.as_ref().map(|s| format!("\"{s}\""));
     files::serve(req, &path, etag, Vec::new())
 }
@@ -132,7 +134,7 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     }
     let dir = &ctx.config.paths.images_dir;
     let partial = files::receive(req, dir, name, ctx.config.tuning.max_upload_bytes, &ctx.shutdown)?;
-    let (format, vsize) = probe(partial.path())
+    let (format, vsize) = probe(partial.path(), name)
         .map_err(|e| HttpError::new(422, format!("{name}: not a supported image: {e}")))?;
     if let Some(existing) = ctx.db.image(&partial.sha256)? {
         return Err(conflict(format!("the same bytes are stored as {:?}", existing.name)));
@@ -156,9 +158,11 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
         if ctx.db.image_by_name(name)?.is_some() {
             return Err(name_taken());
         }
+        // The operator finds the path in the log; the answer names only the image.
+        crate::log_warn!("{} exists in the image store but not in the catalog", dest.display());
         return Err(conflict(format!(
-            "{} exists in the image store but not in the catalog; remove it",
-            dest.display()
+            "{name:?} exists in the image store directory but not in the catalog; remove the file \
+             (its path is in the server log)"
         )));
     }
     // The file is this upload's own; a refused row (another upload stored the same bytes

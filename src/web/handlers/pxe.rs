@@ -9,7 +9,7 @@
 
 use super::{notify_machine, parse_mac, SMALL_JSON};
 use crate::db::{Contact, DiscoveryCaps, MachineRecord, StatusReport};
-use crate::plan::{boot_state, decide, plan_for, Decision, ImageTarget, MachineState, Phase};
+use crate::plan::{boot_state, decide, plan_for, plan_kind, Decision, ImageTarget, MachineState, Phase};
 use crate::web::context::{event, AppContext, LiveProgress};
 use crate::web::request::Request;
 use crate::web::response::{HttpError, Reply, Response};
@@ -128,7 +128,7 @@ fn contact(
 
 /// `GET /pxe/{mac}`: the iPXE script for this machine's mode and cycle.
 pub fn script(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
-    let (rec, _image, d) = contact(ctx, req, raw)?;
+    let (rec, image, d) = contact(ctx, req, raw)?;
     let m = &rec.machine;
     if d.end_cycle {
         if let Err(err) = ctx.db.end_cycle(&m.mac, rec.cycle) {
@@ -153,9 +153,9 @@ pub fn script(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
         "pxe-client",
         format!("{} offered {}", m.mac, d.offer_kind),
     );
-    e.details = Some(
-        serde_json::json!({ "boot_mode": m.boot_mode.as_str(), "offer_kind": d.offer_kind, "cycle": rec.cycle }),
-    );
+    let mut details = d.offered_details(&state(&rec), image.as_ref());
+    details["cycle"] = rec.cycle.into();
+    e.details = Some(details);
     ctx.audit(Some(req), e);
     if let Ok(Some(fresh)) = ctx.db.machine(&m.mac) {
         notify_machine(ctx, &fresh);
@@ -168,24 +168,32 @@ pub fn plan(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     let (rec, image, d) = contact(ctx, req, raw)?;
     let plan = plan_for(&d, &state(&rec), image.as_ref(), &ctx.base_url(req));
     let m = &rec.machine;
-    let mut e = event(
-        "netboot.pxe.plan",
-        ("machine", &m.mac),
-        "pxe-client",
-        format!("{} plan {}", m.mac, d.offer_kind),
-    );
-    e.details = Some(
-        serde_json::json!({ "plan": plan, "boot_mode": m.boot_mode.as_str(), "offer_kind": d.offer_kind }),
-    );
+    let kind = plan_kind(&plan, m.boot_mode);
+    let mut e =
+        event("netboot.pxe.plan", ("machine", &m.mac), "pxe-client", format!("{} plan {kind}", m.mac));
+    e.details =
+        Some(serde_json::json!({ "plan": plan, "boot_mode": m.boot_mode.as_str(), "offer_kind": kind }));
     ctx.audit(Some(req), e);
     notify_machine(ctx, &rec);
     Ok(Response::json(200, &plan))
 }
 
-fn orphan(ctx: &AppContext, req: &Request<'_>, mac: &str, signal: &str) -> HttpError {
+/// 404 for a report from a MAC with no machine row, logged as the reference does: `details` is
+/// `{"signal": …}` (the reported status, `inventory` or our `progress`) plus `extra`.
+fn orphan(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    mac: &str,
+    signal: &str,
+    extra: serde_json::Value,
+) -> HttpError {
     let mut e =
         event("pxe.client.orphan", ("machine", mac), "pxe-client", format!("{signal} from unknown {mac}"));
-    e.details = Some(serde_json::json!({ "signal": signal }));
+    let mut details = serde_json::json!({ "signal": signal });
+    if let (Some(d), serde_json::Value::Object(more)) = (details.as_object_mut(), extra) {
+        d.extend(more);
+    }
+    e.details = Some(details);
     ctx.audit(Some(req), e);
     HttpError::not_found("machine not found")
 }
@@ -210,7 +218,11 @@ pub fn status(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     let report =
         StatusReport { outcome: body.status, bytes: live.map(|l| l.progress.bytes_written), image_sha256 };
     let Some(rec) = ctx.db.record_status(&mac, &report, &req.client_ip, &crate::db::now())? else {
-        return Err(orphan(ctx, req, &mac, "status"));
+        let signal = match body.status {
+            FlashOutcome::Done => "done",
+            FlashOutcome::Failed => "failed",
+        };
+        return Err(orphan(ctx, req, &mac, signal, serde_json::json!({})));
     };
     let e = match body.status {
         FlashOutcome::Done => {
@@ -255,7 +267,8 @@ pub fn inventory(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     let Some(rec) =
         ctx.db.record_inventory(&mac, &disks_json, lshw.as_deref(), &req.client_ip, &crate::db::now())?
     else {
-        return Err(orphan(ctx, req, &mac, "inventory"));
+        let extra = serde_json::json!({ "disk_count": post.disks.len() });
+        return Err(orphan(ctx, req, &mac, "inventory", extra));
     };
     let serials: Vec<&str> = post.disks.iter().filter_map(|d| d.serial.as_deref()).collect();
     let mut e = event(
@@ -280,7 +293,7 @@ pub fn progress(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     let mut p: Progress = req.json(SMALL_JSON)?;
     p.phase = p.phase.chars().filter(|c| !c.is_control()).take(32).collect();
     let Some(rec) = ctx.db.machine(&mac)? else {
-        return Err(orphan(ctx, req, &mac, "progress"));
+        return Err(orphan(ctx, req, &mac, "progress", serde_json::json!({})));
     };
     // A post that arrives after `done` (agents post from another thread, and retries reorder
     // them) must not show a finished machine as flashing again.

@@ -2,14 +2,15 @@
 //!
 //! A new password is stored as a PBKDF2 hash in the database settings
 //! ([`auth::PASSWORD_SETTING`]) and from then on overrides the configured or generated one; the
-//! generated `admin-password` file is left alone but no longer opens a session. A new API token
+//! generated `admin-password` file is left alone but no longer opens a session. A change ends
+//! every other session and, when the operator ticks the box, revokes every API token. A new API token
 //! is shown exactly once, on the page that created it.
 
 use super::view::{self, Page};
 use crate::web::auth;
 use crate::web::context::{event, AppContext};
 use crate::web::handlers::{tokens, SMALL_JSON};
-use crate::web::request::Request;
+use crate::web::request::{Principal, Request};
 use crate::web::response::{HttpError, Reply, Response};
 use std::collections::BTreeMap;
 
@@ -64,11 +65,24 @@ pub fn password(ctx: &AppContext, req: &Request<'_>) -> Reply {
         return render(ctx, req, 422, errors, None);
     }
     ctx.db.set_setting(auth::PASSWORD_SETTING, Some(&auth::hash_password(new)?))?;
-    ctx.audit(
-        Some(req),
-        event("auth.password.changed", ("auth", "operator"), "operator", "admin password changed"),
-    );
-    Ok(Response::see_other("/ui/account?done=password"))
+    // Whoever knew the old password may hold a session or a token: the sessions end (all but
+    // this one), and the tokens too when the operator asks (scripts would need new ones).
+    let keep = match &req.principal {
+        Some(Principal::Session { id_hash }) => Some(id_hash.as_str()),
+        _ => None,
+    };
+    let sessions_ended = ctx.db.delete_other_sessions(keep)?;
+    let revoke = !super::field(&form, "revoke_tokens").is_empty();
+    let tokens_revoked = if revoke { ctx.db.delete_all_tokens()? } else { 0 };
+    let mut e = event("auth.password.changed", ("auth", "operator"), "operator", "admin password changed");
+    e.details =
+        Some(serde_json::json!({ "sessions_ended": sessions_ended, "tokens_revoked": tokens_revoked }));
+    ctx.audit(Some(req), e);
+    Ok(Response::see_other(if revoke {
+        "/ui/account?done=password-tokens"
+    } else {
+        "/ui/account?done=password"
+    }))
 }
 
 /// `POST /ui/account/tokens` (form `name`): creates a token and shows its value once.

@@ -58,8 +58,5 @@ pub fn delete(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
 
 /// `GET /ui/backups/{name}/download`: the backup file as an attachment.
 pub fn download(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
-    let name = files::valid_basename(name)?;
-    let path = backups::path_of(ctx, name)?;
-    let disposition = vec![("Content-Disposition".to_string(), format!("attachment; filename=\"{name}\""))];
-    files::serve(req, &path, None, disposition)
+    crate::web::handlers::backups::download(ctx, req, name)
 }
