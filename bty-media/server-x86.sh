@@ -15,7 +15,9 @@
 #
 # Inputs:  BTY (static x86_64 bty, required), NETBOOT (netboot artifacts dir, required),
 #          OUT (default ../out/media), BTY_MEDIA_CACHE (default /var/cache/bty-media),
-#          IMG_MIB (virtual size, default 1536), budgets MAX_VIRT_MIB (2048), MAX_ZST_MIB (400)
+#          IMG_MIB (virtual size, default 1536), budgets MAX_VIRT_MIB (2048), MAX_ZST_MIB (400),
+#          ROOT_TREE (a root tree lib/rootfs.sh made earlier: reused as is, to iterate on the
+#          disk layout without rebuilding Debian; it is modified in place)
 # Outputs: $OUT/bty-server-x86_64.img.zst, $OUT/SHA256SUMS
 # Host tools: see lib/rootfs.sh and lib/disk.sh; grub-efi-amd64-bin, grub-pc-bin, gdisk, mtools.
 set -eu
@@ -32,9 +34,9 @@ work=$(mktemp -d "${TMPDIR:-/var/tmp}/bty-server-x86.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # 1. The root tree: Debian + kernel + bty + overlay.
-ARCH=amd64 BTY="$BTY" NETBOOT="$NETBOOT" ROOTFS="$work/root" \
+r=${ROOT_TREE:-$work/root}
+[ -n "${ROOT_TREE:-}" ] || ARCH=amd64 BTY="$BTY" NETBOOT="$NETBOOT" ROOTFS="$r" \
     PACKAGES="linux-image-amd64" sh "$here/lib/rootfs.sh"
-r=$work/root
 kver=$(ls "$r/boot" | sed -n 's/^vmlinuz-//p' | sort -V | tail -n 1)
 [ -n "$kver" ] && [ -e "$r/boot/initrd.img-$kver" ] || { echo "server-x86: no kernel/initrd in the tree" >&2; exit 1; }
 mkdir -p "$r/boot/grub" "$r/boot/efi"
@@ -77,8 +79,8 @@ root_mib=$((IMG_MIB - 65 - 1))   # 1 MiB gap, BIOS boot, ESP; 1 MiB for the back
 disk_ext4 "$r" "$work/root.img" "$root_mib" bty-root
 img=$work/disk.img
 truncate -s "${IMG_MIB}M" "$img"
-sgdisk -q -Z -n1:1M:+1M -t1:ef02 -c1:bios -n2:2M:+63M -t2:ef00 -c2:ESP \
-    -n3:65M:0 -t3:8304 -c3:bty-root "$img"
+sgdisk -o -n1:1M:+1M -t1:ef02 -c1:bios -n2:2M:+63M -t2:ef00 -c2:ESP \
+    -n3:65M:0 -t3:8304 -c3:bty-root "$img" > /dev/null 2>&1
 disk_put "$img" "$work/esp.img" 2
 disk_put "$img" "$work/root.img" 65
 
