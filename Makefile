@@ -12,7 +12,7 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(MUSL_TARGET)/release/bty
 
 .PHONY: all build static size test lint unit e2e bench fuzz deps run netboot clean \
-	media-server-x86 media-test
+	media-server-x86 media-test media-test-budget media-test-server-x86
 
 all: build
 
@@ -51,8 +51,11 @@ media-server-x86: static netboot
 
 # media-test boots every appliance image: one script per artifact, each with its own image as
 # a prerequisite. Other artifacts append their target and script here.
-MEDIA_TESTS := media-test-server-x86
+MEDIA_TESTS := media-test-budget media-test-server-x86
 media-test: $(MEDIA_TESTS)
+
+media-test-budget:
+	sh tests/media/budget.sh
 
 media-test-server-x86: media-server-x86
 	bash tests/media/server-x86.sh
