@@ -107,11 +107,20 @@ wait_serial() {
 
 show() { echo "---- $1 serial (tail)"; tr -d '\033' < "$work/$1.serial" | tail -40 || true; }
 
-# poweroff NAME PID: ACPI power button, wait for QEMU to exit (clean shutdown)
+# poweroff NAME PID: ACPI power button (pressed again every 20 s: a press while the guest is
+# still starting logind is lost), wait for QEMU to exit (clean shutdown)
 poweroff() {
-    python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"system_powerdown\n")' "$work/$1.mon"
     local t=0
-    while kill -0 "$2" 2>/dev/null && [ $t -lt 900 ]; do sleep 0.2; t=$((t + 1)); done
+    while kill -0 "$2" 2>/dev/null && [ $t -lt $((BOOT_TIMEOUT * 5)) ]; do
+        if [ $((t % 100)) = 0 ]; then
+            python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+s.recv(4096)                      # the monitor greeting
+s.sendall(b"system_powerdown\n"); time.sleep(0.5); s.recv(4096)' "$work/$1.mon" 2>/dev/null || true
+        fi
+        sleep 0.2; t=$((t + 1))
+    done
     kill -0 "$2" 2>/dev/null && { kill "$2"; die "$1: did not power off"; }
     wait "$2" 2>/dev/null || true
 }
@@ -139,7 +148,7 @@ cat_in() { local l; l=$(rootfs "$1"); debugfs -R "cat $2" "$l" 2>/dev/null; lose
 # fs_bytes DISK: size of DISK's root filesystem
 fs_bytes() {
     local l; l=$(rootfs "$1")
-    dumpe2fs -h "$l" 2>/dev/null | awk -F: '/^Block count/ { c = $2 } /^Block size/ { s = $2 } END { printf "%d", c * s }'
+    dumpe2fs -h "$l" 2>/dev/null | awk -F: '/^Block count/ { c = $2 } /^Block size/ { s = $2 } END { printf "%.0f", c * s }'
     losetup -d "$l"
 }
 ssh_key() { grep -a -o 'SSH host keys: 256 SHA256:[^ ]*' "$work/$1.serial" | tail -n 1 | sed 's/.*SHA256://'; }
@@ -164,7 +173,7 @@ appliance_boot() {
     t0=$(cat "$work/$name.t0")
     wait_serial "$app_pid" "$name" "Linux version" || { show "$name"; die "$name: no kernel (firmware or GRUB failed)"; }
     t_linux=$(now)
-    wait_serial "$app_pid" "$name" "Welcome to" || { show "$name"; die "$name: systemd did not start"; }
+    wait_serial "$app_pid" "$name" "running in system mode" || { show "$name"; die "$name: systemd did not start"; }
     t_init=$(now)
     wait_http "http://127.0.0.1:$port/healthz" || { show "$name"; die "$name: /healthz did not answer within ${BOOT_TIMEOUT}s"; }
     t_web=$(now)
