@@ -59,6 +59,7 @@ fn proxy_dhcp_switch_writes_the_config_audits_and_shows_status() {
         "dhcp-range=192.0.2.0,proxy,255.255.255.0".to_string(),
         format!("dhcp-boot=tag:ipxe,http://192.0.2.10:{port}/pxe-bootstrap.ipxe"),
         "pxe-service=tag:!ipxe,x86PC,\"bty: iPXE (BIOS)\",undionly.kpxe,192.0.2.10".to_string(),
+        format!("pxe-service=tag:ipxe,x86PC,\"bty: bootstrap\",http://192.0.2.10:{port}/pxe-bootstrap.ipxe"),
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     }

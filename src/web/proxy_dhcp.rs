@@ -116,7 +116,13 @@ pub fn render(p: Option<&ProxyDhcp>, http_port: u16, now: &str) -> String {
     }
     out.push_str(&format!("dhcp-range={},proxy,{mask}\n", p.network));
     out.push_str("dhcp-match=set:ipxe,175\n");
-    out.push_str(&format!("dhcp-boot=tag:ipxe,http://{host}:{http_port}/pxe-bootstrap.ipxe\n"));
+    // iPXE takes a ProxyDHCP answer's boot file only from a PXE boot menu entry (dhcp-boot
+    // alone leaves it with "Nothing to boot", seen with Debian's 2019 iPXE); dhcp-boot stays
+    // for clients that read the BOOTP file field.
+    let bootstrap = format!("http://{host}:{http_port}/pxe-bootstrap.ipxe");
+    out.push_str(&format!("dhcp-boot=tag:ipxe,{bootstrap}\n"));
+    out.push_str(&format!("pxe-service=tag:ipxe,x86PC,\"bty: bootstrap\",{bootstrap}\n"));
+    out.push_str(&format!("pxe-service=tag:ipxe,X86-64_EFI,\"bty: bootstrap\",{bootstrap}\n"));
     out.push_str(&format!("pxe-service=tag:!ipxe,x86PC,\"bty: iPXE (BIOS)\",undionly.kpxe,{host}\n"));
     out.push_str(&format!("pxe-service=tag:!ipxe,X86-64_EFI,\"bty: iPXE (UEFI)\",snponly.efi,{host}\n"));
     out.push_str(&format!("pxe-service=tag:!ipxe,BC_EFI,\"bty: iPXE (UEFI)\",snponly.efi,{host}\n"));
@@ -193,6 +199,7 @@ mod tests {
             "interface=eth0",
             "dhcp-range=192.168.77.0,proxy,255.255.255.0",
             "dhcp-boot=tag:ipxe,http://192.168.77.10:8080/pxe-bootstrap.ipxe",
+            "pxe-service=tag:ipxe,x86PC,\"bty: bootstrap\",http://192.168.77.10:8080/pxe-bootstrap.ipxe",
             "pxe-service=tag:!ipxe,x86PC,\"bty: iPXE (BIOS)\",undionly.kpxe,192.168.77.10",
             "pxe-service=tag:!ipxe,X86-64_EFI,\"bty: iPXE (UEFI)\",snponly.efi,192.168.77.10",
         ] {
