@@ -495,6 +495,35 @@ pub fn normalize_mac(raw: &str) -> Option<String> {
     ok.then_some(lower)
 }
 
+/// The proxy-DHCP switch (`GET|PUT /settings/proxy-dhcp`, our addition): whether bty-web asks
+/// the appliance's dnsmasq to answer PXE clients on a LAN whose DHCP server it does not control.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProxyDhcpSettings {
+    /// On or off (off by default).
+    pub enabled: bool,
+    /// The LAN's IPv4 subnet as `ADDR/PREFIX` (`192.168.1.0/24`).
+    pub subnet: String,
+    /// The NIC to answer on; empty answers on every interface in the subnet.
+    pub interface: String,
+    /// This host's address clients fetch from; empty picks the local address in the subnet.
+    pub server: String,
+}
+
+/// What `GET /settings/proxy-dhcp` reports: the switch, the file written, dnsmasq's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyDhcpState {
+    /// The switch as stored.
+    pub settings: ProxyDhcpSettings,
+    /// Where bty-web writes the dnsmasq configuration.
+    pub config_path: String,
+    /// The configuration file as written (None: not written yet).
+    pub config: Option<String>,
+    /// The last status line the appliance's bty-proxy-dhcp.service recorded (None: no such
+    /// service has reported, e.g. bty-web outside the appliance).
+    pub dnsmasq_status: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

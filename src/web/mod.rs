@@ -16,6 +16,7 @@ pub mod files;
 pub mod handlers;
 mod housekeeping;
 pub mod jobs;
+pub mod proxy_dhcp;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -11,7 +11,7 @@ use super::auth;
 use super::context::AppContext;
 use super::csrf;
 use super::handlers::{
-    self as h, auth as login, backups, boot, events, images, machines, pxe, system, tokens,
+    self as h, auth as login, backups, boot, events, images, machines, proxy_dhcp, pxe, system, tokens,
 };
 use super::request::{Method, Request};
 use super::response::{HttpError, Reply, Response};
@@ -85,6 +85,8 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Get, ["api", "tokens"]) => guard(ctx, req).and_then(|_| tokens::list(ctx, req)),
         (Post, ["api", "tokens"]) => guard(ctx, req).and_then(|_| tokens::create(ctx, req)),
         (Delete, ["api", "tokens", id]) => guard(ctx, req).and_then(|_| tokens::delete(ctx, req, id)),
+        (Get, ["settings", "proxy-dhcp"]) => guard(ctx, req).and_then(|_| proxy_dhcp::get(ctx, req)),
+        (Put, ["settings", "proxy-dhcp"]) => guard(ctx, req).and_then(|_| proxy_dhcp::put(ctx, req)),
         // Browser pages: signed in, errors as readable pages.
         (Get | Head, ["static", name]) => ui::assets::get(ctx, req, name),
         (Get, ["ui"]) => page(ctx, req, || ui::root(ctx, req)),
@@ -103,6 +105,7 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Get, ["ui", "events"]) => page(ctx, req, || ui::events::page(ctx, req)),
         (Post, ["ui", "events", "ack"]) => page(ctx, req, || ui::events::ack(ctx, req)),
         (Get, ["ui", "settings"]) => page(ctx, req, || ui::settings::page(ctx, req)),
+        (Post, ["ui", "settings", "proxy-dhcp"]) => page(ctx, req, || ui::proxy_dhcp::save(ctx, req)),
         (Get, ["ui", "backups"]) => page(ctx, req, || ui::backups::page(ctx, req)),
         (Post, ["ui", "backups"]) => page(ctx, req, || ui::backups::create(ctx, req)),
         (Get, ["ui", "backups", name, "download"]) => {
@@ -162,6 +165,7 @@ fn not_routed(method: Method, path: &[&str]) -> HttpError {
             | ["events", ..]
             | ["api", "tokens", ..]
             | ["backups", ..]
+            | ["settings", "proxy-dhcp"]
     );
     match (method, known_path) {
         (Method::Other, _) | (_, true) => HttpError::new(405, "method not allowed"),

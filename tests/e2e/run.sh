@@ -59,13 +59,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 die() { echo "e2e: FAIL: $*" >&2; exit 1; }
-# Prefixes each line with the host's Unix time, so logs without clocks (bty-web's access log,
-# bty-tftp's) can be lined up with each other by tests/bench/netboot.sh.
-stamp() { python3 -u -c '
-import sys, time
-for line in sys.stdin.buffer:
-    sys.stdout.buffer.write(b"%.3f " % time.time() + line)
-    sys.stdout.buffer.flush()'; }
+# stamp, expect_in_order
+. "$here/lib.sh"
 # Runs a command in the namespace. Background processes are started with `ip netns exec`
 # directly instead (it execs, so $! is the process itself and cleanup can kill it).
 nsx() { ip netns exec "$NS" "$@"; }
@@ -149,21 +144,6 @@ events() {
 import json, sys
 for e in reversed(json.load(sys.stdin)["events"]):
     print(e["kind"], json.dumps(e.get("details") or {}, sort_keys=True))'
-}
-
-# expect_in_order FILE PATTERN... : each pattern is found after the previous one
-expect_in_order() {
-    python3 - "$@" <<'PY'
-import sys
-path, pats = sys.argv[1], sys.argv[2:]
-text = open(path, errors="replace").read()
-pos = 0
-for p in pats:
-    i = text.find(p, pos)
-    if i < 0:
-        sys.exit(f"{path}: {p!r} not found after offset {pos}")
-    pos = i + len(p)
-PY
 }
 
 # boot NAME FIRMWARE MAC DISK: starts QEMU in the namespace, prints its PID

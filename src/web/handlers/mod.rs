@@ -7,6 +7,7 @@ pub mod boot;
 pub mod events;
 pub mod images;
 pub mod machines;
+pub mod proxy_dhcp;
 pub mod pxe;
 pub mod system;
 pub mod tokens;

@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod machine;
 pub mod machines;
 pub mod netboot;
+pub mod proxy_dhcp;
 pub mod settings;
 pub mod view;
 

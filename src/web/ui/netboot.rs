@@ -158,7 +158,7 @@ pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
         nav: "netboot",
         intro: "What PXE clients fetch from this server, and how to point your DHCP server at it (bty runs no DHCP).",
     };
-    let data = serde_json::json!({ "artifacts": artifacts, "addrs": addrs, "chosen": chosen, "req_name": req_name, "http": http, "tftp_listen": ctx.config.tftp.listen.clone(), "tftp_enabled": ctx.config.tftp.enabled, "tftp_root": tftp_root.display().to_string(), "boot_dir": paths.boot_dir.display().to_string(), "kernel": nb.kernel.clone(), "initrd": nb.initrd.clone() });
+    let data = serde_json::json!({ "proxy_dhcp": crate::web::proxy_dhcp::state(ctx)?, "artifacts": artifacts, "addrs": addrs, "chosen": chosen, "req_name": req_name, "http": http, "tftp_listen": ctx.config.tftp.listen.clone(), "tftp_enabled": ctx.config.tftp.enabled, "tftp_root": tftp_root.display().to_string(), "boot_dir": paths.boot_dir.display().to_string(), "kernel": nb.kernel.clone(), "initrd": nb.initrd.clone() });
     view::render(ctx, req, 200, "netboot.html", page, data)
 }
 

@@ -49,6 +49,6 @@ pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
         nav: "settings",
         intro: "The effective configuration and where each value comes from. Change it in bty.toml or the environment, then restart bty-web.",
     };
-    let data = serde_json::json!({ "rows": rows, "state_db": ctx.db.path().display().to_string(), "env_example": "BTY_<SECTION>_<KEY>" });
+    let data = serde_json::json!({ "proxy_dhcp": crate::web::proxy_dhcp::state(ctx)?, "rows": rows, "state_db": ctx.db.path().display().to_string(), "env_example": "BTY_<SECTION>_<KEY>" });
     view::render(ctx, req, 200, "settings.html", page, data)
 }

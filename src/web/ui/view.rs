@@ -26,6 +26,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("settings.html", include_str!("../templates/ui/settings.html")),
     ("backups.html", include_str!("../templates/ui/backups.html")),
     ("account.html", include_str!("../templates/ui/account.html")),
+    ("proxy_dhcp.html", include_str!("../templates/ui/proxy_dhcp.html")),
 ];
 
 /// Short confirmations shown after a redirect (`?done=KEY`); a fixed table, so a crafted link
