@@ -9,7 +9,7 @@ CARGO ?= cargo
 MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(MUSL_TARGET)/release/bty
 
-.PHONY: all build static size test lint unit e2e bench fuzz deps run netboot clean
+.PHONY: all build static size test lint unit e2e bench fuzz deps run netboot media-usb media-usb-test clean
 
 all: build
 
@@ -41,6 +41,15 @@ e2e: static netboot
 
 netboot: static
 	$(MAKE) -C bty-media netboot BTY=$(abspath $(STATIC_BIN))
+
+# The USB live stick (bty-media/usb.sh): IMAGES="a.img.zst dir/ ..." preloads BTY_IMAGES,
+# BTY_IMAGES_SIZE=2G sizes it; downloads are cached in BTY_MEDIA_CACHE (/var/cache/bty-media).
+media-usb: static
+	BTY=$(abspath $(STATIC_BIN)) OUT=$(abspath out/media) sh bty-media/usb.sh
+
+# The stick under QEMU: OVMF + SeaBIOS, the wizard over the serial console, bty.auto=.
+media-usb-test: static
+	bash tests/media/usb.sh
 
 bench: build
 	bash tests/bench/run-all.sh
