@@ -22,11 +22,13 @@
 # Outputs: $OUT/bty-usb-x86_64.img, $OUT/bty-usb-x86_64.img.zst, $OUT/SHA256SUMS (both)
 # Host tools: the initramfs.sh tools, sgdisk (gdisk), mkfs.vfat (dosfstools), mtools, syslinux
 #          (+ syslinux-common), grub-mkstandalone (grub-efi-amd64-bin), mkfs.exfat (exfatprogs),
-#          mount.exfat-fuse (exfat-fuse) with /dev/fuse (only with IMAGES), zstd, sha256sum.
+#          mount.exfat-fuse (exfat-fuse) with /dev/fuse and losetup (only with IMAGES), zstd,
+#          sha256sum.
 #
 # BTY_IMAGES is written without a kernel exFAT driver (build machines may have none): the
 # empty filesystem is made by mkfs.exfat on a plain file, and the images are copied into it
-# through exfat-fuse over /dev/fuse, before the file is placed into the stick with dd.
+# through exfat-fuse over /dev/fuse (on a loop device of that file), before the file is placed
+# into the stick with dd.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,9 +44,10 @@ mkdir -p "$OUT" "$CACHE"
 OUT=$(cd "$OUT" && pwd); CACHE=$(cd "$CACHE" && pwd)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bty-usb.XXXXXX")
-mnt=""
+mnt=""; loopdev=""
 cleanup() {
     if [ -n "$mnt" ]; then umount "$mnt" 2>/dev/null || true; fi
+    if [ -n "$loopdev" ]; then losetup -d "$loopdev" 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -147,13 +150,17 @@ truncate -s ${images_mib}M "$work/images.img"
 mkfs.exfat -L BTY_IMAGES "$work/images.img" > /dev/null
 if [ -n "$files" ]; then
     [ -c /dev/fuse ] || { echo "usb: IMAGES needs /dev/fuse (exfat-fuse writes BTY_IMAGES)" >&2; exit 1; }
+    # exfat-fuse run as root asks FUSE for a block device ("blkdev"), so the file goes through a
+    # loop device (no partition scanning needed: the file is the filesystem).
+    loopdev=$(losetup -f --show "$work/images.img")
     mnt="$work/mnt"; mkdir -p "$mnt"
-    mount.exfat-fuse -o rw "$work/images.img" "$mnt" > /dev/null
+    mount.exfat-fuse -o rw "$loopdev" "$mnt" > /dev/null
     for f in $files; do
         echo "usb: preloading $(basename "$f") ($(stat -L -c %s "$f") bytes)"
         cp -L "$f" "$mnt/" || { echo "usb: BTY_IMAGES (${images_mib} MiB) is too small for IMAGES; set BTY_IMAGES_SIZE" >&2; exit 1; }
     done
     umount "$mnt"; mnt=""
+    losetup -d "$loopdev"; loopdev=""
 fi
 
 # 4. The disk: GPT, ESP "legacy BIOS bootable" (gptmbr.bin boots it), BTY_IMAGES last.
