@@ -29,5 +29,12 @@ sh "$root/tests/e2e/make-test-image.sh" "$work/images/test-disk.img" 32 4
 # A truncated zstd stream: the decoder must fail and the target must not be reported good.
 zstd -q -1 "$work/images/test-disk.img" -o "$work/full.zst"
 head -c $(( $(stat -c %s "$work/full.zst") / 2 )) "$work/full.zst" > "$work/images/broken.img.zst"
+# A catalog on the stick: its entries are listed next to the local images.
+cat > "$work/images/catalog.toml" <<'TOML'
+version = 1
+[[images]]
+name = "from-catalog.img.zst"
+src = "http://192.0.2.1/from-catalog.img.zst"
+TOML
 BTY="$BTY" OUT="$work/out" ZST=0 IMAGES="$work/images" sh "$root/bty-media/usb.sh"
 python3 "$here/usb_stick.py" "$work/out/bty-usb-x86_64.img" "$work/images/test-disk.img" "$work"

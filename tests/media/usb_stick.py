@@ -4,11 +4,12 @@
 The VMs: QEMU x86_64, 1 GiB, no network (`-net none`), the stick as a USB disk
 (`-device qemu-xhci -device usb-storage`, bootindex 0, snapshot: never written) and blank raw
 virtio disks with serials. The stick carries the e2e test image (`test-disk.img`, which prints
-BTY-DISK-BOOTED when booted) and a truncated `broken.img.zst`.
+BTY-DISK-BOOTED when booted), a truncated `broken.img.zst` and a `catalog.toml` naming one
+remote image.
 
 Boots (each firmware once for the stick, plus the cheap ones that check the results):
   uefi   OVMF: Enter on the serial console takes the wizard there; the image list shows both
-         images and the disk list shows the virtio disk but not the stick; broken.img.zst fails
+         images and the catalog's entry, and the disk list shows the virtio disk but not the stick; broken.img.zst fails
          with a message and the done screen does not call it complete; then test-disk.img is
          flashed onto BTYTEST, and "Power off" ends the VM. The disk's bytes equal the image's.
   bios   SeaBIOS: at syslinux's boot: prompt the test types `bty bty.auto=test-disk.img@BTYDISK2`
@@ -178,6 +179,8 @@ def uefi_interactive():
         t_tui = vm.expect(r"test-disk\.img", since=m)
         check(t_tui is not None and "broken.img.zst" in vm.text(m),
               "uefi: the wizard on ttyS0 lists the preloaded images")
+        check(vm.expect(r"from-catalog\.img\.zst", since=m, timeout=30) is not None,
+              "uefi: ... and the entries of BTY_IMAGES/catalog.toml")
         # broken.img.zst is item 1 (sorted by name): it must fail, clearly, and not be called good.
         m = vm.mark()
         vm.keys("1", "\r")
