@@ -12,7 +12,7 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(MUSL_TARGET)/release/bty
 
 .PHONY: all build static size test lint unit e2e bench fuzz deps run netboot clean \
-	media-server-x86 media-test media-test-budget media-test-server-x86
+	media-server-x86 media-test media-test-budget media-test-server-x86 media-usb media-usb-test
 
 all: build
 
@@ -51,7 +51,7 @@ media-server-x86: static netboot
 
 # media-test boots every appliance image: one script per artifact, each with its own image as
 # a prerequisite. Other artifacts append their target and script here.
-MEDIA_TESTS := media-test-budget media-test-server-x86
+MEDIA_TESTS := media-test-budget media-test-server-x86 media-usb-test
 media-test: $(MEDIA_TESTS)
 
 media-test-budget:
@@ -59,6 +59,15 @@ media-test-budget:
 
 media-test-server-x86: media-server-x86
 	bash tests/media/server-x86.sh
+
+# The USB live stick (bty-media/usb.sh): IMAGES="a.img.zst dir/ ..." preloads BTY_IMAGES,
+# BTY_IMAGES_SIZE=2G sizes it; downloads are cached in BTY_MEDIA_CACHE (/var/cache/bty-media).
+media-usb: static
+	BTY=$(abspath $(STATIC_BIN)) OUT=$(abspath out/media) sh bty-media/usb.sh
+
+# The stick under QEMU: OVMF + SeaBIOS, the wizard over the serial console, bty.auto=.
+media-usb-test: static
+	bash tests/media/usb.sh
 
 bench: build
 	bash tests/bench/run-all.sh

@@ -22,6 +22,9 @@ struct TuiArgs {
     /// offer only this disk (repeatable), e.g. --disk /dev/sdb; may name a loop device
     #[argh(option)]
     disk: Vec<PathBuf>,
+    /// never offer this disk (repeatable), e.g. the USB stick the system runs from
+    #[argh(option)]
+    hide_disk: Vec<PathBuf>,
     /// offer loop devices as well (as `bty disks --all` lists them)
     #[argh(switch)]
     all_disks: bool,
@@ -42,6 +45,11 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
         image_root: a.image_root.unwrap_or_else(bty::catalog::image_root),
         only_disks: a.disk,
         all_disks: a.all_disks,
+        hide_disks: a
+            .hide_disk
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .collect(),
         verify: a.verify,
         banner: None,
         caps,

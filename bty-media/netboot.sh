@@ -19,77 +19,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$here/../out/netboot}
 CACHE=${CACHE:-${BTY_MEDIA_CACHE:-/var/cache/bty-media}}
 BUDGET_MIB=${BUDGET_MIB:-30}
-[ -x "$BTY" ] || { echo "netboot: $BTY is not an executable" >&2; exit 1; }
-file_type=$(od -An -c -N4 "$BTY" | tr -d ' ')
-[ "$file_type" = '177ELF' ] || { echo "netboot: $BTY is not an ELF binary" >&2; exit 1; }
 
 mkdir -p "$OUT" "$CACHE"
 OUT=$(cd "$OUT" && pwd); CACHE=$(cd "$CACHE" && pwd)
 
-# 1. The Debian kernel package, downloaded once and extracted once.
-KPKG=${KPKG:-$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')}
-[ -n "$KPKG" ] || { echo "netboot: cannot resolve linux-image-amd64; run apt-get update" >&2; exit 1; }
-KVER=${KPKG#linux-image-}
-deb=$(ls "$CACHE"/"${KPKG}"_*.deb 2>/dev/null | head -n1 || true)
-if [ -z "$deb" ]; then
-    echo "netboot: downloading $KPKG"
-    (cd "$CACHE" && apt-get download -q "$KPKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-    deb=$(ls "$CACHE"/"${KPKG}"_*.deb 2>/dev/null | head -n1 || true)
-    [ -n "$deb" ] || { echo "netboot: apt-get download $KPKG failed" >&2; exit 1; }
-fi
-kx="$CACHE/$KPKG"
-if [ ! -e "$kx/.extracted" ] || [ "$deb" -nt "$kx/.extracted" ]; then
-    echo "netboot: extracting $(basename "$deb")"
-    rm -rf "$kx"; mkdir -p "$kx"
-    dpkg-deb -x "$deb" "$kx"
-    depmod -b "$kx" "$KVER"   # the .deb ships no modules.dep; we need it to close over deps
-    touch "$kx/.extracted"
-fi
-kmods="$kx/lib/modules/$KVER"
-
-# 2. The module set: the wanted list closed over modules.dep.
+# 1–3. The Debian kernel, the module set, the root (initramfs.sh, shared with usb.sh).
+. "$here/initramfs.sh"
+kernel_fetch
 stage=$(mktemp -d "${TMPDIR:-/tmp}/bty-netboot.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
-wanted="$stage.wanted"; trap 'rm -rf "$stage" "$wanted"' EXIT
-grep -v '^[[:space:]]*\(#\|$\)' "$here/netboot-modules.txt" > "$wanted"
-missing=""
-paths=""
-while read -r name; do
-    # modules.dep names files; module names use _ where file names may use -.
-    pat=$(printf '%s' "$name" | sed 's/[-_]/[-_]/g')
-    line=$(grep -m1 "/${pat}\.ko[^:]*:" "$kmods/modules.dep" || true)
-    if [ -z "$line" ]; then missing="$missing $name"; continue; fi
-    paths="$paths ${line%%:*} ${line#*:}"
-done < "$wanted"
-[ -z "$missing" ] || echo "netboot: not in $KVER, skipped:$missing"
-mdir="$stage/lib/modules/$KVER"
-mkdir -p "$mdir"
-count=0
-for p in $(printf '%s\n' $paths | sort -u); do
-    mkdir -p "$mdir/$(dirname "$p")"
-    cp "$kmods/$p" "$mdir/$p"
-    count=$((count + 1))
-done
-# depmod over just the shipped modules writes a modules.alias/modules.dep that name nothing
-# else; the agent reads only those two text files.
-cp "$kmods/modules.order" "$kmods/modules.builtin" "$kmods/modules.builtin.modinfo" "$mdir/"
-depmod -b "$stage" "$KVER"
-find "$mdir" -maxdepth 1 -type f ! -name modules.alias ! -name modules.dep -delete
-
-# 3. The rest of the root: /init, busybox (DHCP fallback and rescue shell), device nodes.
-mkdir -p "$stage/bin" "$stage/dev" "$stage/proc" "$stage/sys" "$stage/run" "$stage/tmp" "$stage/usr/share/udhcpc"
-cp "$BTY" "$stage/init"
-cp /bin/busybox "$stage/bin/busybox"
-ln -s busybox "$stage/bin/sh"
-cp "$here/udhcpc.script" "$stage/usr/share/udhcpc/default.script"
-mknod -m 600 "$stage/dev/console" c 5 1
-mknod -m 666 "$stage/dev/null" c 1 3
-chmod 755 "$stage/init" "$stage/usr/share/udhcpc/default.script"
-
+stage_modules "$stage" "$here/netboot-modules.txt"
+count=$MOD_COUNT
+stage_root "$stage" "$BTY"
 initrd="$OUT/bty-netboot-x86_64.initrd"
-(cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | zstd -19 -q -T0) > "$initrd.tmp"
-mv "$initrd.tmp" "$initrd"
-cp "$kx/boot/vmlinuz-$KVER" "$OUT/bty-netboot-x86_64.vmlinuz"
+pack_initrd "$stage" "$initrd"
+cp "$KDIR/boot/vmlinuz-$KVER" "$OUT/bty-netboot-x86_64.vmlinuz"
 
 # 4. iPXE boot loaders from Debian's ipxe package.
 for f in undionly.kpxe ipxe.efi snponly.efi; do

@@ -10,6 +10,7 @@ packages=(
   nginx-light wrk docker-registry apache2-utils
   chromium chromium-driver
   mtools dosfstools gdisk e2fsprogs grub-efi-amd64-bin grub-pc-bin mmdebstrap
+  syslinux syslinux-common exfatprogs exfat-fuse seabios
   zstd xz-utils bzip2 gzip qemu-utils curl
   tmux openssl
 )

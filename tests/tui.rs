@@ -635,6 +635,27 @@ fn a_disk_filter_that_matches_nothing_says_so() {
 }
 
 #[test]
+fn a_hidden_disk_is_never_offered() {
+    need_loop_and_tmux!();
+    let (root, _) = image_root("x.img", 1 << 20);
+    let (dir_a, dir_b) = (scratch(), scratch());
+    let (stick, target) = (loop_disk(dir_a.path(), 2 << 20), loop_disk(dir_b.path(), 2 << 20));
+    let (stick_dev, target_dev) = (stick.path.display().to_string(), target.path.display().to_string());
+    let pane = Pane::start(
+        80,
+        24,
+        &env_with_root(root.path(), &XTERM_ASCII),
+        &["tui", "--disk", &stick_dev, "--disk", &target_dev, "--hide-disk", &stick_dev],
+    );
+    pane.wait_for("x.img");
+    pane.keys(&["Enter"]);
+    let s = pane.wait_for(&target_dev);
+    assert!(!s.contains(&format!("{stick_dev} ")), "the hidden disk is listed: {s}");
+    pane.keys(&["q"]);
+    assert_eq!(pane.wait_exit(), 0);
+}
+
+#[test]
 fn sigterm_during_a_flash_cancels_it_restores_the_terminal_and_exits_130() {
     need_loop_and_tmux!();
     let SlowFlash { pane, .. } = &slow_flash_running();

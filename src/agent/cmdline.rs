@@ -1,5 +1,6 @@
 //! The kernel command line as the plan agent reads it: `bty.server=`, `bty.mac=`, and the
-//! address iPXE already obtained (`bty.ip=`, `bty.gw=`, `bty.dns=`).
+//! address iPXE already obtained (`bty.ip=`, `bty.gw=`, `bty.dns=`); on the USB stick
+//! `bty.mode=usb` and `bty.auto=IMAGE[@SERIAL]`.
 //!
 //! iPXE fills these from its own settings, so the shapes vary: `bty.ip=${ip}/${netmask}` gives a
 //! dotted netmask (`192.168.77.50/255.255.255.0`), hand-written lines use a prefix length
@@ -40,6 +41,10 @@ pub struct BootParams {
     pub gateway: Option<Ipv4Addr>,
     /// `bty.dns=`: a DNS server.
     pub dns: Option<Ipv4Addr>,
+    /// `bty.mode=`: `usb` on the live stick (absent: the netboot agent).
+    pub mode: Option<String>,
+    /// `bty.auto=`: the stick's unattended flash, `IMAGE` or `IMAGE@SERIAL`.
+    pub auto: Option<String>,
     /// Problems found while parsing, reported on the console; parsing never fails outright
     /// because PID 1 must go on with DHCP when a hand-made line is wrong.
     pub warnings: Vec<String>,
@@ -60,6 +65,8 @@ pub fn parse(text: &str) -> BootParams {
         match key {
             "bty.server" if !empty => p.server = Some(value.to_string()),
             "bty.mac" if !empty => p.mac = Some(value.to_string()),
+            "bty.mode" if !empty => p.mode = Some(value.to_string()),
+            "bty.auto" if !empty => p.auto = Some(value.to_string()),
             "bty.ip" if !empty => match parse_ip(value) {
                 Ok((net, gw)) => {
                     p.ip = Some(net);
@@ -130,6 +137,14 @@ mod tests {
         assert_eq!(p.gateway, Some(ip("192.168.77.1")));
         assert_eq!(p.dns, Some(ip("192.168.77.1")));
         assert!(p.warnings.is_empty());
+    }
+
+    #[test]
+    fn reads_the_stick_keys() {
+        let p = parse("console=ttyS0 bty.mode=usb bty.auto=debian.img.zst@S123 bty.auto=other");
+        assert_eq!(p.mode.as_deref(), Some("usb"));
+        assert_eq!(p.auto.as_deref(), Some("debian.img.zst@S123"));
+        assert_eq!(parse("bty.auto= bty.mode=").auto, None);
     }
 
     #[test]

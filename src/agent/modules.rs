@@ -228,17 +228,7 @@ pub fn load_for_present_devices(dir: &Path, sysfs: &Path, rounds: usize) -> Resu
         if wanted.is_empty() {
             break;
         }
-        for (name, rel) in index.load_order(&wanted) {
-            if !tried.insert(name.clone()) || sysfs.join("module").join(&name).exists() {
-                continue;
-            }
-            let path: PathBuf = dir.join(&rel);
-            match crate::sys::module::finit_module(&path) {
-                Ok(crate::sys::module::Loaded::Now) => report.loaded.push(name),
-                Ok(crate::sys::module::Loaded::Already) => {}
-                Err(e) => report.failed.push((name, e.to_string())),
-            }
-        }
+        insert(&index, dir, sysfs, &wanted, &mut tried, &mut report);
         for w in wanted {
             tried.insert(w);
         }
@@ -249,6 +239,37 @@ pub fn load_for_present_devices(dir: &Path, sysfs: &Path, rounds: usize) -> Resu
         }
     }
     Ok(report)
+}
+
+/// Loads the modules that declare `alias` (e.g. `fs-exfat`: filesystems have no device whose
+/// modalias would name them), with their dependencies.
+pub fn load_by_alias(dir: &Path, sysfs: &Path, alias: &str) -> Result<LoadReport> {
+    let index = ModuleIndex::load(dir)?;
+    let mut report = LoadReport::default();
+    insert(&index, dir, sysfs, &index.matching(alias), &mut BTreeSet::new(), &mut report);
+    Ok(report)
+}
+
+/// Inserts `wanted` in dependency order, skipping what was tried or is loaded already.
+fn insert(
+    index: &ModuleIndex,
+    dir: &Path,
+    sysfs: &Path,
+    wanted: &[String],
+    tried: &mut BTreeSet<String>,
+    report: &mut LoadReport,
+) {
+    for (name, rel) in index.load_order(wanted) {
+        if !tried.insert(name.clone()) || sysfs.join("module").join(&name).exists() {
+            continue;
+        }
+        let path: PathBuf = dir.join(&rel);
+        match crate::sys::module::finit_module(&path) {
+            Ok(crate::sys::module::Loaded::Now) => report.loaded.push(name),
+            Ok(crate::sys::module::Loaded::Already) => {}
+            Err(e) => report.failed.push((name, e.to_string())),
+        }
+    }
 }
 
 #[cfg(test)]

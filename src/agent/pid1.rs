@@ -35,7 +35,7 @@ fn uptime() -> f64 {
 }
 
 /// A console line with the uptime, the way the kernel prints its own.
-fn say(msg: &str) {
+pub(super) fn say(msg: &str) {
     eprintln!("bty: [{:8.3}] {msg}", uptime());
 }
 
@@ -50,6 +50,11 @@ pub fn run(fallback: Fallback) -> ! {
             None
         }
     };
+    // The USB stick runs the same init with its own program (agent::stick): no server, no plan.
+    let params = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    if params.mode.as_deref() == Some("usb") {
+        super::stick::run(params)
+    }
     let next = match std::panic::catch_unwind(cycle) {
         Ok(Ok(next)) => next,
         Ok(Err(e)) => {
@@ -109,7 +114,7 @@ fn mount_pseudo_filesystems() {
     }
 }
 
-fn load_modules() {
+pub(super) fn load_modules() {
     let release = rustix::system::uname().release().to_string_lossy().into_owned();
     let dir = Path::new("/lib/modules").join(&release);
     match super::modules::load_for_present_devices(&dir, Path::new("/sys"), 5) {
@@ -140,7 +145,7 @@ fn bring_up_network(params: &BootParams) -> Result<String> {
     Ok(c.nic.mac)
 }
 
-fn reboot_now() -> ! {
+pub(super) fn reboot_now() -> ! {
     // Let the console mirror write out the last lines before the machine goes away.
     std::thread::sleep(Duration::from_millis(300));
     crate::sys::reboot::sync();
@@ -195,7 +200,7 @@ fn reap_until(pid: u32) {
     }
 }
 
-fn sleep_forever(msg: &str) -> ! {
+pub(super) fn sleep_forever(msg: &str) -> ! {
     loop {
         say(msg);
         std::thread::sleep(Duration::from_secs(600));

@@ -4,6 +4,7 @@
 //! the sysfs root and the mountinfo text are parameters so tests can use a fake tree. This
 //! module decides which disks may be written; it never writes.
 
+pub mod exfat;
 mod mountinfo;
 mod safety;
 mod sysfs;

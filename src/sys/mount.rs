@@ -1,7 +1,8 @@
 //! `mount(2)` for PID 1: the pseudo filesystems an initramfs needs before anything else works.
 //!
 //! Only what the plan agent needs: mount a filesystem type on a directory, creating the
-//! directory, and treat "already mounted" as success. It does not parse mount tables (that is
+//! directory, and treat "already mounted" as success; and mount a device (the USB stick's
+//! images partition). It does not parse mount tables (that is
 //! `disk/`'s job) and never unmounts.
 
 use crate::error::{Context, Result};
@@ -21,4 +22,14 @@ pub fn mount(fstype: &str, target: &Path, flags: MountFlags, data: &str) -> Resu
             Err(std::io::Error::from(e)).with_context(|| format!("mounting {fstype} on {}", target.display()))
         }
     }
+}
+
+/// Mounts the filesystem of type `fstype` on the block device `source` at `target` (see
+/// mount(2)), creating `target` first.
+pub fn mount_device(source: &Path, fstype: &str, target: &Path, flags: MountFlags, data: &str) -> Result<()> {
+    std::fs::create_dir_all(target).with_context(|| format!("creating mount point {}", target.display()))?;
+    let data = std::ffi::CString::new(data).map_err(|_| crate::Error::invalid("mount data contains NUL"))?;
+    rustix::mount::mount(source, target, fstype, flags, data.as_c_str())
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("mounting {} ({fstype}) on {}", source.display(), target.display()))
 }

@@ -1,4 +1,4 @@
-//! `sync(2)` and `reboot(2)`: how the plan agent ends a cycle.
+//! `sync(2)` and `reboot(2)`: how the plan agent ends a cycle, and how the stick powers off.
 
 use crate::error::{Context, Result};
 
@@ -14,4 +14,12 @@ pub fn reboot() -> Result<()> {
     rustix::system::reboot(rustix::system::RebootCommand::Restart)
         .map_err(std::io::Error::from)
         .context("rebooting")
+}
+
+/// Switches the machine off at once (`reboot(RB_POWER_OFF)`, see reboot(2)); call [`sync`]
+/// first. Returns only on failure, like [`reboot`].
+pub fn power_off() -> Result<()> {
+    rustix::system::reboot(rustix::system::RebootCommand::PowerOff)
+        .map_err(std::io::Error::from)
+        .context("powering off")
 }

@@ -150,6 +150,9 @@ pub trait Backend: Send + Sync {
 
     /// Asks the system to reboot.
     fn reboot(&self) -> Result<()>;
+
+    /// Asks the system to switch off.
+    fn power_off(&self) -> Result<()>;
 }
 
 /// The real backend: this machine's image root, disks and flash engine.
@@ -161,6 +164,8 @@ pub struct SystemBackend {
     pub only_disks: Vec<PathBuf>,
     /// Offer loop devices too, as `bty disks --all` lists them.
     pub all_disks: bool,
+    /// Never offer these disks (the USB stick the system runs from).
+    pub hide_disks: Vec<PathBuf>,
 }
 
 impl Backend for SystemBackend {
@@ -193,6 +198,7 @@ impl Backend for SystemBackend {
                 )));
             }
         }
+        disks.retain(|d| !self.hide_disks.contains(&d.path));
         let disks = disks
             .into_iter()
             .map(|d| DiskRow {
@@ -224,20 +230,29 @@ impl Backend for SystemBackend {
     }
 
     fn reboot(&self) -> Result<()> {
-        // Under systemd a clean shutdown is systemd's job; in an initramfs there is no one to ask.
-        if Path::new("/run/systemd/system").exists() {
-            let status = std::process::Command::new("systemctl")
-                .arg("reboot")
-                .status()
-                .context("running systemctl reboot")?;
-            if !status.success() {
-                return Err(Error::failed(format!("systemctl reboot failed ({status})")));
-            }
-            return Ok(());
-        }
-        sys::reboot::sync();
-        sys::reboot::reboot()
+        shut_down("reboot", sys::reboot::reboot)
     }
+
+    fn power_off(&self) -> Result<()> {
+        shut_down("poweroff", sys::reboot::power_off)
+    }
+}
+
+/// Reboots or powers off: under systemd a clean shutdown is systemd's job (`systemctl VERB`);
+/// in an initramfs there is no one to ask, so the filesystems are synced and `now` is called.
+fn shut_down(verb: &str, now: fn() -> Result<()>) -> Result<()> {
+    if Path::new("/run/systemd/system").exists() {
+        let status = std::process::Command::new("systemctl")
+            .arg(verb)
+            .status()
+            .with_context(|| format!("running systemctl {verb}"))?;
+        if !status.success() {
+            return Err(Error::failed(format!("systemctl {verb} failed ({status})")));
+        }
+        return Ok(());
+    }
+    sys::reboot::sync();
+    now()
 }
 
 /// The image's size once written, when it can be known without decoding it; `None` when not

@@ -69,10 +69,15 @@ impl Run {
             while let Some(effect) = pending.pop_front() {
                 match effect {
                     Effect::Quit(outcome) => return Ok(outcome),
-                    Effect::Reboot => {
+                    Effect::Reboot | Effect::PowerOff => {
                         // Show "rebooting..." before a call that may not return.
                         self.paint(term)?;
-                        match self.backend.reboot() {
+                        let done = if effect == Effect::Reboot {
+                            self.backend.reboot()
+                        } else {
+                            self.backend.power_off()
+                        };
+                        match done {
                             Ok(()) => return Ok(Outcome::Reboot),
                             Err(e) => pending.extend(self.wizard.handle(Event::RebootFailed(e.to_string()))),
                         }
@@ -156,7 +161,7 @@ impl Run {
                     f.cancel.store(true, Ordering::Relaxed);
                 }
             }
-            Effect::Reboot | Effect::Quit(_) => {}
+            Effect::Reboot | Effect::PowerOff | Effect::Quit(_) => {}
         }
     }
 
@@ -240,6 +245,9 @@ mod tests {
             }
         }
         fn reboot(&self) -> Result<()> {
+            Err(Error::failed("not in a test"))
+        }
+        fn power_off(&self) -> Result<()> {
             Err(Error::failed("not in a test"))
         }
     }

@@ -57,6 +57,8 @@ pub struct Options {
     pub only_disks: Vec<PathBuf>,
     /// Offer loop devices as well (`--all-disks`).
     pub all_disks: bool,
+    /// Never offer these disks (`--hide-disk`: the USB stick the system runs from).
+    pub hide_disks: Vec<PathBuf>,
     /// Start with read-back verification switched on (`--verify`).
     pub verify: bool,
     /// A line for the header, e.g. why the plan agent fell back to the wizard.
@@ -79,6 +81,7 @@ pub fn run(term: &mut dyn Terminal, options: Options) -> Result<Outcome> {
         image_root: options.image_root,
         only_disks: options.only_disks,
         all_disks: options.all_disks,
+        hide_disks: options.hide_disks,
     };
     drive(term, Arc::new(backend), setup, options.caps)
 }

@@ -69,11 +69,13 @@ pub enum DoneItem {
     Again,
     /// Leave the wizard.
     Quit,
+    /// Switch the machine off (the USB stick's "walk away" ending).
+    PowerOff,
 }
 
 impl DoneItem {
-    /// The menu, in order.
-    pub const ALL: [DoneItem; 3] = [DoneItem::Reboot, DoneItem::Again, DoneItem::Quit];
+    /// The menu, in order (power off last, so the long-standing numbers keep their meaning).
+    pub const ALL: [DoneItem; 4] = [DoneItem::Reboot, DoneItem::Again, DoneItem::Quit, DoneItem::PowerOff];
 }
 
 /// Something that happened: a key, a typed line, or a worker's result.
@@ -112,6 +114,8 @@ pub enum Effect {
     CancelFlash,
     /// Reboot the machine; answer with [`Event::RebootFailed`] if that fails.
     Reboot,
+    /// Switch the machine off; answer with [`Event::RebootFailed`] if that fails.
+    PowerOff,
     /// Leave the wizard.
     Quit(Outcome),
 }
@@ -121,7 +125,7 @@ pub enum Effect {
 pub enum Outcome {
     /// The operator quit.
     Quit,
-    /// A reboot was requested and accepted.
+    /// A reboot (or power off) was requested and accepted.
     Reboot,
     /// Stopped by a signal.
     Interrupted,
@@ -597,6 +601,10 @@ impl Wizard {
                 Some(DoneItem::Reboot) => {
                     self.info("rebooting...");
                     vec![Effect::Reboot]
+                }
+                Some(DoneItem::PowerOff) => {
+                    self.info("powering off...");
+                    vec![Effect::PowerOff]
                 }
                 Some(DoneItem::Again) => self.back(),
                 Some(DoneItem::Quit) => self.quit(Outcome::Quit),
@@ -1195,6 +1203,13 @@ pub(super) mod tests {
         w.handle(Event::RebootFailed("no systemd".into()));
         assert!(w.message().is_some_and(|m| m.error && m.text.contains("no systemd")));
         assert_eq!(keys(&mut w, &[Key::Char('3'), Key::Enter]), vec![Effect::Quit(Outcome::Quit)]);
+    }
+
+    #[test]
+    fn the_done_menu_offers_power_off_as_its_fourth_item() {
+        let mut w = flashing();
+        w.handle(Event::Finished(Ok(report())));
+        assert_eq!(keys(&mut w, &[Key::Char('4'), Key::Enter]), vec![Effect::PowerOff]);
     }
 
     #[test]

@@ -576,6 +576,7 @@ fn done_body(w: &Wizard, cols: usize, g: &Glyphs) -> (Vec<Line>, Option<usize>) 
             DoneItem::Reboot => "Reboot now",
             DoneItem::Again => "Back to the disk list (flash again)",
             DoneItem::Quit => "Quit",
+            DoneItem::PowerOff => "Power off",
         };
         lines.push(row(&format!("{}  {label}", i + 1), i == w.done_cursor, false, g));
     }
