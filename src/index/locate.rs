@@ -1,0 +1,61 @@
+//! Where an image's chunk index is: given (`--index FILE|URL`), or beside the image as
+//! `IMAGE.index` (a file next to a file, `URL.index` next to a URL: bty-web's store serves it
+//! there too).
+
+use super::ChunkIndex;
+use crate::error::{ErrorKind, Result};
+use crate::source::{self, Source};
+use std::io::Read;
+
+/// An index larger than this is refused: 64 MiB holds 1.3 million chunks (1.3 TiB at 1 MiB).
+const MAX_INDEX_BYTES: u64 = 64 << 20;
+
+/// Loads and validates the index at `spec` (a path or an http(s) URL).
+pub fn load(spec: &str) -> Result<ChunkIndex> {
+    let src = source::open(spec)?;
+    read(src.as_ref())
+}
+
+/// The index beside `image` (`IMAGE.index`), or `None` when there is none. A file or URL that
+/// exists but is not a valid index is an error: an index that was meant to be used is never
+/// silently ignored.
+pub fn find(image: &dyn Source) -> Result<Option<ChunkIndex>> {
+    let spec = match image.local_path() {
+        Some(path) => {
+            let mut name = path.as_os_str().to_owned();
+            name.push(".index");
+            if !std::path::Path::new(&name).is_file() {
+                return Ok(None);
+            }
+            name.to_string_lossy().into_owned()
+        }
+        None => {
+            let url = image.describe();
+            let lower = url.to_ascii_lowercase();
+            if !lower.starts_with("http://") && !lower.starts_with("https://") {
+                return Ok(None);
+            }
+            match url.split_once('?') {
+                Some((path, query)) => format!("{path}.index?{query}"),
+                None => format!("{url}.index"),
+            }
+        }
+    };
+    match source::open(&spec) {
+        Ok(src) => read(src.as_ref()).map(Some),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read(src: &dyn Source) -> Result<ChunkIndex> {
+    let mut bytes = Vec::new();
+    src.open_stream(0)?.take(MAX_INDEX_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INDEX_BYTES {
+        return Err(crate::Error::invalid(format!(
+            "{} is larger than {MAX_INDEX_BYTES} bytes; it is not a chunk index",
+            src.describe()
+        )));
+    }
+    ChunkIndex::parse(&bytes, &src.describe())
+}
