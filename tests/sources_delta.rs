@@ -187,6 +187,21 @@ fn round_trips(kind: &str) {
                 assert_eq!(net["bytes_fetched"], want, "{kind}");
                 assert_eq!(net["chunks_fetched"], 4, "{kind}");
                 assert_eq!(net["chunks_zeroed"], 1, "{kind}");
+                // Touching chunks share one request: 0, 5+6, 20.
+                let r = |a: usize, b: usize| {
+                    format!("bytes={}-{}", ranges[a].start, ranges[b].start + ranges[b].len - 1)
+                };
+                let mut asked: Vec<String> = srv
+                    .log()
+                    .into_iter()
+                    .filter(|l| l.path == "/img")
+                    .filter_map(|l| l.range)
+                    .filter(|r| r != "bytes=0-0")
+                    .collect();
+                asked.sort();
+                let mut want = vec![r(0, 0), r(5, 6), r(20, 20)];
+                want.sort();
+                assert_eq!(asked, want, "{kind}: coalesced Range requests");
             }
             _ => {
                 assert!(fetched <= 1 + s.stored.len() as u64, "{kind}: never more than the image");
