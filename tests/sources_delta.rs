@@ -240,6 +240,10 @@ fn seekable_zstd_decodes_as_plain_zstd_and_inspects() {
     let out = run(&["inspect", "--json", "--format", "zst", z.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["virtual_size"], CS * CHUNKS, "{}", text(&out));
+    assert_eq!(v["chunk_index"]["delta_ready"], true, "inspect sees the index beside it");
+    let raw = run(&["inspect", "--json", s.raw.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert!(v["chunk_index"].is_null(), "no index beside disk.img");
 }
 
 #[test]

@@ -210,6 +210,31 @@ impl ChunkIndex {
     }
 }
 
+/// What `bty inspect` shows about the index beside an image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    /// Bytes per chunk.
+    pub chunk_size: u32,
+    /// Number of chunks.
+    pub chunks: usize,
+    /// How chunks map onto the stored object.
+    pub layout: Layout,
+    /// Whether a delta flash can fetch chunks by byte range from this image with it.
+    pub delta_ready: bool,
+}
+
+/// The index beside `image`, summarised; `Ok(None)` without one, an error for a bad one.
+pub fn summary(image: &dyn crate::source::Source) -> Result<Option<Summary>> {
+    Ok(find(image)?.map(|idx| Summary {
+        chunk_size: idx.chunk_size,
+        chunks: idx.chunks.len(),
+        layout: idx.layout,
+        delta_ready: idx.has_ranges()
+            && image.supports_random_access()
+            && image.len().is_none_or(|len| len == idx.source_size),
+    }))
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
