@@ -103,7 +103,7 @@ fn run(args: &Args) -> bty::Result<i32> {
         dry_run: args.dry_run,
         hash: args.hash,
     };
-    let source = resolved.source;
+    let mut source = resolved.source;
     if args.index.is_some() && !args.delta {
         return Err(Error::invalid("--index is used by --delta; add --delta"));
     }
@@ -113,8 +113,16 @@ fn run(args: &Args) -> bty::Result<i32> {
             None => bty::index::find(source.as_ref())?,
         }
         .map(Arc::new);
-        if opts.index.is_none() {
-            bty::log_info!("{}: no chunk index beside it; --delta reads the whole image", source.describe());
+        match opts.index.as_deref().map(|i| i.location.as_str()).filter(|l| !l.is_empty()) {
+            // The index describes another copy (bty-web's seekable zstd of a stream format).
+            Some(at) => source = bty::source::open(at)?,
+            None if opts.index.is_none() => {
+                bty::log_info!(
+                    "{}: no chunk index beside it; --delta reads the whole image",
+                    source.describe()
+                )
+            }
+            None => {}
         }
     }
     let info = flash::check_target(&args.target, None)?;

@@ -433,6 +433,10 @@ pub struct ImageEntry {
     /// Ours: `true` when the bytes are in this server's image store.
     #[serde(default)]
     pub stored: bool,
+    /// Ours: `true` when the store serves the image's chunk index (`{url}.index`), so a
+    /// `bty flash --delta` fetches only the chunks that differ.
+    #[serde(default)]
+    pub delta_ready: bool,
 }
 
 /// One audit-log row (reference §6.1).

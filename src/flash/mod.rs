@@ -295,7 +295,7 @@ fn usable_index(
 ) -> Result<Option<Arc<ChunkIndex>>> {
     let name = source.describe();
     if let Some(expected) = expected_sha256 {
-        if expected != index.source_sha256 {
+        if expected != index.source_sha256 && expected != index.origin_sha256 {
             return Err(Error::new(
                 ErrorKind::Integrity,
                 format!(

@@ -53,6 +53,8 @@ pub fn build(
             layout: Layout::Raw,
             source_size: digest.bytes(),
             source_sha256: digest.finish(),
+            origin_sha256: digest.finish(),
+            location: String::new(),
             chunks,
         });
     }
@@ -82,6 +84,8 @@ pub fn build(
         layout: Layout::Stream,
         source_size: src.len().unwrap_or(0),
         source_sha256,
+        origin_sha256: source_sha256,
+        location: String::new(),
         chunks,
     })
 }
@@ -116,12 +120,15 @@ fn index_frames(
         let data = seekable::decode_frame(&packed, f.decoded_len as usize, &what)?;
         chunks.push(Chunk { sha256: sha256(&data), zero: is_zero(&data), source: f.stored.clone() });
     }
+    let source_sha256 = source::sha256_of(src, stop)?;
     Ok(Some(ChunkIndex {
         chunk_size: cs as u32,
         virtual_size: frames.iter().map(|f| f.decoded_len).sum(),
         layout: Layout::ZstdSeekable,
         source_size: src.len().unwrap_or(0),
-        source_sha256: source::sha256_of(src, stop)?,
+        source_sha256,
+        origin_sha256: source_sha256,
+        location: String::new(),
         chunks,
     }))
 }
@@ -147,12 +154,16 @@ fn build_seekable_copy(
     .with_context(|| format!("converting {} to seekable zstd at {}", src.describe(), out.display()))?;
     let (hashing, len) = writer.finish().with_context(|| format!("writing {}", out.display()))?;
     let source_sha256 = hashing.finish();
+    // The copy's index records the original's digest, which stays the image's identity.
+    let origin_sha256 = source::sha256_of(src.as_ref(), stop)?;
     Ok(ChunkIndex {
         chunk_size: cs,
         virtual_size: size,
         layout: Layout::ZstdSeekable,
         source_size: len,
         source_sha256,
+        origin_sha256,
+        location: String::new(),
         chunks,
     })
 }

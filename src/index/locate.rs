@@ -10,10 +10,24 @@ use std::io::Read;
 /// An index larger than this is refused: 64 MiB holds 1.3 million chunks (1.3 TiB at 1 MiB).
 const MAX_INDEX_BYTES: u64 = 64 << 20;
 
-/// Loads and validates the index at `spec` (a path or an http(s) URL).
+/// Loads and validates the index at `spec` (a path or an http(s) URL). A `location` in it
+/// comes back resolved against `spec` (a path or URL to open as the stored object).
 pub fn load(spec: &str) -> Result<ChunkIndex> {
     let src = source::open(spec)?;
-    read(src.as_ref())
+    let mut index = read(src.as_ref())?;
+    if !index.location.is_empty() {
+        index.location = beside(spec, &index.location);
+    }
+    Ok(index)
+}
+
+/// `name` in the same directory (or URL path) as `spec`.
+fn beside(spec: &str, name: &str) -> String {
+    let path = spec.split(['?', '#']).next().unwrap_or(spec);
+    match path.rfind('/') {
+        Some(at) => format!("{}{name}", &path[..=at]),
+        None => name.to_string(),
+    }
 }
 
 /// The index beside `image` (`IMAGE.index`), or `None` when there is none. A file or URL that
@@ -42,7 +56,7 @@ pub fn find(image: &dyn Source) -> Result<Option<ChunkIndex>> {
         }
     };
     match source::open(&spec) {
-        Ok(src) => read(src.as_ref()).map(Some),
+        Ok(_) => load(&spec).map(Some),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

@@ -30,7 +30,7 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
 const CHUNK_MIN: u32 = 64 << 10;
 const CHUNK_MAX: u32 = 64 << 20;
 /// Header bytes before the chunk entries.
-const HEADER_LEN: usize = 80;
+const HEADER_LEN: usize = 112;
 /// Bytes per chunk entry.
 const ENTRY_LEN: usize = 48;
 /// The trailing SHA-256 of everything before it.
@@ -92,6 +92,12 @@ pub struct ChunkIndex {
     pub source_size: u64,
     /// The stored object's SHA-256: ties the index to one file.
     pub source_sha256: [u8; 32],
+    /// The SHA-256 of the image the stored object was converted from (bty-web's store keeps
+    /// the original's digest as the image's identity), or the source's own.
+    pub origin_sha256: [u8; 32],
+    /// Where the stored object is, relative to the index's own location (a file name or a
+    /// URL path); empty when it is the image the index sits beside (`IMAGE.index`).
+    pub location: String,
     /// Every chunk, in order.
     pub chunks: Vec<Chunk>,
 }
@@ -117,15 +123,19 @@ impl ChunkIndex {
         out.extend_from_slice(&self.virtual_size.to_le_bytes());
         out.extend_from_slice(&(self.chunks.len() as u64).to_le_bytes());
         out.push(self.layout.code());
-        out.extend_from_slice(&[0u8; 7]);
+        out.push(0);
+        out.extend_from_slice(&(self.location.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0u8; 4]);
         out.extend_from_slice(&self.source_size.to_le_bytes());
         out.extend_from_slice(&self.source_sha256);
+        out.extend_from_slice(&self.origin_sha256);
         for c in &self.chunks {
             out.extend_from_slice(&c.sha256);
             out.extend_from_slice(&c.source.start.to_le_bytes());
             out.extend_from_slice(&((c.source.end - c.source.start) as u32).to_le_bytes());
             out.extend_from_slice(&u32::from(c.zero).to_le_bytes());
         }
+        out.extend_from_slice(self.location.as_bytes());
         let sum: [u8; 32] = Sha256::digest(&out).into();
         out.extend_from_slice(&sum);
         out
@@ -162,9 +172,10 @@ impl ChunkIndex {
         if count != virtual_size.div_ceil(u64::from(chunk_size)) {
             return Err(bad(format!("{count} chunks do not cover {virtual_size} bytes")));
         }
+        let location_len = usize::from(u16::from_le_bytes([bytes[34], bytes[35]]));
         let expected_len = (count as usize)
             .checked_mul(ENTRY_LEN)
-            .and_then(|n| n.checked_add(HEADER_LEN + TRAILER_LEN))
+            .and_then(|n| n.checked_add(HEADER_LEN + TRAILER_LEN + location_len))
             .ok_or_else(|| bad(format!("{count} chunks is more than this machine can hold")))?;
         if bytes.len() != expected_len {
             return Err(bad(format!(
@@ -182,6 +193,15 @@ impl ChunkIndex {
         let source_size = u64_at(40);
         let mut source_sha256 = [0u8; 32];
         source_sha256.copy_from_slice(&bytes[48..80]);
+        let mut origin_sha256 = [0u8; 32];
+        origin_sha256.copy_from_slice(&bytes[80..112]);
+        let at = expected_len - TRAILER_LEN - location_len;
+        let location = std::str::from_utf8(&bytes[at..at + location_len])
+            .map_err(|_| bad("its location is not UTF-8".into()))?
+            .to_string();
+        if location.contains("..") || location.starts_with('/') || location.contains('\\') {
+            return Err(bad(format!("its location {location:?} leaves the index's directory")));
+        }
         let mut chunks = Vec::with_capacity(count as usize);
         let mut next_source = 0u64;
         for i in 0..count as usize {
@@ -206,7 +226,16 @@ impl ChunkIndex {
             next_source = source.end;
             chunks.push(Chunk { sha256, zero, source });
         }
-        Ok(ChunkIndex { chunk_size, virtual_size, layout, source_size, source_sha256, chunks })
+        Ok(ChunkIndex {
+            chunk_size,
+            virtual_size,
+            layout,
+            source_size,
+            source_sha256,
+            origin_sha256,
+            location,
+            chunks,
+        })
     }
 }
 
@@ -252,6 +281,8 @@ mod tests {
             layout: Layout::Raw,
             source_size: u64::from(cs) + 10,
             source_sha256: [7; 32],
+            origin_sha256: [8; 32],
+            location: "disk.img.zst".into(),
             chunks: vec![
                 Chunk { sha256: [1; 32], zero: false, source: 0..u64::from(cs) },
                 Chunk { sha256: [2; 32], zero: true, source: u64::from(cs)..u64::from(cs) + 10 },
