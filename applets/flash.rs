@@ -108,22 +108,7 @@ fn run(args: &Args) -> bty::Result<i32> {
         return Err(Error::invalid("--index is used by --delta; add --delta"));
     }
     if args.delta {
-        opts.index = match args.index.as_deref() {
-            Some(spec) => Some(bty::index::load(spec)?),
-            None => bty::index::find(source.as_ref())?,
-        }
-        .map(Arc::new);
-        match opts.index.as_deref().map(|i| i.location.as_str()).filter(|l| !l.is_empty()) {
-            // The index describes another copy (bty-web's seekable zstd of a stream format).
-            Some(at) => source = bty::source::open(at)?,
-            None if opts.index.is_none() => {
-                bty::log_info!(
-                    "{}: no chunk index beside it; --delta reads the whole image",
-                    source.describe()
-                )
-            }
-            None => {}
-        }
+        (source, opts.index) = bty::index::for_delta(source, args.index.as_deref())?;
     }
     let info = flash::check_target(&args.target, None)?;
     if !args.yes && !args.dry_run {

@@ -393,6 +393,11 @@ pub enum Plan {
         /// Catalog format id (`img.zst`), when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         format: Option<String>,
+        /// Ours: whether to reflash by delta (compare the disk with the image's chunk index
+        /// and fetch only what differs); absent means yes. Without an index the agent
+        /// streams the whole image either way.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delta: Option<bool>,
     },
     /// Run the wizard, with this catalog when given.
     Interactive {
@@ -609,6 +614,7 @@ mod tests {
             name: "a.img".into(),
             disk_image_sha: None,
             format: Some("img".into()),
+            delta: None,
         };
         assert_eq!(
             serde_json::to_string(&flash).unwrap(),

@@ -34,7 +34,7 @@ fn entries(index: &[u8]) -> Vec<Entry> {
     let count = u64::from_le_bytes(index[24..32].try_into().unwrap()) as usize;
     (0..count)
         .map(|i| {
-            let at = 80 + i * 48;
+            let at = 112 + i * 48;
             Entry {
                 start: u64::from_le_bytes(index[at + 32..at + 40].try_into().unwrap()),
                 len: u64::from(u32::from_le_bytes(index[at + 40..at + 44].try_into().unwrap())),

@@ -6,6 +6,7 @@ use super::ChunkIndex;
 use crate::error::{ErrorKind, Result};
 use crate::source::{self, Source};
 use std::io::Read;
+use std::sync::Arc;
 
 /// An index larger than this is refused: 64 MiB holds 1.3 million chunks (1.3 TiB at 1 MiB).
 const MAX_INDEX_BYTES: u64 = 64 << 20;
@@ -13,8 +14,12 @@ const MAX_INDEX_BYTES: u64 = 64 << 20;
 /// Loads and validates the index at `spec` (a path or an http(s) URL). A `location` in it
 /// comes back resolved against `spec` (a path or URL to open as the stored object).
 pub fn load(spec: &str) -> Result<ChunkIndex> {
-    let src = source::open(spec)?;
-    let mut index = read(src.as_ref())?;
+    from_source(source::open(spec)?.as_ref(), spec)
+}
+
+/// [`load`] from a source already opened at `spec`.
+fn from_source(src: &dyn Source, spec: &str) -> Result<ChunkIndex> {
+    let mut index = read(src)?;
     if !index.location.is_empty() {
         index.location = beside(spec, &index.location);
     }
@@ -56,10 +61,33 @@ pub fn find(image: &dyn Source) -> Result<Option<ChunkIndex>> {
         }
     };
     match source::open(&spec) {
-        Ok(_) => load(&spec).map(Some),
+        Ok(src) => from_source(src.as_ref(), &spec).map(Some),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The source to fetch chunks from, and the index when there is one.
+pub type ForDelta = (Arc<dyn Source>, Option<Arc<ChunkIndex>>);
+
+/// What a `--delta` flash of `image` uses: the index (`explicit`, else the one beside the
+/// image) and the source to fetch chunks from (the index's `location` when it names another
+/// copy, else the image). Without an index, the image and `None`.
+pub fn for_delta(image: Arc<dyn Source>, explicit: Option<&str>) -> Result<ForDelta> {
+    let index = match explicit {
+        Some(spec) => Some(load(spec)?),
+        None => find(image.as_ref())?,
+    };
+    let Some(index) = index else {
+        crate::log_info!("{}: no chunk index beside it; --delta reads the whole image", image.describe());
+        return Ok((image, None));
+    };
+    let source = match index.location.as_str() {
+        "" => image,
+        // Another copy of the image (bty-web's seekable zstd of a stream format).
+        at => source::open(at)?,
+    };
+    Ok((source, Some(Arc::new(index))))
 }
 
 fn read(src: &dyn Source) -> Result<ChunkIndex> {

@@ -14,7 +14,7 @@ mod locate;
 pub mod seekable;
 
 pub use build::{build, BuildOptions};
-pub use locate::{find, load};
+pub use locate::{find, for_delta, load};
 
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
