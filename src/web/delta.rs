@@ -41,7 +41,7 @@ pub fn ready(images_dir: &Path, name: &str) -> bool {
 /// Starts the sweeping thread; it ends when shutdown begins.
 pub fn start(ctx: Arc<AppContext>) -> Option<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("bty-web-delta".into())
+        .name("bty-store-index".into())
         .spawn(move || {
             while !ctx.shutting_down() {
                 sweep(&ctx);
