@@ -204,6 +204,7 @@ impl ChunkIndex {
         }
         let mut chunks = Vec::with_capacity(count as usize);
         let mut next_source = 0u64;
+        let mut zero_hashes = Vec::new();
         for i in 0..count as usize {
             let at = HEADER_LEN + i * ENTRY_LEN;
             let mut sha256 = [0u8; 32];
@@ -224,6 +225,12 @@ impl ChunkIndex {
                 )));
             }
             next_source = source.end;
+            // A zero chunk is compared by looking for data, not by hash: its hash must agree,
+            // or a client would zero what the image holds.
+            let span_len = (virtual_size - i as u64 * u64::from(chunk_size)).min(u64::from(chunk_size));
+            if zero && sha256 != zero_hash(&mut zero_hashes, span_len) {
+                return Err(bad(format!("chunk {i} is flagged zero but its hash is not that of zeros")));
+            }
             chunks.push(Chunk { sha256, zero, source });
         }
         Ok(ChunkIndex {
@@ -264,6 +271,16 @@ pub fn summary(image: &dyn crate::source::Source) -> Result<Option<Summary>> {
     }))
 }
 
+/// The SHA-256 of `len` zero bytes, computed once per length (an index has at most two).
+fn zero_hash(cache: &mut Vec<(u64, [u8; 32])>, len: u64) -> [u8; 32] {
+    if let Some((_, h)) = cache.iter().find(|(l, _)| *l == len) {
+        return *h;
+    }
+    let h = sha256(&vec![0u8; len as usize]);
+    cache.push((len, h));
+    h
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -285,7 +302,7 @@ mod tests {
             location: "disk.img.zst".into(),
             chunks: vec![
                 Chunk { sha256: [1; 32], zero: false, source: 0..u64::from(cs) },
-                Chunk { sha256: [2; 32], zero: true, source: u64::from(cs)..u64::from(cs) + 10 },
+                Chunk { sha256: sha256(&[0; 10]), zero: true, source: u64::from(cs)..u64::from(cs) + 10 },
             ],
         }
     }
@@ -312,5 +329,8 @@ mod tests {
         let mut v2 = bytes;
         v2[8] = 2;
         check(&v2, "version 2");
+        let mut lying = sample();
+        lying.chunks[0].zero = true;
+        check(&lying.encode(), "flagged zero");
     }
 }
