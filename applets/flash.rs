@@ -28,9 +28,13 @@ struct Args {
     /// read the target back after writing and compare
     #[argh(switch)]
     verify: bool,
-    /// write only the blocks that differ from what the target holds
+    /// write only the blocks that differ from what the target holds; with a chunk index
+    /// (SRC.index beside the image, or --index) fetch only the chunks that differ
     #[argh(switch)]
     delta: bool,
+    /// the image's chunk index for --delta (a path or URL; default: SRC.index if it exists)
+    #[argh(option)]
+    index: Option<String>,
     /// the sha256 the image file must have (hex)
     #[argh(option)]
     sha256: Option<String>,
@@ -87,7 +91,7 @@ fn run(args: &Args) -> bty::Result<i32> {
     // Usage mistakes first, before a source is looked for.
     let format = args.format.as_deref().map(bty::image::parse_format).transpose()?;
     let resolved = bty::source::resolve(&args.src, args.catalog.as_deref())?;
-    let opts = FlashOptions {
+    let mut opts = FlashOptions {
         format,
         expected_sha256: match args.sha256.as_deref() {
             Some(hex) => Some(bty::source::parse_sha256(hex)?),
@@ -95,10 +99,17 @@ fn run(args: &Args) -> bty::Result<i32> {
         },
         verify: args.verify,
         delta: args.delta,
+        index: None,
         dry_run: args.dry_run,
         hash: args.hash,
     };
-    let source = resolved.source;
+    let mut source = resolved.source;
+    if args.index.is_some() && !args.delta {
+        return Err(Error::invalid("--index is used by --delta; add --delta"));
+    }
+    if args.delta {
+        (source, opts.index) = bty::index::for_delta(source, args.index.as_deref())?;
+    }
     let info = flash::check_target(&args.target, None)?;
     if !args.yes && !args.dry_run {
         confirm(&args.src, &info)?;
@@ -221,6 +232,19 @@ fn print_report(args: &Args, r: &FlashReport) -> bty::Result<()> {
         disk::human_size(r.bytes_unchanged),
         if r.verified == Some(true) { "; verified by reading back" } else { "" }
     )?;
+    if let Some(n) = &r.network_delta {
+        writeln!(
+            out,
+            "by chunk index: {} chunks compared, {} unchanged, {} fetched, {} zeroed; fetched {} of {}, wrote {}",
+            n.chunks_compared,
+            n.chunks_unchanged,
+            n.chunks_fetched,
+            n.chunks_zeroed,
+            disk::human_size(n.bytes_fetched),
+            disk::human_size(n.source_bytes),
+            disk::human_size(r.bytes_written)
+        )?;
+    }
     if !r.source_sha256.is_empty() {
         writeln!(out, "sha256 of {}: {}", args.src, r.source_sha256)?;
     }

@@ -76,6 +76,20 @@ fn print_text(out: &mut dyn Write, f: &Inspection) -> std::io::Result<()> {
         writeln!(out, "decoded sha256  {d}")?;
         writeln!(out, "decoded size    {}", size(f.decoded_size))?;
     }
+    match &f.chunk_index {
+        Some(i) => writeln!(
+            out,
+            "chunk index     {} chunks of {}, {}",
+            i.chunks,
+            human_size(u64::from(i.chunk_size)),
+            if i.delta_ready {
+                "delta-ready (chunks fetched by byte range)"
+            } else {
+                "without byte ranges (compare only)"
+            }
+        )?,
+        None => writeln!(out, "chunk index     none (write one with `bty index`)")?,
+    }
     match &f.partition_table {
         Some(t) => print_table(out, t),
         None => writeln!(out, "partitions      none found"),

@@ -9,6 +9,7 @@ mod args;
 mod catalog;
 mod disks;
 mod flash;
+mod index;
 mod inspect;
 mod plan_agent;
 mod table;

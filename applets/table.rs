@@ -21,6 +21,7 @@ pub const APPLETS: &[Applet] = &[
     Applet { name: "catalog", summary: "list a catalog's images merged with the local image root", run: crate::catalog::main },
     Applet { name: "disks", summary: "list target disks (sysfs): size, model, serial, in use", run: crate::disks::main },
     Applet { name: "flash", summary: "write an image onto a disk or a file, with zero runs, delta, verify", run: crate::flash::main },
+    Applet { name: "index", summary: "write an image's chunk index (and a seekable zstd copy) for network delta flashes", run: crate::index::main },
     Applet { name: "inspect", summary: "show an image's format, sizes and partition table", run: crate::inspect::main },
     Applet { name: "plan-agent", summary: "follow bty-web's plan for this machine: inventory, flash, report, reboot", run: crate::plan_agent::main },
     Applet { name: "tftp", summary: "read-only TFTP server for boot loaders", run: crate::tftp::main },

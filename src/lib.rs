@@ -12,6 +12,7 @@ pub mod disk;
 pub mod error;
 pub mod flash;
 pub mod image;
+pub mod index;
 pub mod log;
 pub mod plan;
 pub mod source;

@@ -393,6 +393,11 @@ pub enum Plan {
         /// Catalog format id (`img.zst`), when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         format: Option<String>,
+        /// Ours: whether to reflash by delta (compare the disk with the image's chunk index
+        /// and fetch only what differs); absent means yes. Without an index the agent
+        /// streams the whole image either way.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delta: Option<bool>,
     },
     /// Run the wizard, with this catalog when given.
     Interactive {
@@ -433,6 +438,10 @@ pub struct ImageEntry {
     /// Ours: `true` when the bytes are in this server's image store.
     #[serde(default)]
     pub stored: bool,
+    /// Ours: `true` when the store serves the image's chunk index (`{url}.index`), so a
+    /// `bty flash --delta` fetches only the chunks that differ.
+    #[serde(default)]
+    pub delta_ready: bool,
 }
 
 /// One audit-log row (reference §6.1).
@@ -634,6 +643,7 @@ mod tests {
             name: "a.img".into(),
             disk_image_sha: None,
             format: Some("img".into()),
+            delta: None,
         };
         assert_eq!(
             serde_json::to_string(&flash).unwrap(),

@@ -217,3 +217,35 @@ fn an_unknown_plan_mode_is_named_and_not_acted_on() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"ramboot\""), "{}", text(&out));
     assert!(server.status_body().is_none());
 }
+
+#[test]
+fn a_reflash_with_a_chunk_index_fetches_only_the_changed_chunk() {
+    use common::httpd::{Httpd, Resource};
+    let dir = scratch();
+    let (image, target) = image_and_target(dir.path(), 3 << 20);
+    let raw = dir.path().join("image.img");
+    std::fs::write(&raw, &image).unwrap();
+    let out = run(&["index", raw.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let index = std::fs::read(dir.path().join("image.img.index")).unwrap();
+    let httpd = Httpd::start();
+    httpd.put("/image.img", Resource::new(image.clone()));
+    httpd.put("/image.img.index", Resource::new(index));
+    // The disk already holds the image but for one byte in its third MiB (a job's leftovers).
+    let mut previous = image.clone();
+    previous[(2 << 20) + 5] ^= 1;
+    std::fs::write(&target, &previous).unwrap();
+    let plan = format!(
+        r#"{{"mode":"flash","image":"{}","target_disk_serial":"{SERIAL}","name":"test","disk_image_sha":"{}"}}"#,
+        httpd.url("/image.img"),
+        sha256_hex(&image)
+    );
+    let server = FakeServer::start(&plan, Vec::new(), true);
+    let out = run_agent(&server, &target);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(sha256_prefix(&target, image.len() as u64), sha256_hex(&image), "target holds the image");
+    assert_eq!(server.status_body().unwrap()["status"], "done");
+    assert_eq!(httpd.bytes_sent("/image.img"), 1 + (1 << 20), "the probe and the one changed chunk");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bty: delta: 3 chunks compared, 2 unchanged, 1 fetched"), "{err}");
+}

@@ -132,9 +132,10 @@ pub fn run(opts: &Options) -> Next {
         }
     };
     match plan {
-        PlanReply::Known(Plan::Flash { image, target_disk_serial, name, disk_image_sha, format }) => {
+        PlanReply::Known(Plan::Flash { image, target_disk_serial, name, disk_image_sha, format, delta }) => {
             eprintln!("bty: plan: flash {name} ({image}) onto the disk with serial {target_disk_serial:?}");
-            let job = FlashJob { image, serial: target_disk_serial, sha: disk_image_sha, format };
+            let delta = delta.unwrap_or(true);
+            let job = FlashJob { image, serial: target_disk_serial, sha: disk_image_sha, format, delta };
             match flash(&client, opts, &job) {
                 Ok(()) => {
                     report(&client, FlashOutcome::Done, "");
@@ -227,6 +228,8 @@ struct FlashJob {
     serial: String,
     sha: Option<String>,
     format: Option<String>,
+    /// Reflash by chunk index when the image has one.
+    delta: bool,
 }
 
 /// Streams the plan's image to the disk with the plan's serial; every error says which step.
@@ -244,7 +247,19 @@ fn flash(client: &Arc<Client>, opts: &Options, job: &FlashJob) -> Result<()> {
     let source =
         crate::source::open(&job.image).with_context(|| format!("image {} is unreachable", job.image))?;
     eprintln!("bty: writing {} to {}", job.image, target.display());
-    let flash_opts = crate::flash::FlashOptions { format, expected_sha256, hash: true, ..Default::default() };
+    let mut flash_opts =
+        crate::flash::FlashOptions { format, expected_sha256, hash: true, ..Default::default() };
+    // Always by delta when the image has an index: comparing costs one read of the disk, which
+    // the per-job reflash of an unchanged disk pays instead of the whole download and write.
+    let source = if job.delta {
+        let (source, index) = crate::index::for_delta(source, None)
+            .with_context(|| format!("the chunk index of {} is unusable", job.image))?;
+        flash_opts.delta = index.is_some();
+        flash_opts.index = index;
+        source
+    } else {
+        source
+    };
 
     let poster = ProgressPoster::start(client.clone());
     let mut milestones = Milestones::default();
@@ -271,6 +286,17 @@ fn flash(client: &Arc<Client>, opts: &Options, job: &FlashJob) -> Result<()> {
         "bty: wrote {} bytes ({} as data, {} zeroed) in {:.1} s, source sha256 {}",
         report.image_bytes, report.bytes_written, report.bytes_zeroed, report.seconds, report.source_sha256
     );
+    if let Some(n) = &report.network_delta {
+        eprintln!(
+            "bty: delta: {} chunks compared, {} unchanged, {} fetched; fetched {} of {} bytes, wrote {}",
+            n.chunks_compared,
+            n.chunks_unchanged,
+            n.chunks_fetched,
+            n.bytes_fetched,
+            n.source_bytes,
+            report.bytes_written
+        );
+    }
     Ok(())
 }
 

@@ -14,15 +14,19 @@ mod digest;
 mod pipeline;
 mod rate;
 mod readahead;
+mod remote;
 mod target;
 mod verify;
 mod writer;
 mod zero;
 
+pub use remote::NetworkDelta;
 pub use target::{check_target, TargetInfo};
+pub use zero::is_zero;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::image;
+use crate::index::ChunkIndex;
 use crate::source::{self, Source};
 use pipeline::{Job, Shared};
 use readahead::ReadAhead;
@@ -47,6 +51,8 @@ pub struct FlashOptions {
     pub verify: bool,
     /// Compare each block with the target and write only those that differ.
     pub delta: bool,
+    /// With `delta`: the image's chunk index, so only the chunks that differ are fetched.
+    pub index: Option<Arc<ChunkIndex>>,
     /// Check everything and decode nothing to the target.
     pub dry_run: bool,
     /// Hash the source and report its sha256 even when no digest is checked (hashing a
@@ -107,6 +113,9 @@ pub struct FlashReport {
     pub verified: Option<bool>,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// What a flash by chunk index compared and fetched (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_delta: Option<NetworkDelta>,
 }
 
 /// Writes the image in `source` onto `target` (a block device or a regular file).
@@ -145,17 +154,32 @@ pub fn flash(
             hash,
         )
     };
-    let format = match opts.format {
-        Some(format) => format,
-        None => image::detect(source.as_ref()).map_err(unreadable)?,
+    let by_index = match opts.index.as_ref().filter(|_| opts.delta) {
+        Some(index) => usable_index(source.as_ref(), index, expected_sha256)?,
+        None => None,
     };
-    let hash = opts.hash || expected_sha256.is_some();
+    let format = match (opts.format, &by_index) {
+        // The index says how its byte ranges decode; detecting would cost a fetch.
+        (_, Some(index)) => index_format(index),
+        (Some(format), None) => format,
+        (None, None) => image::detect(source.as_ref()).map_err(unreadable)?,
+    };
     if let Some(path) = source.local_path() {
         target::refuse_the_source_itself(path, target)?;
     }
-    let tap = Arc::new(ReadAhead::new(source.clone(), format != image::Format::Raw, hash));
-    let decoded = image::open(tap.clone(), format).map_err(unreadable)?;
-    let total = decoded.virtual_size;
+    let work = match by_index {
+        Some(index) => Work::ByIndex(index),
+        None => {
+            let hash = opts.hash || expected_sha256.is_some();
+            let tap = Arc::new(ReadAhead::new(source.clone(), format != image::Format::Raw, hash));
+            let decoded = image::open(tap.clone(), format).map_err(unreadable)?;
+            Work::Stream(tap, decoded)
+        }
+    };
+    let total = match &work {
+        Work::ByIndex(index) => Some(index.virtual_size),
+        Work::Stream(_, decoded) => decoded.virtual_size,
+    };
     // Without a stated size, the image's own GPT says how large a disk it needs at least; a
     // failure to read it is left for the flash itself to report.
     let needed = match total {
@@ -173,6 +197,7 @@ pub fn flash(
             source_sha256: String::new(),
             verified: None,
             seconds: started.elapsed().as_secs_f64(),
+            network_delta: None,
         });
     }
     // Writing begins: from here a cancel is the engine's to carry out (see `cancel`).
@@ -190,25 +215,13 @@ pub fn flash(
         ));
     }
     let opened = target::Target::open(target, needed)?;
-    // A raw image file is read directly, so its holes are passed over rather than filled
-    // and scanned; a hashed one goes through the stream, which hashes every byte.
-    let sparse = source.local_path().filter(|_| format == image::Format::Raw && !hash);
-    // A source that is not a regular file (a device) is read through the stream instead.
-    let input = match sparse.and_then(|path| source::SparseReader::open(path).ok()) {
-        Some(reader) => pipeline::Input::Sparse(reader),
-        None => pipeline::Input::Stream(decoded.reader),
-    };
-    let job = Job {
-        expected_sha256,
-        hash,
-        source,
-        tap,
-        virtual_size: total,
-        delta: opts.delta,
-        verify: opts.verify,
-    };
     let shared = Arc::new(Shared::default());
-    let done = pipeline::start(input, opened, job, shared.clone())?;
+    let done = match work {
+        Work::ByIndex(index) => remote::start(source, index, opened, opts.verify, shared.clone())?,
+        Work::Stream(tap, decoded) => {
+            start_pipeline(source, tap, decoded, opened, opts, expected_sha256, shared.clone())?
+        }
+    };
     let mut meter = rate::Meter::default();
     let result = loop {
         match done.recv_timeout(TICK) {
@@ -261,5 +274,99 @@ pub fn flash(
         source_sha256: outcome.source_sha256.map(|d| source::hex(&d)).unwrap_or_default(),
         verified: outcome.verified,
         seconds,
+        network_delta: outcome.network,
     })
+}
+
+/// How the image reaches the target.
+enum Work {
+    /// Only the chunks that differ from the index, by byte range.
+    ByIndex(Arc<ChunkIndex>),
+    /// Every byte, through the read-ahead tap and the decoder.
+    Stream(Arc<ReadAhead>, image::Decoded),
+}
+
+/// The index when a flash can go by it; `None` (with the reason logged) when the source cannot
+/// be read by range, so the flash streams instead. An index of another file is an error.
+fn usable_index(
+    source: &dyn Source,
+    index: &Arc<ChunkIndex>,
+    expected_sha256: Option<[u8; 32]>,
+) -> Result<Option<Arc<ChunkIndex>>> {
+    let name = source.describe();
+    if let Some(expected) = expected_sha256 {
+        if expected != index.source_sha256 && expected != index.origin_sha256 {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                format!(
+                    "the chunk index given for {name} describes a file with sha256 {}, not the expected {}; \
+                     give the index of this image",
+                    source::hex(&index.source_sha256),
+                    source::hex(&expected)
+                ),
+            ));
+        }
+    }
+    if let Some(len) = source.len().filter(|&len| len != index.source_size) {
+        return Err(Error::invalid(format!(
+            "the chunk index given for {name} describes a file of {} bytes, but it has {len}; \
+             the index belongs to another version (write it again with `bty index`)",
+            index.source_size
+        )));
+    }
+    if !index.has_ranges() {
+        crate::log_info!(
+            "{name}: its index has no byte ranges (the format cannot be read at random); \
+             streaming the whole image and writing only what differs"
+        );
+        return Ok(None);
+    }
+    if !source.supports_random_access() {
+        crate::log_info!(
+            "{name}: the server does not take Range requests; streaming the whole image and writing only what differs"
+        );
+        return Ok(None);
+    }
+    Ok(Some(index.clone()))
+}
+
+/// The format a flash by index reports.
+fn index_format(index: &ChunkIndex) -> image::Format {
+    match index.layout {
+        crate::index::Layout::ZstdSeekable => image::Format::Zstd,
+        _ => image::Format::Raw,
+    }
+}
+
+/// Starts the streaming pipeline: every byte of the image is read and decoded.
+fn start_pipeline(
+    source: Arc<dyn Source>,
+    tap: Arc<ReadAhead>,
+    decoded: image::Decoded,
+    opened: target::Target,
+    opts: &FlashOptions,
+    expected_sha256: Option<[u8; 32]>,
+    shared: Arc<Shared>,
+) -> Result<std::sync::mpsc::Receiver<Result<pipeline::Outcome>>> {
+    let format = decoded.format;
+    let total = decoded.virtual_size;
+    let hash = opts.hash || expected_sha256.is_some();
+    // A raw image file is read directly, so its holes are passed over rather than filled
+    // and scanned; a hashed one goes through the stream, which hashes every byte.
+    let sparse = source.local_path().filter(|_| format == image::Format::Raw && !hash);
+    // A source that is not a regular file (a device) is read through the stream instead.
+    let input = match sparse.and_then(|path| source::SparseReader::open(path).ok()) {
+        Some(reader) => pipeline::Input::Sparse(reader),
+        None => pipeline::Input::Stream(decoded.reader),
+    };
+    let job = Job {
+        expected_sha256,
+        hash,
+        source,
+        tap,
+        virtual_size: total,
+        delta: opts.delta,
+        verify: opts.verify,
+    };
+    pipeline::start(input, opened, job, shared)
 }

@@ -57,7 +57,7 @@ impl Shared {
         }
     }
 
-    fn set_phase(&self, phase: Phase) {
+    pub(super) fn set_phase(&self, phase: Phase) {
         let index = match phase {
             Phase::Checking => 0,
             Phase::Writing => 1,
@@ -97,6 +97,8 @@ pub struct Outcome {
     pub source_sha256: Option<[u8; 32]>,
     /// Whether the read-back matched (`None` without `--verify`).
     pub verified: Option<bool>,
+    /// What a flash by chunk index compared and fetched (`None` otherwise).
+    pub network: Option<super::remote::NetworkDelta>,
 }
 
 /// What the decode stage reads from.
@@ -304,7 +306,7 @@ fn write(
         None => None,
     };
     shared.set_phase(Phase::Done);
-    Ok(Outcome { image_bytes, counts, source_sha256, verified })
+    Ok(Outcome { image_bytes, counts, source_sha256, verified, network: None })
 }
 
 /// The error `e` of a read-back that failed or was cancelled, after zeroing the target's first

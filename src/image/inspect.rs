@@ -53,6 +53,8 @@ pub struct Inspection {
     pub decoded_sha256: Option<String>,
     /// The decoded size counted while hashing, with `decoded_hash` (fills in an unknown size).
     pub decoded_size: Option<u64>,
+    /// The chunk index beside the image (`IMAGE.index`), if there is one.
+    pub chunk_index: Option<crate::index::Summary>,
 }
 
 /// qcow2 header facts worth showing.
@@ -103,6 +105,11 @@ pub fn inspect_with(src: &dyn Source, opts: InspectOptions) -> Result<Inspection
         sha256: None,
         decoded_sha256: None,
         decoded_size: None,
+        // An unreadable index is reported by the flash that would use it; here it is a note.
+        chunk_index: crate::index::summary(src).unwrap_or_else(|e| {
+            crate::log_warn!("{e}");
+            None
+        }),
     };
     if opts.decoded_hash && format != Format::Qcow2 {
         // One pass serves both digests: hash the stored bytes on their way into the decoder.

@@ -6,7 +6,7 @@
 mod detect;
 mod inspect;
 #[cfg(test)]
-mod mem;
+pub(crate) mod mem;
 mod partition;
 mod qcow2;
 mod size;
@@ -19,6 +19,7 @@ pub use inspect::{
 };
 pub use partition::{Partition, PartitionTable, TableKind};
 pub use qcow2::Compression as Qcow2Compression;
+pub use size::read_exact_at;
 pub use stream::decode_stream;
 
 use crate::error::Result;
@@ -115,10 +116,14 @@ pub fn virtual_size(src: &dyn Source, format: Format) -> Result<Option<u64>> {
     }
     match format {
         Format::Qcow2 => qcow2::virtual_size(src).map(Some),
-        // The walk reads a few bytes per 128 KiB block all through the file: cheap on a local
-        // file, but through HTTP's block cache it would fetch nearly every byte twice.
-        Format::Zstd if std::path::Path::new(&src.describe()).is_file() => size::zstd_content_size(src),
-        Format::Zstd => Ok(None),
+        // A seekable zstd file says it in two reads at its end, over HTTP too.
+        Format::Zstd => match crate::index::seekable::read_table(src)? {
+            Some(frames) => Ok(Some(frames.iter().map(|f| f.decoded_len).sum())),
+            // The walk reads a few bytes per 128 KiB block all through the file: cheap on a
+            // local file, but through HTTP's block cache it would fetch nearly every byte twice.
+            None if std::path::Path::new(&src.describe()).is_file() => size::zstd_content_size(src),
+            None => Ok(None),
+        },
         Format::Xz => size::xz_uncompressed_size(src),
         Format::Raw | Format::Gzip | Format::Bzip2 => Ok(None),
     }

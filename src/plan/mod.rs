@@ -238,6 +238,7 @@ pub fn plan_for(d: &Decision, m: &MachineState<'_>, image: Option<&ImageTarget>,
             name: img.name.clone(),
             disk_image_sha: img.sha256.clone(),
             format: img.format.clone(),
+            delta: None,
         },
         (Offer::Netboot { purpose: Purpose::Tui, .. }, _, _) => {
             Plan::Interactive { catalog: Some(format!("{base}/catalog.toml")) }
@@ -366,6 +367,7 @@ mod tests {
                 name: "debian.img.zst".into(),
                 disk_image_sha: Some("b".repeat(64)),
                 format: Some("img.zst".into()),
+                delta: None,
             }
         );
     }

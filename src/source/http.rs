@@ -238,24 +238,39 @@ impl Inner {
         if let Some(len) = self.meta.len {
             end = end.min(len.saturating_sub(1));
         }
-        let mut attempt = 0;
-        let data = loop {
-            attempt += 1;
-            match self.fetch_range(start, end)? {
-                Ok(d) => break d,
-                Err(e) if attempt >= MAX_ATTEMPTS => return Err(e),
-                Err(_) => std::thread::sleep(client::backoff(attempt, None)),
-            }
-        };
+        let data = self.range(start, end)?;
         let data = Arc::new(data);
         cache.insert(0, (start, data.clone()));
         cache.truncate(CACHED_BLOCKS);
         Ok(data)
     }
 
-    /// One Range GET. The outer error is final (the server said no); the inner one is a
-    /// transport failure while reading the body, worth another attempt.
-    fn fetch_range(&self, start: u64, end: u64) -> Result<Result<Vec<u8>>> {
+    /// Bytes `start..=end` exactly: Range GETs retried on transport failures, each asking
+    /// only for what is still missing, so a dropped connection resumes where it stopped.
+    fn range(&self, start: u64, end: u64) -> Result<Vec<u8>> {
+        let mut data = Vec::with_capacity((end - start + 1) as usize);
+        let mut failures = 0;
+        while start + (data.len() as u64) <= end {
+            let before = data.len();
+            match self.fetch_range(start + before as u64, end, &mut data)? {
+                // Complete (or as long as an object of unknown length goes).
+                Ok(()) => break,
+                // Progress resets the count: only a connection that yields nothing gives up.
+                Err(_) if data.len() > before => failures = 0,
+                Err(e) if failures + 1 >= MAX_ATTEMPTS => return Err(e),
+                Err(_) => {
+                    failures += 1;
+                    std::thread::sleep(client::backoff(failures, None));
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    /// One Range GET appending to `data`. The outer error is final (the server said no); the
+    /// inner one is a transport failure while reading the body, worth asking again for the
+    /// rest.
+    fn fetch_range(&self, start: u64, end: u64, data: &mut Vec<u8>) -> Result<Result<()>> {
         let resp = self.get(&self.range_headers(start, Some(end)))?;
         let status = resp.status().as_u16();
         if status == 200 {
@@ -270,15 +285,17 @@ impl Inner {
             return Err(changed(&self.shown, &format!("asked for byte {start}, got another range")));
         }
         let want = end - start + 1;
-        let mut data = Vec::with_capacity(want as usize);
+        let before = data.len();
         // Reading to the end (not just `want` bytes) lets ureq see the body finish and keep the
         // connection for the next request: a qcow2 or zstd walk makes hundreds of these.
-        let read = resp.into_body().into_reader().take(want + 1).read_to_end(&mut data);
+        let read = resp.into_body().into_reader().take(want + 1).read_to_end(data);
+        let got = (data.len() - before) as u64;
         Ok(match read {
-            Ok(_) if data.len() as u64 > want => {
+            Ok(_) if got > want => {
+                data.truncate(before);
                 Err(Error::failed(format!("{}: a longer answer than the Range asked for", self.shown)))
             }
-            Ok(_) if data.len() as u64 == want || self.meta.len.is_none() => Ok(data),
+            Ok(_) if got == want || self.meta.len.is_none() => Ok(()),
             Ok(_) => Err(Error::failed(format!("{}: short answer to a Range request", self.shown))),
             Err(e) => Err(Error::from(e).context(format!("reading {}", self.shown))),
         })
@@ -357,6 +374,20 @@ impl Source for HttpSource {
 
     fn supports_random_access(&self) -> bool {
         self.inner.meta.ranges
+    }
+
+    fn read_range(&self, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.inner.meta.ranges {
+            return Err(Error::invalid(format!(
+                "{}: the server does not take Range requests; serve the image from one that does",
+                self.inner.shown
+            )));
+        }
+        // Past the cache: these are large, read once, and counted by the caller.
+        self.inner.range(range.start, range.end - 1)
     }
 
     fn expected_sha256(&self) -> Option<[u8; 32]> {

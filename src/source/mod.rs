@@ -47,6 +47,25 @@ pub trait Source: Send + Sync {
     /// Sources that cannot seek return an `Invalid` error naming the transport.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize>;
 
+    /// The stored bytes in `range`, exactly (a short object is an error). HTTP asks for them
+    /// in one Range request and resumes a dropped transfer from where it stopped.
+    fn read_range(&self, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; (range.end.saturating_sub(range.start)) as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read_at(range.start + done as u64, &mut buf[done..])?;
+            if n == 0 {
+                return Err(Error::failed(format!(
+                    "{}: the file ends before byte {} (truncated, or not the file its index describes)",
+                    self.describe(),
+                    range.end
+                )));
+            }
+            done += n;
+        }
+        Ok(buf)
+    }
+
     /// Whether [`Source::read_at`] works (files yes; HTTP only where the server takes `Range`).
     fn supports_random_access(&self) -> bool;
 

@@ -814,6 +814,7 @@ pub(super) mod tests {
             source_sha256: "ab".repeat(32),
             verified: None,
             seconds: 1.0,
+            network_delta: None,
         }
     }
 

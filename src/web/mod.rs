@@ -10,6 +10,7 @@ pub mod auth;
 pub mod backups;
 pub mod context;
 pub mod csrf;
+pub mod delta;
 pub mod edge;
 pub mod export;
 pub mod files;
@@ -41,12 +42,13 @@ pub fn run(ctx: Arc<AppContext>, listener: server::Listener) -> Result<()> {
     let tftp = tftp::start(&ctx)?;
     let keeper = housekeeping::start(ctx.clone());
     let runner = jobs::start(ctx.clone());
+    let indexer = delta::start(ctx.clone());
     let backups = backups::start(ctx.clone());
     server::serve(ctx.clone(), listener);
     let _ = keeper.join();
     // Summaries counted since the last flush are still worth writing.
     housekeeping::flush_tally(&ctx);
-    for t in [runner, backups, tftp].into_iter().flatten() {
+    for t in [runner, indexer, backups, tftp].into_iter().flatten() {
         let _ = t.join();
     }
     // An upload abandoned at shutdown leaves its hidden temporary file; never keep one.

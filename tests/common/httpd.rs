@@ -27,6 +27,9 @@ pub struct Resource {
     /// answers (no Range, or `bytes=N-`) are cut, so probes and random reads pass; a cut is
     /// used up once the client comes back asking for the bytes from that offset (it resumed).
     pub cuts: Vec<u64>,
+    /// Whether cuts also stop answers to bounded Range requests (`bytes=S-E`), as a dropped
+    /// connection during a chunk fetch would.
+    pub cut_bounded: bool,
     /// Object offsets where the server goes silent for the given time, then closes; used up
     /// like cuts.
     pub stalls: Vec<(u64, Duration)>,
@@ -64,6 +67,8 @@ struct State {
     /// (path, offset) of cuts and stalls that have happened at least once.
     applied: std::collections::HashSet<(String, u64)>,
     served: HashMap<String, usize>,
+    /// Body bytes sent per path (after cuts), the count a client pays on the wire.
+    sent: HashMap<String, u64>,
     log: Vec<Logged>,
 }
 
@@ -106,6 +111,11 @@ impl Httpd {
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Body bytes sent for `path` so far (HEAD answers and cut-off tails not counted).
+    pub fn bytes_sent(&self, path: &str) -> u64 {
+        self.state.lock().unwrap().sent.get(path).copied().unwrap_or(0)
     }
 
     /// Every request so far, in order.
@@ -179,7 +189,7 @@ fn plan(method: &str, path: &str, headers: &HashMap<String, String>, state: &Mut
         stall: None,
     };
     let key = path.split('?').next().unwrap_or(path).to_string();
-    let State { resources, applied, .. } = &mut *st;
+    let State { resources, applied, sent, .. } = &mut *st;
     let Some(res) = resources.get_mut(&key) else { return simple("404 Not Found", "") };
     let asked = headers.get("range").and_then(|r| r.strip_prefix("bytes="));
     let asked_start: u64 = asked.and_then(|r| r.split('-').next()).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -230,7 +240,7 @@ fn plan(method: &str, path: &str, headers: &HashMap<String, String>, state: &Mut
         ),
     };
     let end = start + slice.len() as u64;
-    let hits = |at: u64| open_ended && method != "HEAD" && (start..end).contains(&at);
+    let hits = |at: u64| (open_ended || res.cut_bounded) && method != "HEAD" && (start..end).contains(&at);
     let cut = res.cuts.iter().copied().filter(|&at| hits(at)).min();
     let stall = res.stalls.iter().copied().filter(|&(at, _)| hits(at)).min_by_key(|&(at, _)| at);
     let (cut, stall) = match (cut, stall) {
@@ -248,6 +258,8 @@ fn plan(method: &str, path: &str, headers: &HashMap<String, String>, state: &Mut
         _ => slice.len() as u64,
     };
     let body_out = if method == "HEAD" { Vec::new() } else { slice };
+    let sending = cut.or(stall.map(|(at, _)| at)).unwrap_or(u64::MAX).min(body_out.len() as u64);
+    *sent.entry(key.clone()).or_insert(0) += sending;
     Plan {
         head: format!(
             "HTTP/1.1 {status}\r\nContent-Length: {announced}\r\nConnection: close\r\n{total_hdr}{extra}\r\n"

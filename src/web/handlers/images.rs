@@ -6,9 +6,9 @@
 
 use crate::db::{ImageKind, ImageRow};
 use crate::web::context::{event, AppContext};
-use crate::web::files;
 use crate::web::request::Request;
 use crate::web::response::{HttpError, Reply, Response};
+use crate::web::{delta, files};
 use crate::wire::ImageEntry;
 use std::path::Path;
 
@@ -62,13 +62,23 @@ fn entry(base: &str, row: &ImageRow) -> ImageEntry {
         sha256: row.sha256.clone(),
         virtual_size: row.virtual_size,
         stored: row.kind == ImageKind::Stored,
+        delta_ready: false,
     }
 }
 
 /// `GET /images`: every entry as the reference's `ImageEntry`.
 pub fn list(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let base = ctx.base_url(req);
-    let entries: Vec<ImageEntry> = ctx.db.images()?.iter().map(|r| entry(&base, r)).collect();
+    let dir = &ctx.config.paths.images_dir;
+    let entries: Vec<ImageEntry> = ctx
+        .db
+        .images()?
+        .iter()
+        .map(|r| ImageEntry {
+            delta_ready: r.kind == ImageKind::Stored && delta::ready(dir, &r.name),
+            ..entry(&base, r)
+        })
+        .collect();
     Ok(Response::json(200, &entries))
 }
 
@@ -104,12 +114,28 @@ pub fn catalog(ctx: &AppContext, req: &Request<'_>) -> Reply {
 }
 
 /// `GET|HEAD /images/{ref}/{name}`: the stored bytes, with Range, ETag (the sha256) and length.
+/// `NAME.index` (its chunk index) and `NAME.seekable.zst` (its seekable copy, for images
+/// stored in a format that cannot be read at random) are served beside it once written.
 pub fn download(ctx: &AppContext, req: &Request<'_>, image_ref: &str, name: &str) -> Reply {
-    let row = ctx.db.image(image_ref)?.filter(|r| r.name == name && r.kind == ImageKind::Stored);
+    let row = ctx.db.image(image_ref)?.filter(|r| r.kind == ImageKind::Stored);
     let row = row.ok_or_else(|| HttpError::not_found("image not found"))?;
-    let path = files::inside(&ctx.config.paths.images_dir, &row.name)?;
-    let etag = row.sha256.as_ref().map(|s| format!("\"{s}\""));
-    files::serve(req, &path, etag, Vec::new())
+    let dir = &ctx.config.paths.images_dir;
+    let base = files::valid_basename(&row.name)?;
+    let sha = row.sha256.as_deref().unwrap_or_default();
+    let (path, etag) = if name == row.name {
+        (files::inside(dir, base)?, format!("\"{sha}\""))
+    } else if let Some(suffix) =
+        [delta::INDEX, delta::SEEKABLE].into_iter().find(|s| name == format!("{base}{s}"))
+    {
+        // Written once from the original and never changed: the original's digest and the
+        // suffix make a strong validator for Range resumes.
+        let sidecar = delta::sidecar(dir, base, suffix);
+        let in_dir = sidecar.parent().unwrap_or(dir);
+        (files::inside(in_dir, &format!("{base}{suffix}"))?, format!("\"{sha}{suffix}\""))
+    } else {
+        return Err(HttpError::not_found("image not found"));
+    };
+    files::serve(req, &path, Some(etag).filter(|_| !sha.is_empty()), Vec::new())
 }
 
 /// `PUT /images/{name}`: streams an image into the store, hashing and probing it; 201 with

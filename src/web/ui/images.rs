@@ -39,6 +39,7 @@ fn render(
                 "ref": i.image_ref, "name": i.name, "stored": i.kind == ImageKind::Stored, "src": i.src,
                 "sha256": i.sha256, "format": i.format, "size_bytes": i.size_bytes, "virtual_size": i.virtual_size,
                 "arch": i.arch, "created_at": i.created_at, "machines": bound.get(&i.image_ref).copied().unwrap_or(0),
+                "delta_ready": i.kind == ImageKind::Stored && crate::web::delta::ready(&ctx.config.paths.images_dir, &i.name),
             })
         })
         .collect();
