@@ -61,6 +61,9 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Get, ["machines"]) => guard(ctx, req).and_then(|_| machines::list(ctx, req)),
         (Get, ["machines", mac]) => guard(ctx, req).and_then(|_| machines::get(ctx, req, mac)),
         (Put, ["machines", mac]) => guard(ctx, req).and_then(|_| machines::put(ctx, req, mac)),
+        (Post, ["machines", mac, "reflash"]) => {
+            guard(ctx, req).and_then(|_| machines::reflash(ctx, req, mac))
+        }
         (Delete, ["machines", mac]) => guard(ctx, req).and_then(|_| machines::delete(ctx, req, mac)),
         (Get, ["machines", mac, "lshw.json"]) => guard(ctx, req).and_then(|_| machines::lshw(ctx, req, mac)),
         (Get, ["machines", mac, "disks.json"]) => {
@@ -89,7 +92,10 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Get, ["ui", "machines"]) => page(ctx, req, || ui::machines::page(ctx, req)),
         (Post, ["ui", "machines"]) => page(ctx, req, || ui::machines::add(ctx, req)),
         (Get, ["ui", "machines", mac]) => page(ctx, req, || ui::machine::page(ctx, req, mac)),
+        (Post, ["ui", "machines", "reflash"]) => page(ctx, req, || ui::machines::reflash(ctx, req)),
         (Post, ["ui", "machines", mac]) => page(ctx, req, || ui::machine::save(ctx, req, mac)),
+        (Post, ["ui", "machines", mac, "reflash"]) => page(ctx, req, || ui::machine::reflash(ctx, req, mac)),
+        (Post, ["ui", "machines", mac, "local"]) => page(ctx, req, || ui::machine::local_disk(ctx, req, mac)),
         (Post, ["ui", "machines", mac, "delete"]) => page(ctx, req, || ui::machine::delete(ctx, req, mac)),
         (Get, ["ui", "images"]) => page(ctx, req, || ui::images::page(ctx, req)),
         (Post, ["ui", "images", "fetch"]) => page(ctx, req, || ui::images::fetch(ctx, req)),

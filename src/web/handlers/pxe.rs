@@ -23,6 +23,16 @@ pub fn bootstrap(ctx: &AppContext, req: &Request<'_>) -> Reply {
     Ok(Response::text(200, SCRIPT, templates::bootstrap(host)?))
 }
 
+/// What the next PXE boot of `rec` will be offered (the same decision `/pxe/{mac}` makes).
+pub fn next_decision(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    rec: &MachineRecord,
+) -> Result<Decision, HttpError> {
+    let image = image_target(ctx, req, rec.machine.bty_image_ref.as_deref())?;
+    Ok(decide(&state(rec), image.as_ref()))
+}
+
 fn state(rec: &MachineRecord) -> MachineState<'_> {
     let m = &rec.machine;
     MachineState {
@@ -146,8 +156,13 @@ pub fn status(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
         Some(r) => ctx.db.image(&r)?.and_then(|i| i.sha256),
         None => None,
     };
-    let report =
-        StatusReport { outcome: body.status, bytes: live.map(|l| l.progress.bytes_written), image_sha256 };
+    let report = StatusReport {
+        outcome: body.status,
+        bytes: live.as_ref().map(|l| l.progress.bytes_written),
+        image_sha256,
+        reason: Some(body.reason.clone()).filter(|r| !r.is_empty()),
+        phase: live.map(|l| l.progress.phase).filter(|p| !p.is_empty()),
+    };
     let Some(rec) = ctx.db.record_status(&mac, &report, &req.client_ip, &crate::db::now())? else {
         return Err(orphan(ctx, req, &mac, "status"));
     };
@@ -162,9 +177,11 @@ pub fn status(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
                 "pxe-client",
                 format!("{mac} flash failed: {}", body.reason),
             );
-            if !body.reason.is_empty() {
-                e.details = Some(serde_json::json!({ "reason": body.reason }));
-            }
+            e.details = Some(serde_json::json!({
+                "reason": report.reason, "phase": rec.machine.last_flash_phase,
+                "bytes_written": rec.machine.last_flash_bytes, "seconds": rec.machine.last_flash_seconds,
+                "cycle": rec.cycle,
+            }));
             e
         }
     };

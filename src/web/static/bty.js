@@ -26,7 +26,13 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live]").forEach(function (el) {
           var fresh = doc.getElementById(el.id);
-          if (fresh) el.replaceWith(document.importNode(fresh, true));
+          if (!fresh) return;
+          // Keep the operator's selection (bulk actions) across the swap.
+          var picked = {};
+          el.querySelectorAll("input[type=checkbox]:checked").forEach(function (c) { picked[c.value] = 1; });
+          var node = document.importNode(fresh, true);
+          node.querySelectorAll("input[type=checkbox]").forEach(function (c) { if (picked[c.value]) c.checked = true; });
+          el.replaceWith(node);
         });
         setupPolling();
       })

@@ -32,6 +32,9 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// cannot put arbitrary text on the page.
 const NOTICES: &[(&str, &str)] = &[
     ("saved", "Saved."),
+    ("unchanged", "Nothing changed: the form matched the stored assignment."),
+    ("reflash", "Flash again: a new cycle is armed. It flashes on its next PXE boot — power-cycle it."),
+    ("local", "Boots its local disk from the next PXE boot; image and disk stay bound."),
     ("added", "Machine added."),
     ("deleted", "Deleted."),
     ("acked", "Acknowledged."),
@@ -176,13 +179,7 @@ pub fn html(ctx: &AppContext, req: &Request<'_>, reply: Reply) -> Reply {
         Err(e) if (300..400).contains(&e.status) => return Err(e),
         Err(e) => e,
     };
-    let message = match &err.detail {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(items) => {
-            items.iter().filter_map(|i| i.get("msg").and_then(|m| m.as_str())).collect::<Vec<_>>().join("; ")
-        }
-        other => other.to_string(),
-    };
+    let message = err.detail_text();
     let title = match err.status {
         403 => "Not allowed",
         404 => "Not found",
