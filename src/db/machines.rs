@@ -445,6 +445,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_keeps_its_reason_and_phase_and_flash_again_starts_a_clean_cycle() {
+        let (_d, db) = db();
+        db.upsert_machine(MAC, &assign(BootMode::BtyFlashOnce), &now()).unwrap();
+        db.arm_cycle(MAC, "ip", &now()).unwrap();
+        let report = StatusReport {
+            outcome: FlashOutcome::Failed,
+            bytes: Some(5),
+            image_sha256: None,
+            reason: Some("disk vanished".into()),
+            phase: Some("write".into()),
+        };
+        let rec = db.record_status(MAC, &report, "ip", &now()).unwrap().unwrap();
+        assert!(rec.failed_now());
+        assert_eq!(rec.machine.last_flash_reason.as_deref(), Some("disk vanished"));
+        assert_eq!(
+            (rec.machine.last_flash_phase.as_deref(), rec.machine.last_flash_bytes),
+            (Some("write"), Some(5))
+        );
+        let again = db.rearm_machine(MAC, &now()).unwrap().unwrap();
+        assert_eq!((again.cycle, again.phase), (rec.cycle + 1, Phase::Pending));
+        assert!(!again.failed_now(), "a new cycle is not failed yet");
+        assert_eq!(again.machine.last_flash_reason.as_deref(), Some("disk vanished"), "the record stays");
+        assert!(db.rearm_machine("00:00:00:00:00:01", &now()).unwrap().is_none());
+    }
+
+    #[test]
     fn status_and_inventory_never_create_rows() {
         let (_d, db) = db();
         let report = StatusReport {
