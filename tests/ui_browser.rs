@@ -267,3 +267,91 @@ fn browser_flashes_again_from_the_page_and_the_list_and_shows_why_a_flash_failed
     assert_eq!(reflashes(), 3);
     assert!(offers_flash(&s, other), "the list's Flash again re-arms the other machine too");
 }
+
+/// Writes the five netboot artifacts and a `SHA256SUMS` over them into `out`, as `bty-media`
+/// does (`sha256sum` itself writes the manifest).
+fn media_output(out: &std::path::Path) {
+    std::fs::create_dir_all(out).unwrap();
+    let names = [
+        "bty-netboot-x86_64.vmlinuz",
+        "bty-netboot-x86_64.initrd",
+        "undionly.kpxe",
+        "ipxe.efi",
+        "snponly.efi",
+    ];
+    for n in names {
+        std::fs::write(out.join(n), format!("{n} from bty-media")).unwrap();
+    }
+    let sums = std::process::Command::new("sha256sum").args(names).current_dir(out).output().unwrap();
+    assert!(sums.status.success());
+    std::fs::write(out.join("SHA256SUMS"), sums.stdout).unwrap();
+}
+
+#[test]
+fn browser_readiness_names_a_missing_loader_until_an_import_and_activity_arrives_live() {
+    if !webdriver::available() {
+        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+        return;
+    }
+    let dir = scratch();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = [("BTY_TFTP_ENABLED", "true"), ("BTY_TFTP_LISTEN", listen.as_str())];
+    let mut s = WebServer::start_in(&dir.path().join("state"), &env);
+    s.login();
+    for name in ["bty-netboot-x86_64.vmlinuz", "bty-netboot-x86_64.initrd", "ipxe.efi", "undionly.kpxe"] {
+        assert_eq!(s.send("PUT", &format!("/boot/{name}"), &[], b"x".to_vec()).status, 200);
+    }
+    let b = Browser::start(1280, 900);
+    sign_in(&b, &s);
+    let readiness = |b: &Browser| {
+        b.js("return document.getElementById('readiness').querySelector('li').className + ' ' + document.getElementById('readiness').querySelector('li').innerText;", json!([]))
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let item = readiness(&b);
+    assert!(item.starts_with("bad") && item.contains("missing: snponly.efi"), "{item}");
+
+    // Activity arrives on the open dashboard without a reload.
+    b.wait_until("the live stream", Duration::from_secs(10), |b| {
+        b.js("return !document.getElementById('live').hidden;", json!([])) == json!(true)
+    });
+    b.js("window.__no_reload = 1;", json!([]));
+    assert_eq!(s.put_json("/machines/52:54:00:00:00:31", &json!({"boot_mode": "ipxe-exit"})).status, 200);
+    b.wait_until("the new event in recent activity", Duration::from_secs(10), |b| {
+        b.js("return document.getElementById('activity').innerText;", json!([]))
+            .as_str()
+            .is_some_and(|t| t.contains("52:54:00:00:00:31"))
+    });
+    assert_eq!(b.js("return window.__no_reload;", json!([])), json!(1), "the page reloaded");
+
+    // A manifest whose digest does not match installs nothing and says which file.
+    let bad = dir.path().join("bad-out");
+    media_output(&bad);
+    std::fs::write(bad.join("snponly.efi"), "tampered").unwrap();
+    b.goto(&s.url("/ui/netboot"));
+    b.type_into("#import-src", &bad.display().to_string());
+    b.click("#import button");
+    b.wait_until("the digest error", Duration::from_secs(10), |b| {
+        b.body_text().contains("nothing was installed")
+    });
+    assert!(b.body_text().contains("snponly.efi: sha256 is"), "{}", b.body_text());
+    assert!(!dir.path().join("state/boot/snponly.efi").exists());
+
+    // The good output imports; the dashboard turns green.
+    let good = dir.path().join("out");
+    media_output(&good);
+    b.goto(&s.url("/ui/netboot"));
+    b.type_into("#import-src", &good.display().to_string());
+    b.click("#import button");
+    b.wait_until("the import notice", Duration::from_secs(10), |b| {
+        b.body_text().contains("every digest matched")
+    });
+    assert_eq!(std::fs::read(dir.path().join("state/boot/ipxe.efi")).unwrap(), b"ipxe.efi from bty-media");
+    b.goto(&s.url("/ui/dashboard"));
+    let item = readiness(&b);
+    assert!(item.starts_with("ok") && item.contains("all 5"), "{item}");
+    let imported = s.get("/events?kind=netboot.artifact.imported").json();
+    assert_eq!(imported["events"][0]["details"]["files"].as_array().map(Vec::len), Some(5));
+}

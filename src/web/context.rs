@@ -107,7 +107,10 @@ impl AppContext {
         let e = NewEvent { source_ip: e.source_ip.or_else(|| req.map(|r| r.client_ip.clone())), ..e };
         if let Err(err) = self.db.record_event(&e) {
             crate::log_warn!("recording event {}: {err}", e.kind);
+            return;
         }
+        // Open dashboards and events pages re-render their activity lists from this.
+        self.bus.publish("activity", &serde_json::json!({ "kind": e.kind, "subject_id": e.subject_id }));
     }
 
     /// Whether shutdown has begun.

@@ -85,7 +85,7 @@
   }
 
   function startStream() {
-    if (!window.EventSource || !document.querySelector("[data-sse], #identity, #counts")) return;
+    if (!window.EventSource || !document.querySelector("[data-sse], #identity, #counts, [data-activity]")) return;
     var badge = document.getElementById("live");
     var es = new EventSource("/events/machines");
     es.onopen = function () { if (badge) { badge.hidden = false; badge.className = "live"; badge.textContent = "live"; } };
@@ -98,6 +98,8 @@
         if (concerns(m.mac)) scheduleRefresh();
       });
     });
+    // Anything recorded in the event log: pages listing activity re-render those parts.
+    es.addEventListener("activity", function () { if (document.querySelector("[data-activity]")) scheduleRefresh(); });
     window.addEventListener("pagehide", function () { es.close(); });
   }
 

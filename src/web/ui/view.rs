@@ -42,6 +42,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("revoked", "Token revoked."),
     ("backup", "Backup created."),
     ("fetch", "Fetch started; the image appears below when it completes."),
+    ("imported", "Netboot artifacts imported; every digest matched SHA256SUMS."),
     ("remote", "Remote entry added; machines fetch it from its source."),
 ];
 
