@@ -305,10 +305,13 @@ fn browser_readiness_names_a_missing_loader_until_an_import_and_activity_arrives
     let b = Browser::start(1280, 900);
     sign_in(&b, &s);
     let readiness = |b: &Browser| {
-        b.js("return document.getElementById('readiness').querySelector('li').className + ' ' + document.getElementById('readiness').querySelector('li').innerText;", json!([]))
-            .as_str()
-            .unwrap_or("")
-            .to_string()
+        b.js(
+            "const li = document.querySelector('ul.checks li'); return li.className + ' ' + li.innerText;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or("")
+        .to_string()
     };
     let item = readiness(&b);
     assert!(item.starts_with("bad") && item.contains("missing: snponly.efi"), "{item}");
