@@ -64,6 +64,9 @@ const KEYS: &[(&str, &str, Kind, &str)] = &[
     ("admin", "password", Kind::Secret, "\"\""),
     ("backup", "interval_hours", Kind::Int, "24"),
     ("backup", "keep", Kind::Int, "7"),
+    ("limits", "discovery_max", Kind::Int, "4096"),
+    ("limits", "discovery_per_hour", Kind::Int, "256"),
+    ("limits", "low_space_warn_mib", Kind::Int, "1024"),
     ("netboot", "initrd", Kind::Str, "\"bty-netboot-x86_64.initrd\""),
     ("netboot", "kernel", Kind::Str, "\"bty-netboot-x86_64.vmlinuz\""),
     ("paths", "backup_dir", Kind::Str, "\"\""),
@@ -158,6 +161,17 @@ pub struct Tftp {
     pub listen: String,
 }
 
+/// `[limits]`: thresholds an operator may also change in the browser (`web::settings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Free space (MiB) in the state directory below which the dashboard warns.
+    pub low_space_warn_mib: u64,
+    /// New machines discovered by PXE per hour before discovery pauses.
+    pub discovery_per_hour: u64,
+    /// Machines discovered by PXE in total before discovery stops.
+    pub discovery_max: u64,
+}
+
 /// `[backup]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backup {
@@ -193,6 +207,8 @@ pub struct Config {
     pub backup: Backup,
     /// `[netboot]`.
     pub netboot: Netboot,
+    /// `[limits]`.
+    pub limits: Limits,
     provenance: Vec<Setting>,
 }
 
@@ -282,6 +298,11 @@ impl Config {
             },
             backup: Backup { interval_hours: n(("backup", "interval_hours")), keep: n(("backup", "keep")) },
             netboot: Netboot { kernel: s(("netboot", "kernel")), initrd: s(("netboot", "initrd")) },
+            limits: Limits {
+                low_space_warn_mib: n(("limits", "low_space_warn_mib")),
+                discovery_per_hour: n(("limits", "discovery_per_hour")),
+                discovery_max: n(("limits", "discovery_max")),
+            },
             provenance,
         })
     }

@@ -597,3 +597,41 @@ fn a_failed_flash_shows_its_reason_and_offers_a_retry_or_the_local_disk() {
     assert_eq!((m["boot_mode"].as_str(), m["target_disk_serial"].as_str()), (Some("ipxe-exit"), Some("S1")));
     assert!(!offers_flash(&s, mac));
 }
+
+#[test]
+fn settings_changed_in_the_browser_override_the_file_take_effect_and_are_audited_without_javascript() {
+    let dir = scratch();
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[("BTY_BACKUP_KEEP", "5")]);
+    s.login();
+    let page = s.get("/ui/settings").text();
+    assert!(page.contains("name=\"backup.keep\" value=\"5\""), "{page}");
+    assert!(page.contains("name=\"limits.low_space_warn_mib\" value=\"1024\""), "{page}");
+    // Bad input is named beside its field (the valid one beside it is saved).
+    let r = post(&s, "/ui/settings", &[("backup.keep", "lots"), ("limits.discovery_per_hour", "10")], true);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("&quot;lots&quot; is not a whole number"), "{}", r.text());
+    // Valid values are saved, shown with their source, audited, and used: with keep = 1 two
+    // backups leave one.
+    let r = post(&s, "/ui/settings", &[("backup.keep", "1"), ("limits.low_space_warn_mib", "4096")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/settings?done=settings")));
+    let page = s.get("/ui/settings").text();
+    assert!(page.contains("name=\"backup.keep\" value=\"1\"") && page.contains("bty.toml says 5"), "{page}");
+    assert!(page.contains("settings page (bty.toml: 5)"), "{page}");
+    let changed = s.get("/events?kind=settings.changed").json();
+    let summaries: Vec<&str> =
+        changed["events"].as_array().unwrap().iter().map(|e| e["summary"].as_str().unwrap()).collect();
+    assert!(summaries.contains(&"[backup] keep: 5 → 1 (ui)"), "{summaries:?}");
+    assert_eq!(summaries.len(), 3, "{summaries:?}");
+    for _ in 0..2 {
+        assert_eq!(post(&s, "/ui/backups", &[], true).status, 303);
+    }
+    let backups = std::fs::read_dir(dir.path().join("state/backups")).unwrap().count();
+    assert_eq!(backups, 1, "retention from the settings page applies");
+    // The same values again: nothing changed, nothing audited.
+    let r = post(&s, "/ui/settings", &[("backup.keep", "1")], true);
+    assert_eq!(r.header("location"), Some("/ui/settings?done=unchanged"));
+    assert_eq!(s.get("/events?kind=settings.changed").json()["events"].as_array().unwrap().len(), 3);
+    // An empty field returns to bty.toml.
+    assert_eq!(post(&s, "/ui/settings", &[("backup.keep", "")], true).status, 303);
+    assert!(s.get("/ui/settings").text().contains("name=\"backup.keep\" value=\"5\""));
+}

@@ -20,6 +20,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod settings;
 pub mod sse;
 pub mod templates;
 pub mod tftp;

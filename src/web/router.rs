@@ -107,6 +107,7 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Get, ["ui", "events"]) => page(ctx, req, || ui::events::page(ctx, req)),
         (Post, ["ui", "events", "ack"]) => page(ctx, req, || ui::events::ack(ctx, req)),
         (Get, ["ui", "settings"]) => page(ctx, req, || ui::settings::page(ctx, req)),
+        (Post, ["ui", "settings"]) => page(ctx, req, || ui::settings::save(ctx, req)),
         (Get, ["ui", "backups"]) => page(ctx, req, || ui::backups::page(ctx, req)),
         (Post, ["ui", "backups"]) => page(ctx, req, || ui::backups::create(ctx, req)),
         (Get, ["ui", "backups", name, "download"]) => {

@@ -22,9 +22,6 @@ const TFTP_PROBE_TIMEOUT: Duration = Duration::from_millis(700);
 /// How long a probe result is reused, so a busy dashboard does not probe on every view.
 const TFTP_PROBE_REUSE: Duration = Duration::from_secs(10);
 
-/// Free space below which the state directory is flagged.
-const LOW_SPACE_BYTES: u64 = 2 << 30;
-
 #[derive(serde::Serialize)]
 struct Check {
     ok: bool,
@@ -174,7 +171,7 @@ fn readiness(ctx: &AppContext) -> crate::Result<Vec<Check>> {
     let state = &ctx.config.paths.state_dir;
     let (ok, detail) = match space(state) {
         Some((free, total)) => (
-            free >= LOW_SPACE_BYTES.min(total / 20),
+            free >= (crate::web::settings::u64_of(ctx, "limits", "low_space_warn_mib") << 20).min(total / 20),
             format!(
                 "{} free of {} in {}",
                 crate::disk::human_size(free),

@@ -32,7 +32,8 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// cannot put arbitrary text on the page.
 const NOTICES: &[(&str, &str)] = &[
     ("saved", "Saved."),
-    ("unchanged", "Nothing changed: the form matched the stored assignment."),
+    ("unchanged", "Nothing changed: the form matched what is stored."),
+    ("settings", "Settings saved; they take effect now and override bty.toml."),
     ("reflash", "Flash again: a new cycle is armed. It flashes on its next PXE boot — power-cycle it."),
     ("local", "Boots its local disk from the next PXE boot; image and disk stay bound."),
     ("added", "Machine added."),
