@@ -239,7 +239,8 @@ pub struct Backup {
 }
 
 /// `[limits]`: what the unauthenticated PXE plane may store, and when the dashboard warns about
-/// space. Read through `AppContext::limits()` at use time (settings may override them).
+/// space. Read through `AppContext::limits()` at use time: the Settings page (`web::settings`)
+/// may override the first three.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Free space under the state dir (MiB) below which the dashboard warns; 0 never warns.

@@ -111,6 +111,12 @@ pub struct Machine {
     /// Ours: content sha256 of the image the last successful flash wrote, when known.
     #[serde(default)]
     pub last_flashed_image_sha256: Option<String>,
+    /// Ours: the reason the agent gave for the last failed flash.
+    #[serde(default)]
+    pub last_flash_reason: Option<String>,
+    /// Ours: the progress phase the last failed flash was in (`write`, `verify`, …), when known.
+    #[serde(default)]
+    pub last_flash_phase: Option<String>,
     /// Ours: the lifecycle label of reference §4.7 (`pending flash`, …); empty for other modes.
     #[serde(default)]
     pub boot_state: String,

@@ -486,3 +486,152 @@ fn backups_are_made_listed_downloaded_and_deleted_from_the_page() {
     assert!(s.get("/ui/backups").text().contains("No backups yet."));
     assert_eq!(s.get("/ui/backups/..%2Fstate.db/download").status, 400);
 }
+
+/// A server with netboot artifacts, a stored image and `mac` assigned `bty-flash-once` to it;
+/// returns the image's ref.
+fn flashing_machine(s: &WebServer, mac: &str) -> String {
+    for name in ["bty-netboot-x86_64.vmlinuz", "bty-netboot-x86_64.initrd"] {
+        assert_eq!(s.send("PUT", &format!("/boot/{name}"), &[], b"x".to_vec()).status, 200);
+    }
+    let r = s.send("PUT", "/images/disk.img", &[], vec![7u8; 4096]);
+    let image_ref = r.json()["ref"].as_str().unwrap().to_string();
+    let body = json!({"boot_mode": "bty-flash-once", "bty_image_ref": image_ref, "target_disk_serial": "S1"});
+    assert_eq!(s.put_json(&format!("/machines/{mac}"), &body).status, 200);
+    image_ref
+}
+
+/// Whether `/pxe/{mac}` offers the netboot environment (a flash), not the disk.
+fn offers_flash(s: &WebServer, mac: &str) -> bool {
+    s.get(&format!("/pxe/{mac}")).text().lines().any(|l| l.starts_with("kernel "))
+}
+
+/// The flasher boots and reports `body` as its status.
+fn flash_cycle(s: &WebServer, mac: &str, body: serde_json::Value) {
+    assert!(offers_flash(s, mac));
+    assert_eq!(s.get(&format!("/boot/bty-netboot-x86_64.vmlinuz?mac={mac}")).status, 200);
+    let p = json!({"bytes_written": 3u64 << 20, "total_bytes": 8u64 << 20, "phase": "write"});
+    assert_eq!(s.post_json(&format!("/pxe/{mac}/progress"), &p).status, 204);
+    assert_eq!(s.post_json(&format!("/pxe/{mac}/status"), &body).status, 204);
+}
+
+fn count_events(s: &WebServer, kind: &str) -> usize {
+    s.get(&format!("/events?kind={kind}")).json()["events"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn flash_again_and_an_unchanged_save_work_without_javascript() {
+    let (_d, s) = server();
+    let mac = "52:54:00:aa:bb:10";
+    let image_ref = flashing_machine(&s, mac);
+    flash_cycle(&s, mac, json!({"status": "done"}));
+    assert!(!offers_flash(&s, mac), "a completed flash-once boots the disk");
+
+    // Saving the form as it is changes nothing and says so; no audit event, no new cycle.
+    let upserts = count_events(&s, "machine.upserted");
+    let form = [
+        ("boot_mode", "bty-flash-once"),
+        ("bty_image_ref", image_ref.as_str()),
+        ("target_disk_serial", "S1"),
+    ];
+    let r = post(&s, &format!("/ui/machines/{mac}"), &form, true);
+    assert_eq!((r.status, r.header("location")), (303, Some(&*format!("/ui/machines/{mac}?done=unchanged"))));
+    assert!(s.get(r.header("location").unwrap()).text().contains("Nothing changed"));
+    assert_eq!(count_events(&s, "machine.upserted"), upserts);
+    assert!(!offers_flash(&s, mac));
+
+    // Flash again from the machine page: a new cycle, audited, and the page says what is next.
+    let r = post(&s, &format!("/ui/machines/{mac}/reflash"), &[], true);
+    assert_eq!((r.status, r.header("location")), (303, Some(&*format!("/ui/machines/{mac}?done=reflash"))));
+    let page = s.get(r.header("location").unwrap()).text();
+    assert!(page.contains("Flashes on its next PXE boot — power-cycle it."), "{page}");
+    assert_eq!(count_events(&s, "machine.reflash"), 1);
+    assert!(offers_flash(&s, mac), "the next PXE boot flashes again");
+    flash_cycle(&s, mac, json!({"status": "done"}));
+
+    // Bulk from the list: the flashing machine is armed, a disk-booting one is skipped with why.
+    let other = "52:54:00:aa:bb:11";
+    assert_eq!(s.put_json(&format!("/machines/{other}"), &json!({"boot_mode": "ipxe-exit"})).status, 200);
+    let r = post(&s, "/ui/machines/reflash", &[("mac", mac), ("mac", other)], true);
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(text.contains("1 machine armed") && text.contains("Skipped"), "{text}");
+    assert!(text.contains("ipxe-exit mode; set bty-flash-once"), "{text}");
+    assert_eq!(count_events(&s, "machine.reflash"), 2);
+    assert!(offers_flash(&s, mac));
+    let r = post(&s, "/ui/machines/reflash", &[], true);
+    assert_eq!(r.status, 422, "nothing selected is said, not ignored");
+    // The JSON API has the same action for scripts.
+    let token = csrf(&s);
+    let r = s.send("POST", &format!("/machines/{other}/reflash"), &[("X-CSRF-Token", &token)], vec![]);
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = s.send("POST", &format!("/machines/{mac}/reflash"), &[("X-CSRF-Token", &token)], vec![]);
+    assert_eq!((r.status, r.json()["boot_mode"].as_str()), (200, Some("bty-flash-once")));
+}
+
+#[test]
+fn a_failed_flash_shows_its_reason_and_offers_a_retry_or_the_local_disk() {
+    let (_d, s) = server();
+    let mac = "52:54:00:aa:bb:20";
+    flashing_machine(&s, mac);
+    flash_cycle(&s, mac, json!({"status": "failed", "reason": "no disk with serial S1 <on> this machine"}));
+    let page = s.get(&format!("/ui/machines/{mac}")).text();
+    assert!(page.contains("no disk with serial S1 &lt;on&gt; this machine"), "{page}");
+    assert!(page.contains("<dt>Phase</dt><dd>write</dd>"), "{page}");
+    assert!(page.contains("3.0 MiB"), "bytes written at the failure: {page}");
+    assert!(page.contains("The next PXE boot retries the flash"), "{page}");
+    assert!(page.contains("Boot local disk instead") && page.contains("Flash again"), "{page}");
+    assert!(page.contains("this cycle&#x27;s events") || page.contains("this cycle's events"), "{page}");
+    let list = s.get("/ui/machines").text();
+    assert!(list.contains("no disk with serial S1 &lt;on&gt; this machine"), "{list}");
+    assert!(list.contains("The next PXE boot retries the flash"), "{list}");
+    let m = s.get(&format!("/machines/{mac}")).json();
+    assert_eq!(
+        (m["last_flash_reason"].as_str(), m["last_flash_phase"].as_str()),
+        (Some("no disk with serial S1 <on> this machine"), Some("write"))
+    );
+
+    // Boot local disk instead: the mode becomes ipxe-exit, image and disk stay bound.
+    let r = post(&s, &format!("/ui/machines/{mac}/local"), &[], true);
+    assert_eq!(r.status, 303);
+    let m = s.get(&format!("/machines/{mac}")).json();
+    assert_eq!((m["boot_mode"].as_str(), m["target_disk_serial"].as_str()), (Some("ipxe-exit"), Some("S1")));
+    assert!(!offers_flash(&s, mac));
+}
+
+#[test]
+fn settings_changed_in_the_browser_override_the_file_take_effect_and_are_audited_without_javascript() {
+    let dir = scratch();
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[("BTY_BACKUP_KEEP", "5")]);
+    s.login();
+    let page = s.get("/ui/settings").text();
+    assert!(page.contains("name=\"backup.keep\" value=\"5\""), "{page}");
+    assert!(page.contains("name=\"limits.low_space_warn_mib\" value=\"1024\""), "{page}");
+    // Bad input is named beside its field (the valid one beside it is saved).
+    let r = post(&s, "/ui/settings", &[("backup.keep", "lots"), ("limits.discovery_per_hour", "10")], true);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("&quot;lots&quot; is not a whole number"), "{}", r.text());
+    // Valid values are saved, shown with their source, audited, and used: with keep = 1 two
+    // backups leave one.
+    let r = post(&s, "/ui/settings", &[("backup.keep", "1"), ("limits.low_space_warn_mib", "4096")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/settings?done=settings")));
+    let page = s.get("/ui/settings").text();
+    assert!(page.contains("name=\"backup.keep\" value=\"1\"") && page.contains("bty.toml says 5"), "{page}");
+    assert!(page.contains("settings page (bty.toml: 5)"), "{page}");
+    let changed = s.get("/events?kind=settings.changed").json();
+    let summaries: Vec<&str> =
+        changed["events"].as_array().unwrap().iter().map(|e| e["summary"].as_str().unwrap()).collect();
+    assert!(summaries.contains(&"[backup] keep: 5 → 1 (ui)"), "{summaries:?}");
+    assert_eq!(summaries.len(), 3, "{summaries:?}");
+    for _ in 0..2 {
+        assert_eq!(post(&s, "/ui/backups", &[], true).status, 303);
+    }
+    let backups = std::fs::read_dir(dir.path().join("state/backups")).unwrap().count();
+    assert_eq!(backups, 1, "retention from the settings page applies");
+    // The same values again: nothing changed, nothing audited.
+    let r = post(&s, "/ui/settings", &[("backup.keep", "1")], true);
+    assert_eq!(r.header("location"), Some("/ui/settings?done=unchanged"));
+    assert_eq!(s.get("/events?kind=settings.changed").json()["events"].as_array().unwrap().len(), 3);
+    // An empty field returns to bty.toml.
+    assert_eq!(post(&s, "/ui/settings", &[("backup.keep", "")], true).status, 303);
+    assert!(s.get("/ui/settings").text().contains("name=\"backup.keep\" value=\"5\""));
+}

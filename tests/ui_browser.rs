@@ -176,3 +176,185 @@ fn browser_signs_in_assigns_an_image_and_sees_live_progress_without_reloading() 
         urls.iter().filter(network).filter(|u| !u.starts_with(&format!("{}/", s.base))).collect();
     assert!(foreign.is_empty(), "requests to other hosts: {foreign:?}");
 }
+
+fn sign_in(b: &Browser, s: &WebServer) {
+    b.goto(&s.url("/ui/login"));
+    b.type_into("#password", &s.password());
+    b.click("button[type=submit]");
+    b.wait_until("the dashboard", Duration::from_secs(10), |b| b.url().ends_with("/ui/dashboard"));
+}
+
+/// Whether `/pxe/{mac}` offers the netboot environment (a flash), not the disk.
+fn offers_flash(s: &WebServer, mac: &str) -> bool {
+    s.get(&format!("/pxe/{mac}")).text().lines().any(|l| l.starts_with("kernel "))
+}
+
+/// One flasher boot of `mac` that ends with `status` after writing 3 of 8 MiB.
+fn flash_cycle(s: &WebServer, mac: &str, status: serde_json::Value) {
+    assert!(offers_flash(s, mac));
+    assert_eq!(s.get(&format!("/boot/bty-netboot-x86_64.vmlinuz?mac={mac}")).status, 200);
+    let p = json!({"bytes_written": 3u64 << 20, "total_bytes": 8u64 << 20, "phase": "write"});
+    assert_eq!(s.post_json(&format!("/pxe/{mac}/progress"), &p).status, 204);
+    assert_eq!(s.post_json(&format!("/pxe/{mac}/status"), &status).status, 204);
+}
+
+#[test]
+fn browser_flashes_again_from_the_page_and_the_list_and_shows_why_a_flash_failed() {
+    if !webdriver::available() {
+        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+        return;
+    }
+    let dir = scratch();
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[]);
+    s.login();
+    for name in ["bty-netboot-x86_64.vmlinuz", "bty-netboot-x86_64.initrd"] {
+        assert_eq!(s.send("PUT", &format!("/boot/{name}"), &[], b"x".to_vec()).status, 200);
+    }
+    let r = s.send("PUT", "/images/debian-13-amd64.img", &[], vec![7u8; 4096]);
+    let image_ref = r.json()["ref"].as_str().unwrap().to_string();
+    let other = "52:54:00:00:00:21";
+    for mac in [MAC, other] {
+        let body = json!({"boot_mode": "bty-flash-once", "bty_image_ref": image_ref, "target_disk_serial": "S6EUNX0R123456"});
+        assert_eq!(s.put_json(&format!("/machines/{mac}"), &body).status, 200);
+        flash_cycle(&s, mac, json!({"status": "done"}));
+        assert!(!offers_flash(&s, mac));
+    }
+    let reflashes = || s.get("/events?kind=machine.reflash").json()["events"].as_array().map_or(0, Vec::len);
+    let shots = shots_dir();
+    let b = Browser::start(1280, 900);
+    sign_in(&b, &s);
+
+    // Flash again on the machine page: the page says what happens next, /pxe offers a flash.
+    b.goto(&s.url(&format!("/ui/machines/{MAC}")));
+    b.click("form[action$='/reflash'] button");
+    b.wait_until("the flash-again notice", Duration::from_secs(10), |b| {
+        b.body_text().contains("Flashes on its next PXE boot — power-cycle it.")
+    });
+    assert_eq!(reflashes(), 1);
+    assert!(offers_flash(&s, MAC), "the next PXE boot flashes");
+
+    // The flash fails: the open page shows the reason, phase and what the next boot does, live.
+    b.wait_until("the live stream", Duration::from_secs(10), |b| {
+        b.js("return !document.getElementById('live').hidden;", json!([])) == json!(true)
+    });
+    let reason = "no disk with serial S6EUNX0R123456 on this machine";
+    flash_cycle(&s, MAC, json!({"status": "failed", "reason": reason}));
+    b.wait_until("the failure reason on the machine page", Duration::from_secs(10), |b| {
+        b.body_text().contains(reason)
+    });
+    let text = b.body_text();
+    assert!(text.contains("The next PXE boot retries the flash"), "{text}");
+    assert!(text.contains("Boot local disk instead") && text.contains("3.0 MiB"), "{text}");
+    b.screenshot(&shots.join("machine-failed-1280x900.png"));
+    b.viewport(390, 844, true);
+    b.goto(&s.url(&format!("/ui/machines/{MAC}")));
+    b.screenshot(&shots.join("machine-failed-390x844.png"));
+    b.goto(&s.url("/ui/machines"));
+    assert!(b.body_text().contains(reason), "the reason as text on a phone: {}", b.body_text());
+    b.screenshot(&shots.join("machines-failed-390x844.png"));
+    b.viewport(0, 0, false);
+    println!("screenshots of the failed machine in {}", shots.display());
+
+    // The list: the reason on hover (title) and as text; bulk Flash again for both machines.
+    b.goto(&s.url("/ui/machines"));
+    let title =
+        b.js(&format!("return document.querySelector('tr[data-mac=\"{MAC}\"] .why').title;"), json!([]));
+    assert_eq!(title, json!(reason));
+    b.click(&format!("input[type=checkbox][value='{MAC}']"));
+    b.click(&format!("input[type=checkbox][value='{other}']"));
+    b.click("#bulk button");
+    b.wait_until("the bulk result", Duration::from_secs(10), |b| b.body_text().contains("2 machines armed"));
+    assert_eq!(reflashes(), 3);
+    assert!(offers_flash(&s, other), "the list's Flash again re-arms the other machine too");
+}
+
+/// Writes the five netboot artifacts and a `SHA256SUMS` over them into `out`, as `bty-media`
+/// does (`sha256sum` itself writes the manifest).
+fn media_output(out: &std::path::Path) {
+    std::fs::create_dir_all(out).unwrap();
+    let names = [
+        "bty-netboot-x86_64.vmlinuz",
+        "bty-netboot-x86_64.initrd",
+        "undionly.kpxe",
+        "ipxe.efi",
+        "snponly.efi",
+    ];
+    for n in names {
+        std::fs::write(out.join(n), format!("{n} from bty-media")).unwrap();
+    }
+    let sums = std::process::Command::new("sha256sum").args(names).current_dir(out).output().unwrap();
+    assert!(sums.status.success());
+    std::fs::write(out.join("SHA256SUMS"), sums.stdout).unwrap();
+}
+
+#[test]
+fn browser_readiness_names_a_missing_loader_until_an_import_and_activity_arrives_live() {
+    if !webdriver::available() {
+        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+        return;
+    }
+    let dir = scratch();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = [("BTY_TFTP_ENABLED", "true"), ("BTY_TFTP_LISTEN", listen.as_str())];
+    let mut s = WebServer::start_in(&dir.path().join("state"), &env);
+    s.login();
+    for name in ["bty-netboot-x86_64.vmlinuz", "bty-netboot-x86_64.initrd", "ipxe.efi", "undionly.kpxe"] {
+        assert_eq!(s.send("PUT", &format!("/boot/{name}"), &[], b"x".to_vec()).status, 200);
+    }
+    let b = Browser::start(1280, 900);
+    sign_in(&b, &s);
+    let readiness = |b: &Browser| {
+        b.js(
+            "const li = document.querySelector('ul.checks li'); return li.className + ' ' + li.innerText;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+    };
+    let item = readiness(&b);
+    assert!(item.starts_with("bad") && item.contains("missing: snponly.efi"), "{item}");
+
+    // Activity arrives on the open dashboard without a reload.
+    b.wait_until("the live stream", Duration::from_secs(10), |b| {
+        b.js("return !document.getElementById('live').hidden;", json!([])) == json!(true)
+    });
+    b.js("window.__no_reload = 1;", json!([]));
+    assert_eq!(s.put_json("/machines/52:54:00:00:00:31", &json!({"boot_mode": "ipxe-exit"})).status, 200);
+    b.wait_until("the new event in recent activity", Duration::from_secs(10), |b| {
+        b.js("return document.getElementById('activity').innerText;", json!([]))
+            .as_str()
+            .is_some_and(|t| t.contains("52:54:00:00:00:31"))
+    });
+    assert_eq!(b.js("return window.__no_reload;", json!([])), json!(1), "the page reloaded");
+
+    // A manifest whose digest does not match installs nothing and says which file.
+    let bad = dir.path().join("bad-out");
+    media_output(&bad);
+    std::fs::write(bad.join("snponly.efi"), "tampered").unwrap();
+    b.goto(&s.url("/ui/netboot"));
+    b.type_into("#import-src", &bad.display().to_string());
+    b.click("#import button");
+    b.wait_until("the digest error", Duration::from_secs(10), |b| {
+        b.body_text().contains("nothing was installed")
+    });
+    assert!(b.body_text().contains("snponly.efi: sha256 is"), "{}", b.body_text());
+    assert!(!dir.path().join("state/boot/snponly.efi").exists());
+
+    // The good output imports; the dashboard turns green.
+    let good = dir.path().join("out");
+    media_output(&good);
+    b.goto(&s.url("/ui/netboot"));
+    b.type_into("#import-src", &good.display().to_string());
+    b.click("#import button");
+    b.wait_until("the import notice", Duration::from_secs(10), |b| {
+        b.body_text().contains("every digest matched")
+    });
+    assert_eq!(std::fs::read(dir.path().join("state/boot/ipxe.efi")).unwrap(), b"ipxe.efi from bty-media");
+    b.goto(&s.url("/ui/dashboard"));
+    let item = readiness(&b);
+    assert!(item.starts_with("ok") && item.contains("all 5"), "{item}");
+    let imported = s.get("/events?kind=netboot.artifact.imported").json();
+    assert_eq!(imported["events"][0]["details"]["files"].as_array().map(Vec::len), Some(5));
+}

@@ -21,6 +21,17 @@ pub struct MachineRecord {
     pub phase: Phase,
     /// Whether an lshw blob is stored.
     pub has_lshw: bool,
+    /// The cycle in which the last flash outcome was reported (`None` before migration 3).
+    pub last_flash_cycle: Option<i64>,
+}
+
+impl MachineRecord {
+    /// Whether the last flash failed in the current cycle (a new cycle clears the failure
+    /// state but keeps its record).
+    pub fn failed_now(&self) -> bool {
+        self.machine.last_flash_status.as_deref() == Some("failed")
+            && self.last_flash_cycle.map_or(self.phase != Phase::Done, |c| c == self.cycle)
+    }
 }
 
 /// What `/status` reports, with what the server knows about the flash.
@@ -32,6 +43,10 @@ pub struct StatusReport {
     pub bytes: Option<u64>,
     /// Content sha256 of the bound image.
     pub image_sha256: Option<String>,
+    /// The agent's reason for a failure.
+    pub reason: Option<String>,
+    /// The progress phase last reported before the outcome.
+    pub phase: Option<String>,
 }
 
 /// Caps on auto-discovery (`[limits] discovery_per_hour`, `discovery_max`).
@@ -61,7 +76,7 @@ const COLUMNS: &str =
     "mac, bty_image_ref, discovered_at, last_seen_at, last_seen_ip, boot_mode, sanboot_drive,
     last_flashed_at, known_disks, known_disks_at, target_disk_serial, created_at, updated_at,
     last_flash_status, last_flash_seconds, last_flash_bytes, last_flashed_image_sha256, cycle, cycle_phase,
-    hw_lshw IS NOT NULL";
+    hw_lshw IS NOT NULL, last_flash_reason, last_flash_phase, last_flash_cycle";
 
 fn opt_zulu(s: Option<String>) -> Option<String> {
     s.map(|s| zulu(&s))
@@ -93,9 +108,17 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<MachineRecord> {
         last_flash_seconds: r.get(14)?,
         last_flash_bytes: last_flash_bytes.map(|b| b.max(0) as u64),
         last_flashed_image_sha256: r.get(16)?,
+        last_flash_reason: r.get(20)?,
+        last_flash_phase: r.get(21)?,
         boot_state: boot_state(mode, phase).to_string(),
     };
-    Ok(MachineRecord { machine, cycle: r.get(17)?, phase, has_lshw: r.get(19)? })
+    Ok(MachineRecord {
+        machine,
+        cycle: r.get(17)?,
+        phase,
+        has_lshw: r.get(19)?,
+        last_flash_cycle: r.get(22)?,
+    })
 }
 
 fn labels_of(conn: &Connection, mac: &str) -> rusqlite::Result<Vec<String>> {
@@ -188,6 +211,23 @@ impl Db {
             let rec = get_in(&tx, mac)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             tx.commit()?;
             Ok((rec, created))
+        })
+    }
+
+    /// Starts a new cycle of the current assignment ("flash again"): the next PXE boot is
+    /// offered the netboot environment as if the assignment had just been saved. The last
+    /// flash's record stays. `None` for an unknown MAC.
+    pub fn rearm_machine(&self, mac: &str, now: &str) -> Result<Option<MachineRecord>> {
+        self.write(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE machines SET cycle = cycle + 1, cycle_phase = 'pending', cycle_armed_at = NULL,
+                   saw_flasher_boot = 0, updated_at = ?2 WHERE mac = ?1",
+                params![mac, now],
+            )?;
+            let rec = if n == 1 { get_in(&tx, mac)? } else { None };
+            tx.commit()?;
+            Ok(rec)
         })
     }
 
@@ -298,16 +338,18 @@ impl Db {
                 "UPDATE machines SET last_seen_at = ?2, last_seen_ip = ?3, updated_at = ?2 WHERE mac = ?1",
                 params![mac, now, ip],
             )?;
+            let armed_at: Option<String> =
+                tx.query_row("SELECT cycle_armed_at FROM machines WHERE mac = ?1", [mac], |row| row.get(0))?;
+            let seconds = armed_at.as_deref().and_then(|a| seconds_between(a, now));
+            let bytes = r.bytes.map(|b| b as i64);
             match r.outcome {
                 FlashOutcome::Done => {
-                    let armed_at: Option<String> =
-                        tx.query_row("SELECT cycle_armed_at FROM machines WHERE mac = ?1", [mac], |row| row.get(0))?;
-                    let seconds = armed_at.as_deref().and_then(|a| seconds_between(a, now));
                     tx.execute(
                         "UPDATE machines SET last_flashed_at = ?2, last_flash_status = 'done',
-                           last_flash_seconds = ?3, last_flash_bytes = ?4, last_flashed_image_sha256 = ?5
+                           last_flash_seconds = ?3, last_flash_bytes = ?4, last_flashed_image_sha256 = ?5,
+                           last_flash_reason = NULL, last_flash_phase = NULL, last_flash_cycle = cycle
                            WHERE mac = ?1",
-                        params![mac, now, seconds, r.bytes.map(|b| b as i64), r.image_sha256],
+                        params![mac, now, seconds, bytes, r.image_sha256],
                     )?;
                     if old.machine.boot_mode.flashes() {
                         tx.execute(
@@ -317,7 +359,12 @@ impl Db {
                     }
                 }
                 FlashOutcome::Failed => {
-                    tx.execute("UPDATE machines SET last_flash_status = 'failed' WHERE mac = ?1", [mac])?;
+                    tx.execute(
+                        "UPDATE machines SET last_flash_status = 'failed', last_flash_seconds = ?2,
+                           last_flash_bytes = ?3, last_flash_reason = ?4, last_flash_phase = ?5,
+                           last_flash_cycle = cycle WHERE mac = ?1",
+                        params![mac, seconds, bytes, r.reason, r.phase],
+                    )?;
                 }
             }
             let rec = get_in(&tx, mac)?;
@@ -440,7 +487,13 @@ mod tests {
     fn done_completes_only_an_armed_cycle() {
         let (_d, db) = db();
         db.upsert_machine(MAC, &assign(BootMode::BtyFlashAlways), &now()).unwrap();
-        let report = StatusReport { outcome: FlashOutcome::Done, bytes: Some(10), image_sha256: None };
+        let report = StatusReport {
+            outcome: FlashOutcome::Done,
+            bytes: Some(10),
+            image_sha256: None,
+            reason: None,
+            phase: None,
+        };
         let rec = db.record_status(MAC, &report, "ip", &now()).unwrap().unwrap();
         assert_eq!(rec.phase, Phase::Pending, "done without a flasher boot does not complete the cycle");
         assert_eq!(db.arm_cycle(MAC, "ip", &now()).unwrap(), Some(true));
@@ -454,9 +507,41 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_keeps_its_reason_and_phase_and_flash_again_starts_a_clean_cycle() {
+        let (_d, db) = db();
+        db.upsert_machine(MAC, &assign(BootMode::BtyFlashOnce), &now()).unwrap();
+        db.arm_cycle(MAC, "ip", &now()).unwrap();
+        let report = StatusReport {
+            outcome: FlashOutcome::Failed,
+            bytes: Some(5),
+            image_sha256: None,
+            reason: Some("disk vanished".into()),
+            phase: Some("write".into()),
+        };
+        let rec = db.record_status(MAC, &report, "ip", &now()).unwrap().unwrap();
+        assert!(rec.failed_now());
+        assert_eq!(rec.machine.last_flash_reason.as_deref(), Some("disk vanished"));
+        assert_eq!(
+            (rec.machine.last_flash_phase.as_deref(), rec.machine.last_flash_bytes),
+            (Some("write"), Some(5))
+        );
+        let again = db.rearm_machine(MAC, &now()).unwrap().unwrap();
+        assert_eq!((again.cycle, again.phase), (rec.cycle + 1, Phase::Pending));
+        assert!(!again.failed_now(), "a new cycle is not failed yet");
+        assert_eq!(again.machine.last_flash_reason.as_deref(), Some("disk vanished"), "the record stays");
+        assert!(db.rearm_machine("00:00:00:00:00:01", &now()).unwrap().is_none());
+    }
+
+    #[test]
     fn status_and_inventory_never_create_rows() {
         let (_d, db) = db();
-        let report = StatusReport { outcome: FlashOutcome::Failed, bytes: None, image_sha256: None };
+        let report = StatusReport {
+            outcome: FlashOutcome::Failed,
+            bytes: None,
+            image_sha256: None,
+            reason: None,
+            phase: None,
+        };
         assert!(db.record_status(MAC, &report, "ip", &now()).unwrap().is_none());
         assert!(db.record_inventory(MAC, "[]", None, "ip", &now()).unwrap().is_none());
         assert!(db.machines().unwrap().is_empty());

@@ -97,7 +97,15 @@ CREATE TABLE api_tokens (
 );
 ";
 
-const MIGRATIONS: &[&str] = &[V1, V2];
+/// Migration 3: why and where the last flash failed, and in which cycle it was reported (a
+/// failure shows as the machine's state only while that cycle lasts).
+const V3: &str = "
+ALTER TABLE machines ADD COLUMN last_flash_reason TEXT;
+ALTER TABLE machines ADD COLUMN last_flash_phase TEXT;
+ALTER TABLE machines ADD COLUMN last_flash_cycle INTEGER;
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -169,7 +169,7 @@ pub fn delete(ctx: &AppContext, name: &str) -> Result<()> {
 
 /// Removes the oldest backups beyond `[backup] keep` (0 keeps all).
 fn prune(ctx: &AppContext) {
-    let keep = ctx.config.backup.keep;
+    let keep = super::settings::u64_of(ctx, "backup", "keep");
     if keep == 0 {
         return;
     }
@@ -210,19 +210,22 @@ fn remove_leftovers(ctx: &AppContext) {
 }
 
 /// Removes what interrupted backups left, then starts the scheduler: a backup every
-/// `[backup] interval_hours` (none when 0), the first one an interval after start. It ends
-/// when shutdown begins.
+/// `[backup] interval_hours` (none while 0), the first one an interval after start. The
+/// interval is re-read every few seconds, so a change on the Settings page takes effect without
+/// a restart. It ends when shutdown begins.
 pub fn start(ctx: Arc<AppContext>) -> Option<std::thread::JoinHandle<()>> {
+    const REREAD: Duration = Duration::from_secs(5);
     remove_leftovers(&ctx);
-    let hours = ctx.config.backup.interval_hours;
-    if hours == 0 {
-        return None;
-    }
-    let every = Duration::from_secs(hours.saturating_mul(3600));
     let spawned = std::thread::Builder::new().name("bty-backups".into()).spawn(move || {
         let mut last = Instant::now();
+        let mut hours = super::settings::u64_of(&ctx, "backup", "interval_hours");
+        let mut read_at = Instant::now();
         while !ctx.shutting_down() {
-            if last.elapsed() >= every {
+            if read_at.elapsed() >= REREAD {
+                hours = super::settings::u64_of(&ctx, "backup", "interval_hours");
+                read_at = Instant::now();
+            }
+            if hours > 0 && last.elapsed() >= Duration::from_secs(hours.saturating_mul(3600)) {
                 let _ = create(&ctx);
                 last = Instant::now();
             }

@@ -120,7 +120,13 @@ impl AppContext {
     /// The limits in force now. The one accessor for `[limits]`: read at use time, so a value
     /// changed at run time (settings) applies to the next request.
     pub fn limits(&self) -> Limits {
-        self.config.limits.clone()
+        let setting = |key| super::settings::u64_of(self, "limits", key);
+        Limits {
+            low_space_warn_mib: setting("low_space_warn_mib"),
+            discovery_per_hour: setting("discovery_per_hour"),
+            discovery_max: setting("discovery_max"),
+            ..self.config.limits.clone()
+        }
     }
 
     /// Appends an audit event; a failure to record is logged (at most once a minute), never
@@ -134,8 +140,10 @@ impl AppContext {
                     self.trim_events();
                 }
             }
-            Err(err) => self.unrecorded(&format!("event {}", e.kind), &err),
+            Err(err) => return self.unrecorded(&format!("event {}", e.kind), &err),
         }
+        // Open dashboards and events pages re-render their activity lists from this.
+        self.bus.publish("activity", &serde_json::json!({ "kind": e.kind, "subject_id": e.subject_id }));
     }
 
     /// Logs that `what` could not be written (a full or read-only disk), at most once a minute.

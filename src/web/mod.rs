@@ -6,6 +6,7 @@
 //! responses in `response.rs`. Decisions about what a machine boots live in `plan/`, SQL in
 //! `db/`. Browser pages (`ui/`, `templates/ui/`, `static/`) build on this router.
 
+pub mod artifacts;
 pub mod auth;
 pub mod backups;
 pub mod context;
@@ -22,6 +23,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod settings;
 pub mod sse;
 pub mod tally;
 pub mod templates;

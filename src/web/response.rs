@@ -150,6 +150,19 @@ impl HttpError {
         HttpError::new(500, detail)
     }
 
+    /// The detail as one line for people: the text, or the field errors' messages joined.
+    pub fn detail_text(&self) -> String {
+        match &self.detail {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.get("msg").and_then(|m| m.as_str()))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        }
+    }
+
     /// Adds a header to the error response.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> HttpError {
         self.headers.push((name.to_string(), value.into()));

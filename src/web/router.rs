@@ -62,6 +62,9 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Get, ["machines"]) => guard(ctx, req).and_then(|_| machines::list(ctx, req)),
         (Get, ["machines", mac]) => guard(ctx, req).and_then(|_| machines::get(ctx, req, mac)),
         (Put, ["machines", mac]) => guard(ctx, req).and_then(|_| machines::put(ctx, req, mac)),
+        (Post, ["machines", mac, "reflash"]) => {
+            guard(ctx, req).and_then(|_| machines::reflash(ctx, req, mac))
+        }
         (Delete, ["machines", mac]) => guard(ctx, req).and_then(|_| machines::delete(ctx, req, mac)),
         (Get, ["machines", mac, "lshw.json"]) => guard(ctx, req).and_then(|_| machines::lshw(ctx, req, mac)),
         (Get, ["machines", mac, "disks.json"]) => {
@@ -94,7 +97,10 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Get, ["ui", "machines"]) => page(ctx, req, || ui::machines::page(ctx, req)),
         (Post, ["ui", "machines"]) => page(ctx, req, || ui::machines::add(ctx, req)),
         (Get, ["ui", "machines", mac]) => page(ctx, req, || ui::machine::page(ctx, req, mac)),
+        (Post, ["ui", "machines", "reflash"]) => page(ctx, req, || ui::machines::reflash(ctx, req)),
         (Post, ["ui", "machines", mac]) => page(ctx, req, || ui::machine::save(ctx, req, mac)),
+        (Post, ["ui", "machines", mac, "reflash"]) => page(ctx, req, || ui::machine::reflash(ctx, req, mac)),
+        (Post, ["ui", "machines", mac, "local"]) => page(ctx, req, || ui::machine::local_disk(ctx, req, mac)),
         (Post, ["ui", "machines", mac, "delete"]) => page(ctx, req, || ui::machine::delete(ctx, req, mac)),
         (Get, ["ui", "images"]) => page(ctx, req, || ui::images::page(ctx, req)),
         (Post, ["ui", "images", "fetch"]) => page(ctx, req, || ui::images::fetch(ctx, req)),
@@ -102,9 +108,11 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
             page(ctx, req, || ui::images::delete(ctx, req, image_ref))
         }
         (Get, ["ui", "netboot"]) => page(ctx, req, || ui::netboot::page(ctx, req)),
+        (Post, ["ui", "netboot", "import"]) => page(ctx, req, || ui::netboot::import(ctx, req)),
         (Get, ["ui", "events"]) => page(ctx, req, || ui::events::page(ctx, req)),
         (Post, ["ui", "events", "ack"]) => page(ctx, req, || ui::events::ack(ctx, req)),
         (Get, ["ui", "settings"]) => page(ctx, req, || ui::settings::page(ctx, req)),
+        (Post, ["ui", "settings"]) => page(ctx, req, || ui::settings::save(ctx, req)),
         (Post, ["ui", "settings", "proxy-dhcp"]) => page(ctx, req, || ui::proxy_dhcp::save(ctx, req)),
         (Get, ["ui", "backups"]) => page(ctx, req, || ui::backups::page(ctx, req)),
         (Post, ["ui", "backups"]) => page(ctx, req, || ui::backups::create(ctx, req)),

@@ -69,6 +69,51 @@ pub fn save_assignment(
     Ok(rec)
 }
 
+/// Whether `a` is what `m` already has (saving it would change nothing).
+pub fn unchanged(m: &Machine, a: &Assignment) -> bool {
+    m.bty_image_ref == a.bty_image_ref
+        && m.labels == a.labels
+        && m.boot_mode == a.boot_mode
+        && m.sanboot_drive == a.sanboot_drive
+        && m.target_disk_serial == a.target_disk_serial
+}
+
+/// "Flash again": starts a new cycle of a machine's flashing assignment without editing it,
+/// records `machine.reflash` and tells SSE subscribers. Refuses (409, saying what to set) a
+/// machine whose mode does not flash or that lacks an image or a target disk. Shared by the
+/// API, the machine page and the machines list's bulk action.
+pub fn reflash_machine(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Result<MachineRecord, HttpError> {
+    let rec = ctx.db.machine(mac)?.ok_or_else(not_found)?;
+    let m = &rec.machine;
+    if !m.boot_mode.flashes() {
+        return Err(HttpError::new(
+            409,
+            format!("{mac} boots in {} mode; set bty-flash-once to flash it", m.boot_mode.as_str()),
+        ));
+    }
+    if m.bty_image_ref.is_none() || m.target_disk_serial.is_none() {
+        return Err(HttpError::new(
+            409,
+            format!("{mac} needs an image and a target disk before it can flash"),
+        ));
+    }
+    let rec = ctx.db.rearm_machine(mac, &crate::db::now())?.ok_or_else(not_found)?;
+    let mut e = event("machine.reflash", ("machine", mac), "operator", format!("{mac}: flash again"));
+    e.details = Some(serde_json::json!({
+        "cycle": rec.cycle, "boot_mode": rec.machine.boot_mode.as_str(), "bty_image_ref": rec.machine.bty_image_ref,
+    }));
+    ctx.audit(Some(req), e);
+    notify_machine(ctx, &rec);
+    Ok(rec)
+}
+
+/// `POST /machines/{mac}/reflash`: [`reflash_machine`]; answers the machine.
+pub fn reflash(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Reply {
+    let mac = parse_mac(mac)?;
+    let rec = reflash_machine(ctx, req, &mac)?;
+    Ok(Response::json(200, &rec.machine))
+}
+
 /// `DELETE /machines/{mac}`.
 pub fn delete(ctx: &AppContext, req: &Request<'_>, mac: &str) -> Reply {
     let mac = parse_mac(mac)?;

@@ -28,6 +28,16 @@ pub fn bootstrap(ctx: &AppContext, req: &Request<'_>) -> Reply {
     Ok(Response::text(200, SCRIPT, templates::bootstrap(host)?))
 }
 
+/// What the next PXE boot of `rec` will be offered (the same decision `/pxe/{mac}` makes).
+pub fn next_decision(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    rec: &MachineRecord,
+) -> Result<Decision, HttpError> {
+    let image = image_target(ctx, req, rec.machine.bty_image_ref.as_deref())?;
+    Ok(decide(&state(rec), image.as_ref()))
+}
+
 fn state(rec: &MachineRecord) -> MachineState<'_> {
     let m = &rec.machine;
     MachineState {
@@ -73,9 +83,11 @@ fn unstored(mac: &str) -> MachineRecord {
         last_flash_seconds: None,
         last_flash_bytes: None,
         last_flashed_image_sha256: None,
+        last_flash_reason: None,
+        last_flash_phase: None,
         boot_state: boot_state(mode, Phase::Pending).to_string(),
     };
-    MachineRecord { machine, cycle: 0, phase: Phase::Pending, has_lshw: false }
+    MachineRecord { machine, cycle: 0, phase: Phase::Pending, has_lshw: false, last_flash_cycle: None }
 }
 
 /// Discovery and `last_seen` for `/pxe/{mac}` and `/plan`, then the decision. Whether the
@@ -215,8 +227,13 @@ pub fn status(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
         Some(r) => ctx.db.image(&r)?.and_then(|i| i.sha256),
         None => None,
     };
-    let report =
-        StatusReport { outcome: body.status, bytes: live.map(|l| l.progress.bytes_written), image_sha256 };
+    let report = StatusReport {
+        outcome: body.status,
+        bytes: live.as_ref().map(|l| l.progress.bytes_written),
+        image_sha256,
+        reason: Some(body.reason.clone()).filter(|r| !r.is_empty()),
+        phase: live.map(|l| l.progress.phase).filter(|p| !p.is_empty()),
+    };
     let Some(rec) = ctx.db.record_status(&mac, &report, &req.client_ip, &crate::db::now())? else {
         let signal = match body.status {
             FlashOutcome::Done => "done",
@@ -235,9 +252,11 @@ pub fn status(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
                 "pxe-client",
                 format!("{mac} flash failed: {}", body.reason),
             );
-            if !body.reason.is_empty() {
-                e.details = Some(serde_json::json!({ "reason": body.reason }));
-            }
+            e.details = Some(serde_json::json!({
+                "reason": report.reason, "phase": rec.machine.last_flash_phase,
+                "bytes_written": rec.machine.last_flash_bytes, "seconds": rec.machine.last_flash_seconds,
+                "cycle": rec.cycle,
+            }));
             e
         }
     };

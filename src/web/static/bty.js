@@ -26,7 +26,13 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live]").forEach(function (el) {
           var fresh = doc.getElementById(el.id);
-          if (fresh) el.replaceWith(document.importNode(fresh, true));
+          if (!fresh) return;
+          // Keep the operator's selection (bulk actions) across the swap.
+          var picked = {};
+          el.querySelectorAll("input[type=checkbox]:checked").forEach(function (c) { picked[c.value] = 1; });
+          var node = document.importNode(fresh, true);
+          node.querySelectorAll("input[type=checkbox]").forEach(function (c) { if (picked[c.value]) c.checked = true; });
+          el.replaceWith(node);
         });
         setupPolling();
       })
@@ -79,7 +85,7 @@
   }
 
   function startStream() {
-    if (!window.EventSource || !document.querySelector("[data-sse], #identity, #counts")) return;
+    if (!window.EventSource || !document.querySelector("[data-sse], #identity, #counts, [data-activity]")) return;
     var badge = document.getElementById("live");
     var es = new EventSource("/events/machines");
     es.onopen = function () { if (badge) { badge.hidden = false; badge.className = "live"; badge.textContent = "live"; } };
@@ -92,6 +98,8 @@
         if (concerns(m.mac)) scheduleRefresh();
       });
     });
+    // Anything recorded in the event log: pages listing activity re-render those parts.
+    es.addEventListener("activity", function () { if (document.querySelector("[data-activity]")) scheduleRefresh(); });
     window.addEventListener("pagehide", function () { es.close(); });
   }
 

@@ -99,23 +99,43 @@ fn probe_addr(listen: &str) -> Option<SocketAddr> {
     })
 }
 
+/// Whether the configured TFTP address answers a read request for `ipxe.efi`, in words.
+pub fn tftp_status(ctx: &AppContext) -> (bool, String) {
+    let listen = &ctx.config.tftp.listen;
+    match probe_addr(listen) {
+        None => (false, format!("cannot parse [tftp] listen = {listen:?}")),
+        Some(addr) => match probe_cached(addr) {
+            Ok(TftpProbe::Serves) => (true, format!("{addr} serves ipxe.efi")),
+            Ok(TftpProbe::Refused(m)) => (true, format!("{addr} answers; ipxe.efi: {m}")),
+            Ok(TftpProbe::Silent) => (false, format!("no answer from {addr}")),
+            Err(e) => (false, format!("probing {addr}: {e}")),
+        },
+    }
+}
+
 fn readiness(ctx: &AppContext) -> crate::Result<Vec<Check>> {
     let mut checks = Vec::new();
-    let nb = &ctx.config.netboot;
-    let missing: Vec<&str> = [nb.kernel.as_str(), nb.initrd.as_str()]
-        .into_iter()
-        .filter(|n| !ctx.config.paths.boot_dir.join(n).is_file())
-        .collect();
+    let needed = crate::web::artifacts::needed(ctx);
+    let missing = crate::web::artifacts::missing(ctx);
     checks.push(Check {
         ok: missing.is_empty(),
         title: "Netboot artifacts present".into(),
         detail: if missing.is_empty() {
-            format!("{} and {}", nb.kernel, nb.initrd)
+            format!(
+                "all {}: {}",
+                needed.len(),
+                needed.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+            )
         } else {
-            format!("missing: {}", missing.join(", "))
+            format!(
+                "{} of {} present; missing: {}",
+                needed.len() - missing.len(),
+                needed.len(),
+                missing.join(", ")
+            )
         },
         link: "/ui/netboot",
-        fix: "Upload artifacts",
+        fix: "Install artifacts",
     });
     let images = ctx.db.images()?.len();
     checks.push(Check {
@@ -125,16 +145,7 @@ fn readiness(ctx: &AppContext) -> crate::Result<Vec<Check>> {
         link: "/ui/images",
         fix: "Add an image",
     });
-    let listen = &ctx.config.tftp.listen;
-    let (ok, detail) = match probe_addr(listen) {
-        None => (false, format!("cannot parse [tftp] listen = {listen:?}")),
-        Some(addr) => match probe_cached(addr) {
-            Ok(TftpProbe::Serves) => (true, format!("{addr} serves ipxe.efi")),
-            Ok(TftpProbe::Refused(m)) => (true, format!("{addr} answers; ipxe.efi: {m}")),
-            Ok(TftpProbe::Silent) => (false, format!("no answer from {addr}")),
-            Err(e) => (false, format!("probing {addr}: {e}")),
-        },
-    };
+    let (ok, detail) = tftp_status(ctx);
     checks.push(Check {
         ok,
         title: "TFTP answering".into(),

@@ -6,6 +6,7 @@
 //! One function so the machines table, the machine page and the dashboard never disagree.
 
 use crate::db::MachineRecord;
+use crate::plan::{Decision, ExitReason, Offer, Purpose};
 use crate::web::context::{AppContext, LiveProgress};
 use crate::wire::BootMode;
 
@@ -33,6 +34,28 @@ pub fn live(ctx: &AppContext, mac: &str) -> Option<LiveProgress> {
     ((time::OffsetDateTime::now_utc() - at).whole_seconds() <= STALE_SECS).then_some(p)
 }
 
+/// What the machine's next PXE boot does, in the operator's words, for the decision
+/// [`crate::web::handlers::pxe::next_decision`] made.
+pub fn next_boot(d: &Decision) -> &'static str {
+    match &d.offer {
+        Offer::Netboot { purpose: Purpose::Flash, retry: true } => {
+            "The next PXE boot retries the flash (same cycle)."
+        }
+        Offer::Netboot { purpose: Purpose::Flash, retry: false } => {
+            "Flashes on its next PXE boot — power-cycle it."
+        }
+        Offer::Netboot { purpose: Purpose::Inventory, .. } => "The next PXE boot reports its inventory.",
+        Offer::Netboot { purpose: Purpose::Tui, .. } => "The next PXE boot opens the wizard.",
+        Offer::Disk { .. } | Offer::Unknown => "The next PXE boot boots the local disk.",
+        Offer::Exit(ExitReason::NoTargetDisk) => {
+            "The next PXE boot returns to the firmware: no target disk is set."
+        }
+        Offer::Exit(ExitReason::OrphanRef) => {
+            "The next PXE boot returns to the firmware: the bound image is not in the catalog."
+        }
+    }
+}
+
 /// Percent of `written` over `total`, clamped to 0..=100.
 pub fn percent(written: u64, total: Option<u64>) -> Option<u8> {
     total.filter(|t| *t > 0).map(|t| (written.saturating_mul(100) / t).min(100) as u8)
@@ -51,7 +74,7 @@ pub fn of(rec: &MachineRecord, live: Option<&LiveProgress>) -> Lifecycle {
         return Lifecycle { label, tone: "busy", percent: pct, phase };
     }
     let plain = |label: &str, tone| Lifecycle { label: label.into(), tone, percent: None, phase: None };
-    if m.last_flash_status.as_deref() == Some("failed") && rec.phase != crate::plan::Phase::Done {
+    if rec.failed_now() {
         return plain("failed", "bad");
     }
     if !m.boot_state.is_empty() {

@@ -11,7 +11,8 @@ use super::lifecycle;
 use super::view::{self, Page};
 use crate::db::EventFilter;
 use crate::web::context::AppContext;
-use crate::web::handlers::machines::{remove_machine, save_assignment};
+use crate::web::handlers::machines::{reflash_machine, remove_machine, save_assignment, unchanged};
+use crate::web::handlers::pxe::next_decision;
 use crate::web::handlers::{parse_mac, SMALL_JSON};
 use crate::web::request::Request;
 use crate::web::response::{HttpError, Reply, Response};
@@ -209,13 +210,30 @@ fn render(
         ..EventFilter::default()
     })?;
     let modes: Vec<&str> = BootMode::ALL.iter().map(|b| b.as_str()).collect();
+    let next = lifecycle::next_boot(&next_decision(ctx, req, &rec)?);
+    let failed_now = rec.failed_now();
+    // The failure's own event: the events page up to it shows the cycle that led there.
+    let failure_event = match m.last_flash_status.as_deref() {
+        Some("failed") => ctx
+            .db
+            .events(&EventFilter {
+                kind: Some("machine.flash_failed".into()),
+                subject_id: Some(mac.to_string()),
+                limit: 1,
+                ..EventFilter::default()
+            })?
+            .first()
+            .map(|e| e.id),
+        _ => None,
+    };
+    let can_reflash = m.boot_mode.flashes() && m.bty_image_ref.is_some() && m.target_disk_serial.is_some();
     let title = format!("Machine {mac}");
     let page = Page {
         title: &title,
         nav: "machines",
         intro: "What this machine is, what it reported, and what it boots next. Saving a new image, mode or disk starts a new boot cycle.",
     };
-    let data = serde_json::json!({ "m": m, "life": life, "progress": live.map(|l| l.progress), "hw": hw, "disks": disks, "has_lshw": rec.has_lshw, "image_name": image_name, "verified": verified, "images": image_opts, "form": form, "errors": errors, "events": events, "modes": modes });
+    let data = serde_json::json!({ "m": m, "life": life, "progress": live.map(|l| l.progress), "hw": hw, "disks": disks, "has_lshw": rec.has_lshw, "image_name": image_name, "verified": verified, "images": image_opts, "form": form, "errors": errors, "events": events, "modes": modes, "next": next, "failed_now": failed_now, "failure_event": failure_event, "can_reflash": can_reflash });
     view::render(ctx, req, status, "machine.html", page, data)
 }
 
@@ -233,12 +251,39 @@ pub fn save(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     }
     let form = Form::from_pairs(&req.form(SMALL_JSON)?);
     match form.validate() {
+        Ok(a) if ctx.db.machine(&mac)?.is_some_and(|r| unchanged(&r.machine, &a)) => {
+            Ok(Response::see_other(&format!("/ui/machines/{mac}?done=unchanged")))
+        }
         Ok(a) => {
             save_assignment(ctx, req, &mac, &a)?;
             Ok(Response::see_other(&format!("/ui/machines/{mac}?done=saved")))
         }
         Err(errors) => render(ctx, req, &mac, 422, Some(form), errors),
     }
+}
+
+/// `POST /ui/machines/{mac}/reflash`: "Flash again" — a new cycle of the same assignment.
+pub fn reflash(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
+    let mac = parse_mac(raw)?;
+    reflash_machine(ctx, req, &mac)?;
+    Ok(Response::see_other(&format!("/ui/machines/{mac}?done=reflash")))
+}
+
+/// `POST /ui/machines/{mac}/local`: "Boot local disk instead" — the mode becomes `ipxe-exit`,
+/// the image, disk and labels stay bound so a later "flash once" needs no re-entry.
+pub fn local_disk(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
+    let mac = parse_mac(raw)?;
+    let rec = ctx.db.machine(&mac)?.ok_or_else(|| HttpError::not_found(format!("no machine {mac}")))?;
+    let m = rec.machine;
+    let a = crate::wire::Assignment {
+        bty_image_ref: m.bty_image_ref,
+        labels: m.labels,
+        boot_mode: BootMode::IpxeExit,
+        sanboot_drive: m.sanboot_drive,
+        target_disk_serial: m.target_disk_serial,
+    };
+    save_assignment(ctx, req, &mac, &a)?;
+    Ok(Response::see_other(&format!("/ui/machines/{mac}?done=local")))
 }
 
 /// `POST /ui/machines/{mac}/delete`: asks first; with `confirm=yes` deletes.

@@ -10,7 +10,8 @@ use super::lifecycle::{self, Lifecycle};
 use super::view::{self, Page};
 use crate::db::MachineRecord;
 use crate::web::context::AppContext;
-use crate::web::handlers::machines::save_assignment;
+use crate::web::handlers::machines::{reflash_machine, save_assignment};
+use crate::web::handlers::pxe::next_decision;
 use crate::web::request::Request;
 use crate::web::response::{Reply, Response};
 use crate::wire::MachineUpsert;
@@ -32,6 +33,10 @@ pub struct Row {
     last_seen_ip: Option<String>,
     last_flashed_at: Option<String>,
     discovered: bool,
+    /// The agent's reason, while the last flash's failure is the machine's state.
+    reason: Option<String>,
+    /// What the next PXE boot does, for failed machines.
+    next: Option<&'static str>,
 }
 
 /// The list view's query: what to show and in which order.
@@ -69,8 +74,11 @@ impl ListQuery {
     }
 }
 
-fn row(ctx: &AppContext, rec: &MachineRecord, names: &HashMap<String, String>) -> Row {
+fn row(ctx: &AppContext, req: &Request<'_>, rec: &MachineRecord, names: &HashMap<String, String>) -> Row {
     let m = &rec.machine;
+    let failed = rec.failed_now();
+    let next =
+        if failed { next_decision(ctx, req, rec).ok().map(|d| lifecycle::next_boot(&d)) } else { None };
     Row {
         mac: m.mac.clone(),
         labels: m.labels.clone(),
@@ -84,7 +92,16 @@ fn row(ctx: &AppContext, rec: &MachineRecord, names: &HashMap<String, String>) -
         last_seen_at: m.last_seen_at.clone(),
         last_seen_ip: m.last_seen_ip.clone(),
         last_flashed_at: m.last_flashed_at.clone(),
-        discovered: m.discovered_at.is_some() && m.bty_image_ref.is_none(),
+        // Discovered and untouched: an operator who parked it (any other mode) has seen it.
+        discovered: m.discovered_at.is_some()
+            && m.bty_image_ref.is_none()
+            && m.boot_mode == crate::wire::BootMode::BtyInventory,
+        reason: if failed {
+            Some(m.last_flash_reason.clone().unwrap_or_else(|| "no reason given".into()))
+        } else {
+            None
+        },
+        next,
     }
 }
 
@@ -135,11 +152,11 @@ fn sort(rows: &mut [Row], q: &ListQuery) {
 }
 
 /// Rows after filter and sort, the page shown, and the number of pages.
-pub fn rows(ctx: &AppContext, q: &ListQuery) -> crate::Result<(Vec<Row>, usize, usize)> {
+pub fn rows(ctx: &AppContext, req: &Request<'_>, q: &ListQuery) -> crate::Result<(Vec<Row>, usize, usize)> {
     let names: HashMap<String, String> =
         ctx.db.images()?.into_iter().map(|i| (i.image_ref, i.name)).collect();
     let mut all: Vec<Row> =
-        ctx.db.machines()?.iter().map(|rec| row(ctx, rec, &names)).filter(|r| matches(r, q)).collect();
+        ctx.db.machines()?.iter().map(|rec| row(ctx, req, rec, &names)).filter(|r| matches(r, q)).collect();
     sort(&mut all, q);
     let total = all.len();
     let pages = total.div_ceil(q.per_page).max(1);
@@ -154,22 +171,53 @@ fn render(
     status: u16,
     add_error: Option<String>,
     add_mac: &str,
+    bulk: Option<Bulk>,
 ) -> Reply {
     let q = ListQuery::parse(req);
-    let (rows, total, pages) = rows(ctx, &q)?;
+    let (rows, total, pages) = rows(ctx, req, &q)?;
     let page = Page {
         title: "Machines",
         nav: "machines",
         intro:
             "Every machine that booted from this server or was added by hand. Click a MAC to assign an image.",
     };
-    let data = serde_json::json!({ "rows": rows, "total": total, "pages": pages, "q": q.clone(), "page_no": q.page.min(pages), "per_page_options": PER_PAGE, "add_error": add_error, "add_mac": add_mac });
+    let data = serde_json::json!({ "rows": rows, "total": total, "pages": pages, "q": q.clone(), "page_no": q.page.min(pages), "per_page_options": PER_PAGE, "add_error": add_error, "add_mac": add_mac, "bulk": bulk });
     view::render(ctx, req, status, "machines.html", page, data)
+}
+
+/// The outcome of a bulk "Flash again", shown above the table.
+#[derive(serde::Serialize)]
+pub struct Bulk {
+    armed: Vec<String>,
+    skipped: Vec<(String, String)>,
+}
+
+/// `POST /ui/machines/reflash` (form `mac`, repeated): "Flash again" for the selected machines;
+/// machines that cannot flash are skipped with the reason, the rest are armed.
+pub fn reflash(ctx: &AppContext, req: &Request<'_>) -> Reply {
+    let form = req.form(crate::web::handlers::SMALL_JSON)?;
+    let mut bulk = Bulk { armed: Vec::new(), skipped: Vec::new() };
+    let picked: Vec<&str> = form.iter().filter(|(k, _)| k == "mac").map(|(_, v)| v.trim()).collect();
+    if picked.is_empty() {
+        let msg = "Select machines with the boxes in the first column, then Flash again.".to_string();
+        return render(ctx, req, 422, Some(msg), "", None);
+    }
+    for raw in picked {
+        let Some(mac) = crate::wire::normalize_mac(raw) else {
+            bulk.skipped.push((raw.to_string(), "not a MAC address".into()));
+            continue;
+        };
+        match reflash_machine(ctx, req, &mac) {
+            Ok(_) => bulk.armed.push(mac),
+            Err(e) => bulk.skipped.push((mac, e.detail_text())),
+        }
+    }
+    render(ctx, req, 200, None, "", Some(bulk))
 }
 
 /// `GET /ui/machines?q=&filter=&sort=&dir=&page=&per_page=`.
 pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
-    render(ctx, req, 200, None, "")
+    render(ctx, req, 200, None, "", None)
 }
 
 /// `POST /ui/machines` (form `mac`): adds a machine booting its local disk and opens it; an
@@ -179,7 +227,7 @@ pub fn add(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let raw = super::field(&form, "mac");
     let Some(mac) = crate::wire::normalize_mac(raw) else {
         let msg = format!("{raw:?} is not a MAC address; write it as aa:bb:cc:dd:ee:ff");
-        return render(ctx, req, 422, Some(msg), raw);
+        return render(ctx, req, 422, Some(msg), raw, None);
     };
     if ctx.db.machine(&mac)?.is_none() {
         let upsert = MachineUpsert {

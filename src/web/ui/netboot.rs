@@ -8,9 +8,10 @@
 //! by (path, size, mtime) so a page view does not re-read a 50 MiB initrd.
 
 use super::view::{self, Page};
+use crate::web::context::event;
 use crate::web::context::AppContext;
 use crate::web::request::Request;
-use crate::web::response::Reply;
+use crate::web::response::{Reply, Response};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
@@ -18,10 +19,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
-
-/// The iPXE binaries PXE firmware fetches over TFTP (and UEFI HTTP Boot over HTTP).
-const LOADERS: [(&str, &str); 2] =
-    [("ipxe.efi", "iPXE for UEFI (client arch 7, 9)"), ("undionly.kpxe", "iPXE for BIOS (client arch 0)")];
 
 type DigestCache = Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>;
 
@@ -110,18 +107,52 @@ pub fn local_ipv4(fib_trie: &str) -> Vec<Ipv4Addr> {
 
 /// `GET /ui/netboot[?host=ADDR]`.
 pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
+    render(ctx, req, 200, None, "")
+}
+
+/// `POST /ui/netboot/import` (form `src`): installs the artifacts a `SHA256SUMS` manifest
+/// lists ([`crate::web::artifacts::import`]), audited; errors are shown beside the form.
+pub fn import(ctx: &AppContext, req: &Request<'_>) -> Reply {
+    let form = req.form(crate::web::handlers::SMALL_JSON)?;
+    let src = super::field(&form, "src").to_string();
+    match crate::web::artifacts::import(ctx, &src) {
+        Ok(done) => {
+            let mut e = event(
+                "netboot.artifact.imported",
+                ("netboot", &src),
+                "operator",
+                format!("{} artifact(s) imported from {src}", done.len()),
+            );
+            e.details = Some(serde_json::json!({ "src": src, "files": done }));
+            ctx.audit(Some(req), e);
+            Ok(Response::see_other("/ui/netboot?done=imported"))
+        }
+        Err(err) => {
+            let mut e =
+                event("netboot.artifact.import.failed", ("netboot", &src), "operator", err.detail_text());
+            e.details = Some(serde_json::json!({ "src": src, "reason": err.detail_text() }));
+            ctx.audit(Some(req), e);
+            render(ctx, req, err.status, Some(err.detail_text()), &src)
+        }
+    }
+}
+
+fn render(
+    ctx: &AppContext,
+    req: &Request<'_>,
+    status: u16,
+    import_error: Option<String>,
+    import_src: &str,
+) -> Reply {
     let paths = &ctx.config.paths;
     let nb = &ctx.config.netboot;
-    let tftp_root = match ctx.config.tftp.root.trim() {
-        "" => paths.boot_dir.clone(),
-        r => PathBuf::from(r),
-    };
-    let mut artifacts = vec![
-        artifact(&paths.boot_dir, &nb.kernel, "netboot kernel (HTTP)"),
-        artifact(&paths.boot_dir, &nb.initrd, "netboot initrd (HTTP)"),
-    ];
-    for (name, role) in LOADERS {
-        artifacts.push(artifact(&tftp_root, name, role));
+    let tftp_root = crate::web::artifacts::tftp_root(ctx);
+    let mut artifacts: Vec<Artifact> =
+        crate::web::artifacts::needed(ctx).iter().map(|n| artifact(&n.dir, &n.name, &n.role)).collect();
+    if !ctx.config.tftp.enabled {
+        for (name, role) in crate::web::artifacts::LOADERS {
+            artifacts.push(artifact(&tftp_root, name, role));
+        }
     }
     let known: Vec<String> = artifacts.iter().map(|a| a.name.clone()).collect();
     if let Ok(entries) = std::fs::read_dir(&paths.boot_dir) {
@@ -153,13 +184,28 @@ pub fn page(ctx: &AppContext, req: &Request<'_>) -> Reply {
         .map(str::to_string)
         .unwrap_or_else(|| req_name.clone());
     let http = if port == "80" { format!("http://{chosen}") } else { format!("http://{chosen}:{port}") };
+    let (tftp_ok, tftp_detail) = super::dashboard::tftp_status(ctx);
+    let mut warnings = Vec::new();
+    let listen_ip = ctx.config.server.listen.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+    if listen_ip.is_some_and(|ip| ip.is_loopback()) {
+        warnings.push(format!(
+            "bty-web listens only on {} (loopback): PXE clients cannot reach it. Set [server] listen = \"0.0.0.0:{port}\" or this host's address.",
+            ctx.config.server.listen
+        ));
+    }
+    if chosen.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) || chosen == "localhost" {
+        warnings.push(format!(
+            "The sheet below says {chosen}, which every PXE client takes to mean itself. Pick one of this host's addresses above."
+        ));
+    }
+    let missing = crate::web::artifacts::missing(ctx);
     let page = Page {
         title: "Netboot",
         nav: "netboot",
         intro: "What PXE clients fetch from this server, and how to point your DHCP server at it (bty runs no DHCP).",
     };
-    let data = serde_json::json!({ "proxy_dhcp": crate::web::proxy_dhcp::state(ctx)?, "artifacts": artifacts, "addrs": addrs, "chosen": chosen, "req_name": req_name, "http": http, "tftp_listen": ctx.config.tftp.listen.clone(), "tftp_enabled": ctx.config.tftp.enabled, "tftp_root": tftp_root.display().to_string(), "boot_dir": paths.boot_dir.display().to_string(), "kernel": nb.kernel.clone(), "initrd": nb.initrd.clone() });
-    view::render(ctx, req, 200, "netboot.html", page, data)
+    let data = serde_json::json!({ "proxy_dhcp": crate::web::proxy_dhcp::state(ctx)?, "artifacts": artifacts, "addrs": addrs, "chosen": chosen, "req_name": req_name, "http": http, "tftp_listen": ctx.config.tftp.listen.clone(), "tftp_enabled": ctx.config.tftp.enabled, "tftp_root": tftp_root.display().to_string(), "boot_dir": paths.boot_dir.display().to_string(), "kernel": nb.kernel.clone(), "initrd": nb.initrd.clone(), "tftp_ok": tftp_ok, "tftp_detail": tftp_detail, "warnings": warnings, "missing": missing, "import_src": import_src, "import_error": import_error });
+    view::render(ctx, req, status, "netboot.html", page, data)
 }
 
 #[cfg(test)]

@@ -33,6 +33,10 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// cannot put arbitrary text on the page.
 const NOTICES: &[(&str, &str)] = &[
     ("saved", "Saved."),
+    ("unchanged", "Nothing changed: the form matched what is stored."),
+    ("settings", "Settings saved; they take effect now and override bty.toml."),
+    ("reflash", "Flash again: a new cycle is armed. It flashes on its next PXE boot — power-cycle it."),
+    ("local", "Boots its local disk from the next PXE boot; image and disk stay bound."),
     ("added", "Machine added."),
     ("deleted", "Deleted."),
     ("acked", "Acknowledged."),
@@ -41,6 +45,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("revoked", "Token revoked."),
     ("backup", "Backup created."),
     ("fetch", "Fetch started; the image appears below when it completes."),
+    ("imported", "Netboot artifacts imported; every digest matched SHA256SUMS."),
     ("remote", "Remote entry added; machines fetch it from its source."),
 ];
 
@@ -178,13 +183,7 @@ pub fn html(ctx: &AppContext, req: &Request<'_>, reply: Reply) -> Reply {
         Err(e) if (300..400).contains(&e.status) => return Err(e),
         Err(e) => e,
     };
-    let message = match &err.detail {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(items) => {
-            items.iter().filter_map(|i| i.get("msg").and_then(|m| m.as_str())).collect::<Vec<_>>().join("; ")
-        }
-        other => other.to_string(),
-    };
+    let message = err.detail_text();
     let title = match err.status {
         403 => "Not allowed",
         404 => "Not found",
