@@ -1,6 +1,7 @@
 # bty — build, test, measure.
 #
-# Targets: build (release, host), static (musl, what ships), size (budget check), test (the whole
+# Targets: build (release, host), static (musl, what ships), static-arm64 (the same binary for
+# aarch64, cross-linked by cargo-zigbuild), size (budget check), test (the whole
 # suite, as .ci/run and the README run it), lint, e2e (QEMU netboot), bench (side-by-side
 # benchmarks, prints ratios), fuzz (bounded), run (bty-web on ./state), deps (host packages).
 # Host tools: cargo/rustup; tests/deps.sh installs the rest (Debian packages, musl target).
@@ -8,8 +9,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(MUSL_TARGET)/release/bty
+ARM_TARGET := aarch64-unknown-linux-musl
+ARM_BIN := target/$(ARM_TARGET)/release/bty
+# Downloads and build tools of the media targets live outside the tree (tests/deps.sh fills it).
+BTY_MEDIA_CACHE ?= /var/cache/bty-media
+export BTY_MEDIA_CACHE
+ZIG_PATH := $(BTY_MEDIA_CACHE)/tools/zig-venv/bin:$(BTY_MEDIA_CACHE)/tools/bin
 
-.PHONY: all build static size test lint unit e2e bench fuzz deps run netboot clean
+.PHONY: all build static static-arm64 size size-arm64 test lint unit e2e bench fuzz deps run netboot clean media-container media-test
 
 all: build
 
@@ -19,8 +26,15 @@ build:
 static:
 	$(CARGO) build --release --target $(MUSL_TARGET)
 
+# zig links against its own musl; cargo-zigbuild finds it as `python3 -m ziglang` (the venv).
+static-arm64:
+	PATH="$(ZIG_PATH):$$PATH" $(CARGO) zigbuild --release --target $(ARM_TARGET)
+
 size: static
 	tests/size-check.sh $(STATIC_BIN)
+
+size-arm64: static-arm64
+	STRIP=aarch64-linux-gnu-strip tests/size-check.sh $(ARM_BIN)
 
 deps:
 	bash tests/deps.sh
@@ -32,9 +46,9 @@ lint:
 unit:
 	$(CARGO) test
 
-# The whole suite: host packages, lint, the static build (first, so tests/static_build.rs checks
-# it), unit + black-box tests, the size budget, and the QEMU netboot end-to-end run.
-test: deps lint static unit size e2e
+# The whole suite: host packages, lint, the static builds (first, so tests/static_build.rs checks
+# them), unit + black-box tests, the size budgets, and the QEMU netboot end-to-end run.
+test: deps lint static static-arm64 unit size size-arm64 e2e
 
 e2e: static netboot
 	bash tests/e2e/run.sh
