@@ -56,6 +56,10 @@ e2e: static netboot
 netboot: static
 	$(MAKE) -C bty-media netboot BTY=$(abspath $(STATIC_BIN))
 
+# Appliance images under out/media (bty-media/README.md); media-test checks and boots them.
+media-container: static static-arm64
+	$(MAKE) -C bty-media container BTY_AMD64=$(abspath $(STATIC_BIN)) BTY_ARM64=$(abspath $(ARM_BIN))
+
 bench: build
 	bash tests/bench/run-all.sh
 

@@ -15,6 +15,7 @@ pub mod files;
 pub mod handlers;
 mod housekeeping;
 pub mod jobs;
+pub mod probe;
 pub mod request;
 pub mod response;
 pub mod router;
