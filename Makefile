@@ -3,7 +3,9 @@
 # Targets: build (release, host), static (musl, what ships), static-arm64 (the same binary for
 # aarch64, cross-linked by cargo-zigbuild), size (budget check), test (the whole
 # suite, as .ci/run and the README run it), lint, e2e (QEMU netboot), bench (side-by-side
-# benchmarks, prints ratios), fuzz (bounded), run (bty-web on ./state), deps (host packages).
+# benchmarks, prints ratios), fuzz (bounded), run (bty-web on ./state), deps (host packages),
+# media-* (appliance images under out/media), media-test (boots them under QEMU).
+# Media downloads are cached in BTY_MEDIA_CACHE (default /var/cache/bty-media), outside the tree.
 # Host tools: cargo/rustup; tests/deps.sh installs the rest (Debian packages, musl target).
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -16,7 +18,8 @@ BTY_MEDIA_CACHE ?= /var/cache/bty-media
 export BTY_MEDIA_CACHE
 ZIG_PATH := $(BTY_MEDIA_CACHE)/tools/zig-venv/bin:$(BTY_MEDIA_CACHE)/tools/bin
 
-.PHONY: all build static static-arm64 size size-arm64 test lint unit e2e bench fuzz deps run netboot clean media-container media-test
+.PHONY: all build static static-arm64 size size-arm64 test lint unit e2e bench fuzz deps run \
+	netboot clean media-server-x86 media-server-rpi media-container media-test
 
 all: build
 
@@ -47,8 +50,9 @@ unit:
 	$(CARGO) test
 
 # The whole suite: host packages, lint, the static builds (first, so tests/static_build.rs checks
-# them), unit + black-box tests, the size budgets, and the QEMU netboot end-to-end run.
-test: deps lint static static-arm64 unit size size-arm64 e2e
+# them), unit + black-box tests, the size budgets, the QEMU netboot end-to-end run and the
+# appliance images.
+test: deps lint static static-arm64 unit size size-arm64 e2e media-test
 
 e2e: static netboot
 	bash tests/e2e/run.sh
@@ -56,9 +60,24 @@ e2e: static netboot
 netboot: static
 	$(MAKE) -C bty-media netboot BTY=$(abspath $(STATIC_BIN))
 
-# Appliance images under out/media (bty-media/README.md); media-test checks and boots them.
+# Appliance images. Each media-* target builds one artifact into out/media/ (+ SHA256SUMS).
+media-server-x86: static netboot
+	$(MAKE) -C bty-media server-x86 BTY=$(abspath $(STATIC_BIN))
+
 media-container: static static-arm64
 	$(MAKE) -C bty-media container BTY_AMD64=$(abspath $(STATIC_BIN)) BTY_ARM64=$(abspath $(ARM_BIN))
+
+# media-test boots every appliance image: one script per artifact, each with its own image as
+# a prerequisite. Other artifacts append their target and script here.
+MEDIA_TESTS := media-test-server-x86 media-test-container
+media-test: $(MEDIA_TESTS)
+
+media-test-server-x86: media-server-x86
+	bash tests/media/server-x86.sh
+
+# BTY_MEDIA_TEST=1: a missing artifact fails the test instead of skipping it.
+media-test-container: media-container
+	BTY_MEDIA_TEST=1 $(CARGO) test --test media_container
 
 bench: build
 	bash tests/bench/run-all.sh

@@ -3,8 +3,9 @@
 #
 # Inputs:  BTY      absolute path of the static (musl) bty binary; becomes /init
 #          OUT      output directory (default ../out/netboot)
-#          CACHE    download/extract cache (default ../out/cache); the kernel .deb is kept there
-#                   so repeated builds do not download again
+#          CACHE    download/extract cache (default $BTY_MEDIA_CACHE/netboot, BTY_MEDIA_CACHE
+#                   defaulting to /var/cache/bty-media); the kernel .deb is kept there so
+#                   repeated builds do not download again
 #          KPKG     Debian kernel package (default: what linux-image-amd64 depends on)
 #          BUDGET_MIB  initrd size budget in MiB (default 30; the build fails above it)
 # Outputs: $OUT/bty-netboot-x86_64.vmlinuz, $OUT/bty-netboot-x86_64.initrd (cpio newc, zstd),
@@ -16,7 +17,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 : "${BTY:?set BTY=/abs/path/to/static/bty}"
 OUT=${OUT:-$here/../out/netboot}
-CACHE=${CACHE:-$here/../out/cache}
+CACHE=${CACHE:-${BTY_MEDIA_CACHE:-/var/cache/bty-media}/netboot}
 BUDGET_MIB=${BUDGET_MIB:-30}
 [ -x "$BTY" ] || { echo "netboot: $BTY is not an executable" >&2; exit 1; }
 file_type=$(od -An -c -N4 "$BTY" | tr -d ' ')

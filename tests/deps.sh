@@ -9,7 +9,7 @@ packages=(
   tftp-hpa atftp tftpd-hpa
   nginx-light wrk docker-registry apache2-utils
   chromium chromium-driver
-  mtools dosfstools gdisk e2fsprogs grub-efi-amd64-bin
+  mtools dosfstools gdisk e2fsprogs grub-efi-amd64-bin grub-pc-bin mmdebstrap
   zstd xz-utils bzip2 gzip qemu-utils curl
   tmux openssl
   binutils-aarch64-linux-gnu qemu-user-static qemu-system-arm
