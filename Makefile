@@ -64,16 +64,23 @@ netboot: static
 media-server-x86: static netboot
 	$(MAKE) -C bty-media server-x86 BTY=$(abspath $(STATIC_BIN))
 
+# The Raspberry Pi SD image serves the x86_64 netboot artifacts (the fleet is x86).
+media-server-rpi: static-arm64 netboot
+	$(MAKE) -C bty-media server-rpi BTY=$(abspath $(ARM_BIN))
+
 media-container: static static-arm64
 	$(MAKE) -C bty-media container BTY_AMD64=$(abspath $(STATIC_BIN)) BTY_ARM64=$(abspath $(ARM_BIN))
 
 # media-test boots every appliance image: one script per artifact, each with its own image as
 # a prerequisite. Other artifacts append their target and script here.
-MEDIA_TESTS := media-test-server-x86 media-test-container
+MEDIA_TESTS := media-test-server-x86 media-test-server-rpi media-test-container
 media-test: $(MEDIA_TESTS)
 
 media-test-server-x86: media-server-x86
 	bash tests/media/server-x86.sh
+
+media-test-server-rpi: media-server-rpi
+	bash tests/media/server-rpi.sh
 
 # BTY_MEDIA_TEST=1: a missing artifact fails the test instead of skipping it.
 media-test-container: media-container

@@ -14,7 +14,7 @@ packages=(
   tmux openssl
   binutils-aarch64-linux-gnu qemu-user-static qemu-system-arm
   buildah skopeo umoci jq ca-certificates
-  mmdebstrap debian-archive-keyring fdisk python3-venv
+  mmdebstrap arch-test debian-archive-keyring fdisk python3-venv
 )
 find_missing() {
   missing=()
