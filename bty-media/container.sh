@@ -23,8 +23,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$here/../out/media}
 BUDGET_MIB=${BUDGET_MIB:-15}
 CA=/etc/ssl/certs/ca-certificates.crt
-for b in "$BTY_AMD64" "$BTY_ARM64"; do
+# Each binary must be an ELF for its platform (e_machine 62 x86-64, 183 aarch64).
+for pair in "$BTY_AMD64=62" "$BTY_ARM64=183"; do
+    b=${pair%=*}
     [ -f "$b" ] || { echo "container: $b does not exist (make static / make static-arm64)" >&2; exit 1; }
+    [ "$(od -An -j18 -N2 -tu2 "$b" | tr -d ' ')" = "${pair##*=}" ] ||
+        { echo "container: $b is not built for its platform (ELF machine ${pair##*=} expected)" >&2; exit 1; }
 done
 [ -f "$CA" ] || { echo "container: $CA is missing; apt-get install ca-certificates" >&2; exit 1; }
 TAG=${TAG:-$("$BTY_AMD64" --version | awk '{print $2}')}

@@ -100,7 +100,18 @@ fn the_layout_indexes_both_platforms_within_the_size_budget() {
         let total = layers + manifest["config"]["size"].as_u64().unwrap();
         assert!(total <= BUDGET, "{}: {total} bytes, over the 15 MiB budget", m["platform"]);
         let config = blob(&layout, manifest["config"]["digest"].as_str().unwrap());
-        assert_eq!(config["architecture"], m["platform"]["architecture"]);
+        let arch = m["platform"]["architecture"].as_str().unwrap();
+        assert_eq!(config["architecture"], arch);
+        // The binary in the layer is built for the platform the index claims.
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let layer = layout.join("blobs/sha256").join(layer);
+        let bin = run("tar", &["-xzOf", layer.to_str().unwrap(), "usr/local/bin/bty"]).stdout;
+        let machine = u16::from_le_bytes([bin[18], bin[19]]);
+        assert_eq!(
+            machine,
+            if arch == "arm64" { 183 } else { 62 },
+            "the {arch} image's bty is for ELF machine {machine}"
+        );
         let c = &config["config"];
         assert_eq!(c["Entrypoint"], serde_json::json!(["/usr/local/bin/bty-web"]));
         assert_eq!(c["User"], "65532:65532");
