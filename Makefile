@@ -1,6 +1,7 @@
 # bty — build, test, measure.
 #
-# Targets: build (release, host), static (musl, what ships), size (budget check), test (the whole
+# Targets: build (release, host), static (musl, what ships), static-arm64 (the same binary for
+# aarch64, cross-linked by cargo-zigbuild), size (budget check), test (the whole
 # suite, as .ci/run and the README run it), lint, e2e (QEMU netboot), bench (side-by-side
 # benchmarks, prints ratios), fuzz (bounded), run (bty-web on ./state), deps (host packages),
 # media-* (appliance images under out/media), media-test (boots them under QEMU).
@@ -10,9 +11,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(MUSL_TARGET)/release/bty
+ARM_TARGET := aarch64-unknown-linux-musl
+ARM_BIN := target/$(ARM_TARGET)/release/bty
+# Downloads and build tools of the media targets live outside the tree (tests/deps.sh fills it).
+BTY_MEDIA_CACHE ?= /var/cache/bty-media
+export BTY_MEDIA_CACHE
+ZIG_PATH := $(BTY_MEDIA_CACHE)/tools/zig-venv/bin:$(BTY_MEDIA_CACHE)/tools/bin
 
-.PHONY: all build static size test lint unit e2e bench fuzz deps run netboot clean \
-	media-server-x86 media-test media-test-budget media-test-server-x86 media-usb media-usb-test
+.PHONY: all build static static-arm64 size size-arm64 test lint unit e2e bench fuzz deps run \
+	netboot clean media-server-x86 media-server-rpi media-container media-test media-test-budget \
+	media-test-server-x86 media-test-server-rpi media-test-container media-usb media-usb-test
 
 all: build
 
@@ -22,8 +30,15 @@ build:
 static:
 	$(CARGO) build --release --target $(MUSL_TARGET)
 
+# zig links against its own musl; cargo-zigbuild finds it as `python3 -m ziglang` (the venv).
+static-arm64:
+	PATH="$(ZIG_PATH):$$PATH" $(CARGO) zigbuild --release --target $(ARM_TARGET)
+
 size: static
 	tests/size-check.sh $(STATIC_BIN)
+
+size-arm64: static-arm64
+	STRIP=aarch64-linux-gnu-strip tests/size-check.sh $(ARM_BIN)
 
 deps:
 	bash tests/deps.sh
@@ -35,9 +50,10 @@ lint:
 unit:
 	$(CARGO) test
 
-# The whole suite: host packages, lint, the static build (first, so tests/static_build.rs checks
-# it), unit + black-box tests, the size budget, and the QEMU netboot end-to-end run.
-test: deps lint static unit size e2e media-test
+# The whole suite: host packages, lint, the static builds (first, so tests/static_build.rs checks
+# them), unit + black-box tests, the size budgets, the QEMU netboot end-to-end run and the
+# appliance images.
+test: deps lint static static-arm64 unit size size-arm64 e2e media-test
 
 e2e: static netboot
 	bash tests/e2e/run.sh
@@ -49,9 +65,18 @@ netboot: static
 media-server-x86: static netboot
 	$(MAKE) -C bty-media server-x86 BTY=$(abspath $(STATIC_BIN))
 
+# The Raspberry Pi SD image serves the x86_64 netboot artifacts (the fleet is x86).
+media-server-rpi: static-arm64 netboot
+	$(MAKE) -C bty-media server-rpi BTY=$(abspath $(ARM_BIN))
+
+media-container: static static-arm64
+	$(MAKE) -C bty-media container BTY_AMD64=$(abspath $(STATIC_BIN)) BTY_ARM64=$(abspath $(ARM_BIN))
+
 # media-test boots every appliance image: one script per artifact, each with its own image as
 # a prerequisite. Other artifacts append their target and script here.
-MEDIA_TESTS := media-test-budget media-test-server-x86 media-usb-test
+# media-test-server-rpi is not in the list: its arm64 build runs mkinitramfs under qemu-user
+# and took an hour on this 2-core machine, more than CI's whole budget (bty-media/README.md).
+MEDIA_TESTS := media-test-budget media-test-server-x86 media-usb-test media-test-container
 media-test: $(MEDIA_TESTS)
 
 media-test-budget:
@@ -68,6 +93,13 @@ media-usb: static
 # The stick under QEMU: OVMF + SeaBIOS, the wizard over the serial console, bty.auto=.
 media-usb-test: static
 	bash tests/media/usb.sh
+
+media-test-server-rpi: media-server-rpi
+	bash tests/media/server-rpi.sh
+
+# BTY_MEDIA_TEST=1: a missing artifact fails the test instead of skipping it.
+media-test-container: media-container
+	BTY_MEDIA_TEST=1 $(CARGO) test --test media_container
 
 bench: build
 	bash tests/bench/run-all.sh

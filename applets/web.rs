@@ -12,6 +12,8 @@ use std::sync::Arc;
 ///
 /// `export DEST [--full]` and `import SRC` move machines between instances (reference
 /// bty_export_version 3; --full adds bindings and labels) and do not start the server.
+/// `health [URL]` asks a running server's /healthz (exit 0 when it answers 200): the container
+/// image's HEALTHCHECK.
 ///
 /// Configuration layers: defaults < /etc/bty/bty.toml < /etc/bty/conf.d/*.toml < --config <
 /// BTY_<SECTION>_<KEY> < these flags. Set BTY_CONFIG_DIR to read another directory than
@@ -34,6 +36,13 @@ struct Args {
 #[derive(FromArgs)]
 #[argh(subcommand)]
 enum Command {
+    Export(Export),
+    Import(Import),
+    Health(Health),
+}
+
+/// The subcommands that work on the state database.
+enum Bundle {
     Export(Export),
     Import(Import),
 }
@@ -59,6 +68,16 @@ struct Import {
     src: PathBuf,
 }
 
+/// Ask a running bty-web's /healthz; exit 0 when it answers 200 (a container HEALTHCHECK).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "health")]
+struct Health {
+    /// the URL to GET (default: /healthz on the configured listen address, a wildcard address
+    /// asked on loopback)
+    #[argh(positional)]
+    url: Option<String>,
+}
+
 /// Runs the server until SIGINT or SIGTERM, then shuts down cleanly (exit 0).
 pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
     let args: Args = match crate::args::parse(shown_as, args) {
@@ -70,8 +89,11 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
     opts.listen = args.listen;
     opts.state_dir = args.state_dir;
     let config = Config::load(&opts)?;
-    if let Some(command) = args.command {
-        return bundle(&config, command);
+    match args.command {
+        Some(Command::Health(h)) => return health(&config, h),
+        Some(Command::Export(e)) => return bundle(&config, Bundle::Export(e)),
+        Some(Command::Import(i)) => return bundle(&config, Bundle::Import(i)),
+        None => {}
     }
     let ctx = Arc::new(AppContext::open(config)?);
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -85,18 +107,28 @@ pub fn main(shown_as: &str, args: &[String]) -> bty::Result<i32> {
     Ok(0)
 }
 
+/// `health`: one GET of /healthz; the exit code is the verdict.
+fn health(config: &Config, h: Health) -> bty::Result<i32> {
+    let url = match h.url {
+        Some(url) => url,
+        None => bty::web::probe::healthz_url(&config.server.listen)?,
+    };
+    bty::web::probe::check(&url)?;
+    Ok(0)
+}
+
 /// `export` / `import`: on the state database, with or without a running server.
-fn bundle(config: &Config, command: Command) -> bty::Result<i32> {
+fn bundle(config: &Config, command: Bundle) -> bty::Result<i32> {
     let dir = &config.paths.state_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let db = bty::db::Db::open(&dir.join("state.db"))?;
     match command {
-        Command::Export(e) => {
+        Bundle::Export(e) => {
             let bundle = export::bundle(&db, e.full)?;
             export::write(&bundle, &e.dest)?;
             println!("bty-web export -> {}: {} machines", e.dest.display(), bundle.machines.len());
         }
-        Command::Import(i) => {
+        Bundle::Import(i) => {
             let plan = export::read(&i.src)?;
             export::apply(&db, &plan)?;
             println!(

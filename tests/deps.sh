@@ -13,6 +13,9 @@ packages=(
   syslinux syslinux-common exfatprogs exfat-fuse seabios
   zstd xz-utils bzip2 gzip qemu-utils curl
   tmux openssl
+  binutils-aarch64-linux-gnu qemu-user-static qemu-system-arm
+  buildah skopeo umoci jq ca-certificates
+  mmdebstrap arch-test debian-archive-keyring fdisk python3-venv
 )
 find_missing() {
   missing=()
@@ -39,3 +42,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy rustfmt
+rustup target list --installed | grep -qx aarch64-unknown-linux-musl || rustup target add aarch64-unknown-linux-musl
+# make static-arm64 cross-links with zig (cargo-zigbuild): Debian's glibc cross gcc breaks sqlite
+# under musl. Both tools live in the media cache so CI can keep them between runs.
+tools=${BTY_MEDIA_CACHE:-/var/cache/bty-media}/tools
+if [ ! -x "$tools/zig-venv/bin/python3" ] || ! "$tools/zig-venv/bin/python3" -m ziglang version >/dev/null 2>&1; then
+  echo "deps: installing ziglang (PyPI) into $tools/zig-venv"
+  mkdir -p "$tools"
+  /usr/bin/python3 -m venv "$tools/zig-venv"
+  "$tools/zig-venv/bin/pip" install -q ziglang
+fi
+if [ ! -x "$tools/bin/cargo-zigbuild" ]; then
+  echo "deps: installing cargo-zigbuild (crates.io) into $tools"
+  cargo install -q --locked --root "$tools" cargo-zigbuild
+fi

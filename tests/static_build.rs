@@ -2,13 +2,18 @@
 //! loader) and no DT_NEEDED entries (no shared libraries). The ELF headers are parsed here, so
 //! the test needs no readelf.
 //!
-//! The binary is `target/x86_64-unknown-linux-musl/release/bty`, built by `make static` (which
-//! `make test` runs before the tests). When it has not been built the test says so and passes
-//! without checking, so a plain `cargo test` stays fast; `make test` always checks it.
+//! The binaries are `target/x86_64-unknown-linux-musl/release/bty` (`make static`) and
+//! `target/aarch64-unknown-linux-musl/release/bty` (`make static-arm64`), both built by `make test`
+//! before the tests; each must also be an ELF for its own machine. When one has not been built the
+//! test says so and passes without checking, so a plain `cargo test` stays fast; `make test` always
+//! checks both.
 
 use std::path::Path;
 
 const MUSL_BIN: &str = "target/x86_64-unknown-linux-musl/release/bty";
+const ARM64_BIN: &str = "target/aarch64-unknown-linux-musl/release/bty";
+const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
 const PT_INTERP: u32 = 3;
 const PT_DYNAMIC: u32 = 2;
 const DT_NEEDED: u64 = 1;
@@ -46,14 +51,19 @@ fn dynamic_tags(elf: &[u8], offset: u64, size: u64) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn the_musl_binary_has_no_interpreter_and_no_shared_libraries() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(MUSL_BIN);
+/// Asserts that the built binary at `rel` is an ELF for `machine` with no loader and no shared
+/// libraries; skips (with a note) when it has not been built.
+fn assert_static(rel: &str, machine: u16) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     let Ok(elf) = std::fs::read(&path) else {
-        eprintln!("skipping: {} is not built (run `make static`; `make test` does)", path.display());
+        eprintln!(
+            "skipping: {} is not built (run `make static`/`make static-arm64`; `make test` does)",
+            path.display()
+        );
         return;
     };
     let headers = program_headers(&elf);
+    assert_eq!(u16_at(&elf, 0x12), machine, "{} is an ELF for another machine (e_machine)", path.display());
     assert!(!headers.is_empty());
     assert!(
         !headers.iter().any(|h| h.0 == PT_INTERP),
@@ -64,6 +74,16 @@ fn the_musl_binary_has_no_interpreter_and_no_shared_libraries() {
         let needed = dynamic_tags(&elf, *offset, *size).into_iter().filter(|&t| t == DT_NEEDED).count();
         assert_eq!(needed, 0, "{} needs {needed} shared libraries (DT_NEEDED)", path.display());
     }
+}
+
+#[test]
+fn the_musl_binary_has_no_interpreter_and_no_shared_libraries() {
+    assert_static(MUSL_BIN, EM_X86_64);
+}
+
+#[test]
+fn the_arm64_binary_is_an_aarch64_elf_with_no_interpreter_and_no_shared_libraries() {
+    assert_static(ARM64_BIN, EM_AARCH64);
 }
 
 #[test]

@@ -5,7 +5,8 @@
 #
 # Functions (POSIX sh; each exits the script on error under set -e):
 #   disk_ext4 DIR IMG MIB LABEL        ext4 of MIB MiB holding DIR's tree (owners kept)
-#   disk_vfat IMG MIB LABEL            empty FAT filesystem of MIB MiB (fill it with mtools)
+#   disk_vfat IMG MIB LABEL [BITS]     empty FAT filesystem of MIB MiB (fill it with mtools);
+#                                      BITS 12/16/32 forces the FAT type (default: mkfs picks)
 #   disk_put IMG PART_IMG START_MIB    copies a filesystem file into IMG at START_MIB
 #   disk_publish IMG OUTDIR NAME MAX_VIRT_MIB MAX_ZST_MIB
 #                                      zstd-compresses IMG to OUTDIR/NAME, checks both budgets
@@ -22,7 +23,7 @@ disk_ext4() {
 
 disk_vfat() {
     rm -f "$1"; truncate -s "$2M" "$1"
-    mkfs.vfat -n "$3" "$1" > /dev/null
+    mkfs.vfat ${4:+-F "$4"} -n "$3" "$1" > /dev/null
 }
 
 disk_put() {

@@ -10,6 +10,9 @@
 #   PACKAGES   extra packages for this board (kernel, boot loader bits), space separated
 #   NETBOOT    directory with bty-netboot-*.vmlinuz/.initrd + iPXE loaders to preinstall into
 #              bty-web's boot dir (optional; the netboot artifacts are x86_64 only today)
+#   COMPONENTS archive components (default main; the Pi image adds non-free-firmware)
+#   BACKPORTS  packages taken from SUITE-backports (e.g. a newer kernel), space separated;
+#              the image keeps the apt pin, so upgrades follow backports for those packages
 #   SUITE      Debian suite (default bookworm)
 #   MIRROR     Debian mirror (default http://deb.debian.org/debian)
 #   BTY_MEDIA_CACHE  download cache (default /var/cache/bty-media): .debs and apt lists per
@@ -29,6 +32,8 @@ BTY_MEDIA_CACHE=${BTY_MEDIA_CACHE:-/var/cache/bty-media}
 PACKAGES=${PACKAGES:-}
 NETBOOT=${NETBOOT:-}
 REFRESH=${REFRESH:-0}
+COMPONENTS=${COMPONENTS:-main}
+BACKPORTS=${BACKPORTS:-}
 [ -x "$BTY" ] || { echo "rootfs: $BTY is not an executable" >&2; exit 1; }
 
 # What every appliance runs. Nothing of Python: bty-web is the one static binary; growing the
@@ -50,6 +55,17 @@ fi
 
 rm -rf "$ROOTFS"
 mkdir -p "$(dirname "$ROOTFS")"
+# Backports: their source and an apt pin for just those packages, both kept in the image.
+set --
+if [ -n "$BACKPORTS" ]; then
+    extra=$(mktemp -d)
+    trap 'rm -rf "$extra"' EXIT
+    echo "deb $MIRROR $SUITE-backports $COMPONENTS" > "$extra/backports.list"
+    printf 'Package: %s\nPin: release n=%s-backports\nPin-Priority: 990\n' "$BACKPORTS" "$SUITE" > "$extra/pin"
+    set -- --setup-hook='mkdir -p "$1/etc/apt/preferences.d" "$1/etc/apt/sources.list.d"' \
+        --setup-hook="upload '$extra/backports.list' /etc/apt/sources.list.d/backports.list" \
+        --setup-hook="upload '$extra/pin' /etc/apt/preferences.d/bty-backports"
+fi
 echo "rootfs: mmdebstrap $SUITE $ARCH into $ROOTFS (cache $cache${skip_update:+, lists cached})"
 # path-exclude keeps documentation, translations and kernel drivers no server needs (sound,
 # graphics, wireless, media) out of the image; the packages stay installed and intact.
@@ -72,13 +88,14 @@ mmdebstrap --variant=minbase --skip=essential/unlink --architectures="$ARCH" --m
     --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/isdn/*' \
     $skip_update \
     --setup-hook='mkdir -p "$1/var/cache/apt/archives" "$1/var/lib/apt/lists"' \
+    "$@" \
     --setup-hook="sync-in '$cache/archives' /var/cache/apt/archives" \
     --setup-hook="sync-in '$cache/lists' /var/lib/apt/lists" \
     --customize-hook="sync-out /var/cache/apt/archives '$cache/archives'" \
     --customize-hook="sync-out /var/lib/apt/lists '$cache/lists'" \
     --customize-hook="BTY='$BTY' NETBOOT='$NETBOOT' OVERLAY='$top/rootfs-overlay' sh '$here/customize.sh' \"\$1\"" \
-    "$SUITE" "$ROOTFS" "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" \
-    "deb ${MIRROR%/debian}/debian-security $SUITE-security main"
+    "$SUITE" "$ROOTFS" "deb $MIRROR $SUITE $COMPONENTS" "deb $MIRROR $SUITE-updates $COMPONENTS" \
+    "deb ${MIRROR%/debian}/debian-security $SUITE-security $COMPONENTS"
 rm -f "$cache/archives/lock" "$cache/lists/lock"
 rm -rf "$cache/archives/partial" "$cache/lists/partial"
 echo "rootfs: $(du -sm "$ROOTFS" | cut -f1) MiB in $ROOTFS"

@@ -18,6 +18,7 @@ pub mod files;
 pub mod handlers;
 mod housekeeping;
 pub mod jobs;
+pub mod probe;
 pub mod proxy_dhcp;
 pub mod request;
 pub mod response;

@@ -60,13 +60,17 @@ impl WebServer {
         cmd.args(["web", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state)
             .env("BTY_CONFIG_DIR", &etc)
-            .env_remove("BTY_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env_remove("BTY_LOG");
         for (k, v) in env {
             cmd.env(k, v);
         }
+        WebServer::spawn(cmd, state)
+    }
+
+    /// Starts bty-web with a command of the caller's (another binary, a chroot) whose state
+    /// directory, as seen from here, is `state`; waits for its "listening on" line.
+    pub fn spawn(mut cmd: Command, state: &Path) -> WebServer {
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("starting bty web");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
