@@ -253,8 +253,13 @@ wait_serial "$app_pid" a2 "bty: web UI at http://192.168.77." || { show a2; die 
 app_ip=$(grep -a -o 'bty: web UI at http://192\.168\.77\.[0-9]*' "$work/a2.serial" | head -n 1 | sed 's|.*http://||')
 WEB=http://$app_ip:8080
 wait_http "$WEB/healthz" ip netns exec "$NS" || { show a2; die "a2: /healthz on the LAN"; }
-nsx curl -sS -o /dev/null -c "$work/cookies" -d "password=$pw_a" "$WEB/ui/login"
-api() { local m=$1 p=$2; shift 2; nsx curl -sS -f -b "$work/cookies" -X "$m" "$@" "$WEB$p"; }
+# Signs in; a cookie-authenticated state change needs the session's CSRF token as a header.
+login() {
+    nsx curl -sS -o /dev/null -c "$work/cookies" -d "password=$pw_a" "$WEB/ui/login"
+    csrf=$(nsx curl -sS -b "$work/cookies" "$WEB/ui/account" | sed -n 's/.*name="csrf_token" value="\([0-9a-f]*\)".*/\1/p' | head -n 1)
+}
+api() { local m=$1 p=$2; shift 2; nsx curl -sS -f -b "$work/cookies" -H "X-CSRF-Token: $csrf" -X "$m" "$@" "$WEB$p"; }
+login
 api GET /machines > /dev/null || die "a2: logging in with the password from a's disk failed"
 
 api PUT /settings/proxy-dhcp -H 'Content-Type: application/json' -d '{"enabled":true,"subnet":"192.168.77.0/24"}' > "$work/proxy.json" \
@@ -323,7 +328,7 @@ poweroff a2 "$app_pid"
 vm a3 bios a -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device "virtio-net-pci,netdev=n0,mac=$APP_MAC,romfile="
 app_pid=$vm_pid
 wait_http "$WEB/healthz" ip netns exec "$NS" || { show a3; die "a3: /healthz after the reboot"; }
-nsx curl -sS -o /dev/null -c "$work/cookies" -d "password=$pw_a" "$WEB/ui/login"
+login
 machines_after=$(api GET /machines | python3 -c 'import json,sys; print(sorted(m["mac"] for m in json.load(sys.stdin)))')
 images_after=$(api GET /images | python3 -c 'import json,sys; print(sorted(i["name"] for i in json.load(sys.stdin)))')
 events_after=$(api GET "/events?limit=500" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["events"]))')
