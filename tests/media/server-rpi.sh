@@ -65,7 +65,7 @@ dbg "dump /usr/local/bin/bty $work/bty" >/dev/null
 [ -s "$work/bty" ] || fail "no /usr/local/bin/bty in the root"
 [ "$(od -An -j18 -N2 -tu2 "$work/bty" | tr -d ' ')" = 183 ] || fail "/usr/local/bin/bty is not an aarch64 ELF"
 for link in bty-web bty-flash bty-tftp; do
-    dbg "stat /usr/local/bin/$link" | grep -q 'Fast link dest: "bty"' || fail "/usr/local/bin/$link is not a link to bty"
+    dbg "stat /usr/local/bin/$link" | grep -Eq 'Fast link dest: "(/usr/local/bin/)?bty"' || fail "/usr/local/bin/$link is not a link to bty"
 done
 for u in multi-user.target.wants/bty-web.service sysinit.target.wants/bty-firstboot.service \
     multi-user.target.wants/bty-proxy-dhcp.path; do
