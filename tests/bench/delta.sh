@@ -15,6 +15,7 @@
 #   pair; tc tbf on the namespace side limits what nginx sends. Needs root, iproute2, nginx.
 # Tools: nginx (nginx-light), ip, tc, python3 (builds the image and targets), cmp.
 set -eu
+here=$(cd "$(dirname "$0")" && pwd)
 bty=$(readlink -f "${BTY:-target/release/bty}")
 size_mib=${SIZE_MIB:-2048}
 rates=${RATES:-"1gbit 100mbit"}
@@ -36,20 +37,7 @@ mkdir -p "$dir/www" "$dir/tmp"
 cd "$dir"
 
 # The same disk-like image as the other benchmarks: ~30% random data in scattered runs.
-python3 - "$size_mib" disk.img <<'PY'
-import os, random, sys
-size = int(sys.argv[1]) << 20
-random.seed(7)
-with open(sys.argv[2], "wb") as f:
-    f.truncate(size)
-    data = 0
-    while data < size * 0.3:
-        at = random.randrange(0, size - (4 << 20)) // 4096 * 4096
-        n = random.choice([16 << 10, 256 << 10, 1 << 20, 4 << 20])
-        f.seek(at)
-        f.write(os.urandom(n))
-        data += n
-PY
+python3 "$here/disk-image.py" "$size_mib" disk.img
 "$bty" index disk.img --zstd-seekable www/disk.img.zst >/dev/null
 stored=$(stat -c %s www/disk.img.zst)
 

@@ -15,6 +15,7 @@
 # Tools: nginx (nginx-light, run in the foreground with a temporary config), curl, zstd, dd,
 #   python3 (builds the image), cmp, sync.
 set -eu
+here=$(cd "$(dirname "$0")" && pwd)
 bty=$(readlink -f "${BTY:-target/release/bty}")
 size_mib=${SIZE_MIB:-2048}
 port=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
@@ -29,20 +30,7 @@ cd "$dir"
 
 # A disk-like image: ~30% random data in scattered chunks, zeros elsewhere, as the flash
 # benchmark uses; compressed with zstd's default level as image builders do.
-python3 - "$size_mib" disk.img <<'PY'
-import os, random, sys
-size = int(sys.argv[1]) << 20
-random.seed(7)
-with open(sys.argv[2], "wb") as f:
-    f.truncate(size)
-    data = 0
-    while data < size * 0.3:
-        at = random.randrange(0, size - (4 << 20)) // 4096 * 4096
-        n = random.choice([16 << 10, 256 << 10, 1 << 20, 4 << 20])
-        f.seek(at)
-        f.write(os.urandom(n))
-        data += n
-PY
+python3 "$here/disk-image.py" "$size_mib" disk.img
 zstd -q -T2 -3 disk.img -o www/disk.img.zst
 
 cat > nginx.conf <<EOF
