@@ -8,15 +8,6 @@ use common::webserver::WebServer;
 use common::*;
 use std::os::unix::fs::symlink;
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[test]
 fn file_routes_refuse_a_symlink_out_of_their_directory() {
     let dir = scratch();

@@ -201,14 +201,14 @@ fn parse_challenge(v: &str) -> (String, Vec<(String, String)>) {
 
 /// Percent-encodes a query value, keeping `/` and `:` as the reference does for scopes.
 fn query(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b':' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/')
+        .remove(b':');
+    percent_encoding::utf8_percent_encode(s, KEPT).to_string()
 }
 
 #[cfg(test)]

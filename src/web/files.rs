@@ -58,9 +58,20 @@ pub fn inside(dir: &Path, name: &str) -> Result<PathBuf, HttpError> {
 /// attribute characters needs neither and is sent as `filename="NAME"`.
 pub fn attachment(name: &str) -> (String, String) {
     // RFC 8187 attr-char: what may stand unencoded in `filename*`.
-    let plain = |b: u8| b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b);
-    let exact: String =
-        name.bytes().map(|b| if plain(b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    let exact = percent_encoding::utf8_percent_encode(name, ATTR_CHAR).to_string();
     // A name that needs no encoding gets the plain form alone, byte for byte what the reference
     // (Starlette's FileResponse) sends.
     if exact == name {

@@ -41,6 +41,14 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Percent-encodes a URL path segment or query value: everything but RFC 3986 unreserved
+/// characters.
+pub fn enc(s: &str) -> String {
+    const UNRESERVED: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
 /// A scratch directory removed when dropped.
 pub fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("bty-test-").tempdir().expect("creating scratch dir")

@@ -94,14 +94,9 @@ pub fn ts(s: Option<String>) -> String {
 /// Percent-encodes a URL query component or path segment (unreserved characters and `:` kept,
 /// so MACs stay readable).
 pub fn encode_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const KEPT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':');
+    percent_encoding::utf8_percent_encode(s, KEPT).to_string()
 }
 
 fn bytes(n: Option<u64>) -> String {
