@@ -96,7 +96,12 @@ fn raise_nofile() -> usize {
 /// Serves until `ctx.shutdown` is set, then returns once in-flight requests have finished.
 pub fn serve(ctx: Arc<AppContext>, listener: Listener) {
     let count = ctx.config.tuning.max_connections.clamp(1, MAX_WORKERS);
-    let exempt = ctx.config.server.trusted_proxy.clone();
+    // Only proxies named by address or network are exempt from the per-address limits: the
+    // upstream form "trust whichever peer connects" (`1`) would lift them for every client.
+    let exempt = match &ctx.config.server.trusted_proxy {
+        crate::config::TrustedProxy::AnyPeer => crate::config::TrustedProxy::Off,
+        named => named.clone(),
+    };
     let limits = Limits::new(count, listener.fds, exempt);
     let queue = Arc::new(Queue::default());
     let poller = match Poller::new(listener.listener, queue.clone(), limits) {
