@@ -117,6 +117,14 @@ pub struct Machine {
     /// Ours: the progress phase the last failed flash was in (`write`, `verify`, …), when known.
     #[serde(default)]
     pub last_flash_phase: Option<String>,
+    /// Ours: what the last flash fetched and wrote, as its agent reported it (absent from an
+    /// agent that does not report figures).
+    #[serde(default)]
+    pub last_flash_figures: Option<FlashFigures>,
+    /// Ours: whether a flash of this machine goes by delta (the plan's `delta`): the agent
+    /// compares the disk with the image's chunk index and fetches only the chunks that differ.
+    #[serde(default = "yes")]
+    pub delta: bool,
     /// Ours: the lifecycle label of reference §4.7 (`pending flash`, …); empty for other modes.
     #[serde(default)]
     pub boot_state: String,
@@ -141,6 +149,14 @@ pub struct MachineUpsert {
     /// At most 128 chars, free text.
     #[serde(default)]
     pub target_disk_serial: Option<String>,
+    /// Ours: reflash by delta (see [`Machine::delta`]). Absent keeps the stored setting (on
+    /// for a new machine), so a script that predates it never turns it back on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_boot_mode() -> String {
@@ -160,6 +176,8 @@ pub struct Assignment {
     pub sanboot_drive: Option<String>,
     /// Target disk serial.
     pub target_disk_serial: Option<String>,
+    /// Reflash by delta; `None` keeps what is stored (on for a new machine).
+    pub delta: Option<bool>,
 }
 
 /// One failed constraint, shaped like the reference's 422 `detail` items.
@@ -251,6 +269,7 @@ impl MachineUpsert {
                     boot_mode,
                     sanboot_drive: self.sanboot_drive,
                     target_disk_serial: self.target_disk_serial,
+                    delta: self.delta,
                 })
             }
             _ => Err(errors),
@@ -347,7 +366,9 @@ impl InventoryPost {
     }
 }
 
-/// The outcome a netboot agent reports: `POST /pxe/{mac}/status`.
+/// The outcome a netboot agent reports: `POST /pxe/{mac}/status`. Unknown fields are refused
+/// as the reference does; `figures` is ours, so an agent that sent it and got a 422 (an older
+/// server) posts again without it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PxeStatus {
@@ -356,6 +377,31 @@ pub struct PxeStatus {
     /// Why it failed, at most 500 chars.
     #[serde(default)]
     pub reason: String,
+    /// Ours: what the flash fetched and wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<FlashFigures>,
+}
+
+/// Ours: what one flash cost on the wire and on the disk, reported by the agent in its last
+/// progress post and its `done`/`failed` status, and kept with the machine's last flash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlashFigures {
+    /// The decoded image's size (what the disk must equal).
+    pub image_bytes: u64,
+    /// Image bytes fetched from the server (Range bodies by delta; the whole stored file
+    /// otherwise). The chunk index itself is not counted.
+    pub bytes_fetched: u64,
+    /// Bytes written to the disk with data (zeroed ranges not counted).
+    pub bytes_written: u64,
+    /// By delta: chunks of the disk compared with the index; absent for a full flash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_compared: Option<u64>,
+    /// By delta: chunks found equal to the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_unchanged: Option<u64>,
+    /// By delta: chunks fetched and written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_fetched: Option<u64>,
 }
 
 /// The two outcomes `/status` accepts.
@@ -379,6 +425,9 @@ pub struct Progress {
     /// Free-form phase name (`download`, `write`, `verify`), at most 32 chars.
     #[serde(default)]
     pub phase: String,
+    /// Ours: what the flash fetched and wrote, once it has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<FlashFigures>,
 }
 
 /// What the netboot agent should do: `GET /pxe/{mac}/plan` (reference §4.4).
@@ -577,6 +626,7 @@ mod tests {
             boot_mode: "ramboot".into(),
             sanboot_drive: Some("0x800".into()),
             target_disk_serial: Some("x".repeat(129)),
+            delta: None,
         };
         let errors = bad.validate().unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.loc[1].as_str()).collect();
@@ -591,6 +641,7 @@ mod tests {
             boot_mode: "bty-tui".into(),
             sanboot_drive: Some("0x81".into()),
             target_disk_serial: None,
+            delta: None,
         };
         assert_eq!(u.validate().unwrap().labels, ["gpu", "rack-2"]);
     }
@@ -639,6 +690,17 @@ mod tests {
         assert_eq!(s.status, FlashOutcome::Done);
         assert!(serde_json::from_str::<PxeStatus>(r#"{"status":"ramboot.up"}"#).is_err());
         assert!(serde_json::from_str::<PxeStatus>(r#"{"status":"done","seconds":3}"#).is_err());
+    }
+
+    #[test]
+    fn status_with_figures_decodes_and_without_them_serialises_as_the_reference() {
+        let s: PxeStatus = serde_json::from_str(
+            r#"{"status":"done","figures":{"image_bytes":8,"bytes_fetched":0,"bytes_written":0,"chunks_compared":1,"x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.figures.unwrap().chunks_compared, Some(1));
+        let old = PxeStatus { status: FlashOutcome::Failed, reason: "r".into(), figures: None };
+        assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"status":"failed","reason":"r"}"#);
     }
 
     #[test]

@@ -626,3 +626,33 @@ fn settings_changed_in_the_browser_override_the_file_take_effect_and_are_audited
     assert_eq!(post(&s, "/ui/settings", &[("backup.keep", "")], true).status, 303);
     assert!(s.get("/ui/settings").text().contains("name=\"backup.keep\" value=\"5\""));
 }
+
+#[test]
+fn the_reflash_by_delta_setting_is_edited_on_the_machine_page_without_javascript() {
+    let (_d, s) = server();
+    let mac = "52:54:00:aa:bb:20";
+    let image_ref = flashing_machine(&s, mac);
+    let page = s.get(&format!("/ui/machines/{mac}")).text();
+    assert!(page.contains(r#"<option value="on" selected>by delta"#), "on by default: {page}");
+    let form = |delta| {
+        [
+            ("boot_mode", "bty-flash-once"),
+            ("bty_image_ref", image_ref.as_str()),
+            ("target_disk_serial", "S1"),
+            ("delta", delta),
+        ]
+    };
+    let r = post(&s, &format!("/ui/machines/{mac}"), &form("off"), true);
+    assert_eq!((r.status, r.header("location")), (303, Some(&*format!("/ui/machines/{mac}?done=saved"))));
+    assert_eq!(s.get(&format!("/machines/{mac}")).json()["delta"], false);
+    assert!(s.get(&format!("/ui/machines/{mac}")).text().contains(r#"<option value="off" selected>"#));
+    let events = s.get(&format!("/events?subject_id={mac}&kind=machine.upserted")).json();
+    assert_eq!(events["events"][0]["details"]["delta"], false, "audited: {events}");
+    assert!(offers_flash(&s, mac), "how to reflash is not a new assignment, the cycle goes on");
+    let r = post(&s, &format!("/ui/machines/{mac}"), &form("sometimes"), true);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("Choose how to reflash from the list."), "{}", r.text());
+    assert_eq!(s.get(&format!("/machines/{mac}")).json()["delta"], false, "a refused form saves nothing");
+    let r = post(&s, &format!("/ui/machines/{mac}"), &form("off"), false);
+    assert_eq!(r.status, 403, "the CSRF token is required");
+}

@@ -71,3 +71,85 @@ fn a_gzip_upload_becomes_delta_ready_and_flashes_by_chunk() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Runs the real plan agent once against `s` for `mac`, with `target` as the disk `S1`.
+fn run_agent(s: &WebServer, mac: &str, target: &std::path::Path) -> String {
+    let out = bty()
+        .args(["plan-agent", "--server", &s.url(""), "--mac", mac, "--no-reboot", "--target-file"])
+        .arg(format!("S1={}", target.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    text(&out)
+}
+
+#[test]
+fn the_agent_reflashes_by_delta_per_machine_and_the_server_keeps_and_shows_the_figures() {
+    let dir = scratch();
+    let s = WebServer::start_logged_in(&dir.path().join("state"));
+    let mac = "52:54:00:de:17:01";
+    for name in ["bty-netboot-x86_64.vmlinuz", "bty-netboot-x86_64.initrd"] {
+        assert_eq!(s.send("PUT", &format!("/boot/{name}"), &[], b"x".to_vec()).status, 200);
+    }
+    let mut disk = noise(6 << 20, 17);
+    disk[(3 << 20)..(4 << 20)].fill(0);
+    let r = s.send("PUT", "/images/disk.img", &[], disk.clone());
+    assert_eq!(r.status, 201, "{}", r.text());
+    let image_ref = r.json()["ref"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !s.get("/images").json()[0]["delta_ready"].as_bool().unwrap_or(false) {
+        assert!(Instant::now() < deadline, "never became delta-ready: {:?}", s.log_lines());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let body = serde_json::json!({"boot_mode": "bty-flash-once", "bty_image_ref": image_ref, "target_disk_serial": "S1"});
+    assert_eq!(s.put_json(&format!("/machines/{mac}"), &body).status, 200);
+    let target = dir.path().join("disk.bin");
+    std::fs::write(&target, vec![0u8; 8 << 20]).unwrap();
+    let figures = || s.get(&format!("/machines/{mac}")).json()["last_flash_figures"].clone();
+    let page = || s.get(&format!("/ui/machines/{mac}")).text();
+    let reflash = || {
+        let r = s.send("POST", &format!("/machines/{mac}/reflash"), &[], vec![]);
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+
+    // First flash onto a blank disk, by delta: every data chunk fetched, the zero ones not.
+    run_agent(&s, mac, &target);
+    assert_eq!(
+        sha256_prefix(&target, disk.len() as u64),
+        image_ref,
+        "the disk holds the image (an upload's ref is its sha256)"
+    );
+    let f = figures();
+    assert_eq!((f["chunks_compared"].as_u64(), f["chunks_fetched"].as_u64()), (Some(6), Some(5)), "{f}");
+    assert_eq!(f["image_bytes"], 6u64 << 20);
+    assert_eq!(f["bytes_fetched"], 5u64 << 20, "raw chunks are fetched as they are stored: {f}");
+
+    // The per-job reflash of an unchanged disk fetches and writes nothing.
+    reflash();
+    let log = run_agent(&s, mac, &target);
+    let f = figures();
+    assert_eq!(
+        (f["chunks_unchanged"].as_u64(), f["bytes_fetched"].as_u64()),
+        (Some(6), Some(0)),
+        "{f}\n{log}"
+    );
+    assert_eq!(f["bytes_written"], 0);
+    assert!(page().contains("fetched 0 B of 6.0 MiB, wrote 0 B"), "{}", page());
+
+    // Delta off for this machine: the whole image is streamed and written, and said so.
+    let mut body = body;
+    body["delta"] = false.into();
+    assert_eq!(s.put_json(&format!("/machines/{mac}"), &body).status, 200);
+    reflash();
+    run_agent(&s, mac, &target);
+    let f = figures();
+    assert_eq!(f["chunks_compared"], serde_json::Value::Null, "{f}");
+    assert_eq!(f["bytes_fetched"], 6u64 << 20, "{f}");
+    assert_eq!(sha256_prefix(&target, disk.len() as u64), image_ref);
+    let text = page();
+    assert!(
+        text.contains("fetched 6.0 MiB of 6.0 MiB, wrote 5.0 MiB") && text.contains("whole image"),
+        "{text}"
+    );
+}

@@ -169,6 +169,7 @@ fn every_boot_mode_gets_its_script_and_a_matching_plan() {
         json!({
             "mode": "flash", "image": format!("http://{host}/images/{image_ref}/disk.img"),
             "target_disk_serial": "S1", "name": "disk.img", "disk_image_sha": image_ref, "format": "img",
+            "delta": true,
         })
     );
     // bty-inventory: the chain, and an inventory plan.
@@ -412,4 +413,70 @@ fn events_beyond_the_retention_are_pruned() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(n <= 6, "kept {n} events (wrote 40)");
+}
+
+#[test]
+fn the_machine_delta_setting_is_on_by_default_goes_into_the_plan_and_is_audited() {
+    let (_d, s, image_ref) = server_with_image();
+    assign(&s, "bty-flash-once", Some(&image_ref), Some("S1"));
+    let m = s.get(&format!("/machines/{MAC}")).json();
+    assert_eq!(m["delta"], true, "on by default: {m}");
+    assert_eq!(plan(&s)["delta"], true);
+    // Off through the API: the plan says so, the change is audited, the cycle goes on.
+    let cycle_before = script(&s);
+    let body = json!({ "boot_mode": "bty-flash-once", "bty_image_ref": image_ref, "target_disk_serial": "S1",
+        "labels": ["rack-1"], "delta": false });
+    let r = s.put_json(&format!("/machines/{MAC}"), &body);
+    assert_eq!((r.status, &r.json()["delta"]), (200, &json!(false)), "{}", r.text());
+    assert_eq!(plan(&s)["delta"], false);
+    assert!(is_flasher(&cycle_before) && is_flasher(&script(&s)));
+    let events = s.get(&format!("/events?subject_id={MAC}&kind=machine.upserted")).json();
+    assert_eq!(events["events"][0]["details"]["delta"], false, "{events}");
+    // A script that predates the field does not turn it back on; a bad value is refused.
+    assign(&s, "bty-flash-once", Some(&image_ref), Some("S1"));
+    assert_eq!(s.get(&format!("/machines/{MAC}")).json()["delta"], false);
+    let r =
+        s.put_json(&format!("/machines/{MAC}"), &json!({ "boot_mode": "bty-flash-once", "delta": "yes" }));
+    assert_eq!(r.status, 422, "{}", r.text());
+}
+
+#[test]
+fn status_figures_are_kept_with_the_flash_and_an_old_agents_status_still_works() {
+    let (_d, s, image_ref) = server_with_image();
+    assign(&s, "bty-flash-always", Some(&image_ref), Some("S1"));
+    script(&s);
+    boot_kernel(&s);
+    let figures = json!({ "image_bytes": 2u64 << 30, "bytes_fetched": 37u64 << 20, "bytes_written": 35u64 << 20,
+        "chunks_compared": 2048, "chunks_unchanged": 2011, "chunks_fetched": 37 });
+    assert_eq!(status(&s, json!({ "status": "done", "figures": figures })), 204);
+    let m = s.get(&format!("/machines/{MAC}")).json();
+    assert_eq!(m["last_flash_figures"], figures, "{m}");
+    let done = s.get(&format!("/events?subject_id={MAC}&kind=machine.flashed")).json();
+    assert_eq!(done["events"][0]["details"]["bytes_fetched"], 37u64 << 20, "{done}");
+    let page = s.get(&format!("/ui/machines/{MAC}")).text();
+    assert!(page.contains("fetched 37.0 MiB of 2.0 GiB, wrote 35.0 MiB"), "{page}");
+    assert!(page.contains("2011 of 2048 chunks unchanged, 37 fetched"), "{page}");
+    // The next cycle, by an agent that reports no figures: the status is taken and the old
+    // figures are not shown as this flash's.
+    script(&s);
+    script(&s);
+    boot_kernel(&s);
+    assert_eq!(status(&s, json!({ "status": "done" })), 204);
+    assert_eq!(s.get(&format!("/machines/{MAC}")).json()["last_flash_figures"], json!(null));
+    assert!(!s.get(&format!("/ui/machines/{MAC}")).text().contains("last-flash-figures"));
+    // Figures in the last progress post count when the status comes without them.
+    script(&s);
+    script(&s);
+    boot_kernel(&s);
+    let full = json!({ "image_bytes": 4096, "bytes_fetched": 4096, "bytes_written": 4096 });
+    let p = json!({ "bytes_written": 4096, "total_bytes": 4096, "phase": "done", "figures": full });
+    let ct = [("Content-Type", "application/json")];
+    assert_eq!(s.raw("POST", &format!("/pxe/{MAC}/progress"), &ct, p.to_string().into_bytes()).status, 204);
+    assert_eq!(status(&s, json!({ "status": "done" })), 204);
+    assert_eq!(s.get(&format!("/machines/{MAC}")).json()["last_flash_figures"], full);
+    let page = s.get(&format!("/ui/machines/{MAC}")).text();
+    assert!(
+        page.contains("fetched 4.0 KiB of 4.0 KiB, wrote 4.0 KiB") && page.contains("whole image"),
+        "{page}"
+    );
 }

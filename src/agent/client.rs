@@ -7,7 +7,7 @@
 //! where retrying is safe.
 
 use crate::error::{Context, Error, ErrorKind, Result};
-use crate::wire::{FlashOutcome, InventoryPost, Plan, Progress, PxeStatus};
+use crate::wire::{FlashFigures, FlashOutcome, InventoryPost, Plan, Progress, PxeStatus};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -88,6 +88,15 @@ impl Client {
 
     /// POSTs a JSON body; returns the status code, body text for errors.
     fn post_json(&self, url: &str, body: &impl serde::Serialize) -> Result<u16> {
+        let (status, text) = self.send_json(url, body)?;
+        if !(200..300).contains(&status) && status != 404 {
+            return Err(Error::failed(format!("POST {url}: HTTP {status}: {}", text.trim())));
+        }
+        Ok(status)
+    }
+
+    /// POSTs a JSON body; returns the status code and, for anything but a success, the body.
+    fn send_json(&self, url: &str, body: &impl serde::Serialize) -> Result<(u16, String)> {
         let bytes = serde_json::to_vec(body).map_err(|e| Error::failed(format!("encoding request: {e}")))?;
         let mut resp = self
             .agent
@@ -98,11 +107,11 @@ impl Client {
             .with_context(|| format!("POST {url}"))?;
         self.remember_date(&resp);
         let status = resp.status().as_u16();
-        if !(200..300).contains(&status) && status != 404 {
-            let text = resp.body_mut().read_to_string().unwrap_or_default();
-            return Err(Error::failed(format!("POST {url}: HTTP {status}: {}", text.trim())));
-        }
-        Ok(status)
+        let text = match status {
+            200..=299 => String::new(),
+            _ => resp.body_mut().read_to_string().unwrap_or_default(),
+        };
+        Ok((status, text))
     }
 
     /// `POST /pxe/{mac}/inventory`. A 404 means the server does not know this MAC.
@@ -145,16 +154,27 @@ impl Client {
         Ok(self.post_json(&self.url("/progress"), body)? != 404)
     }
 
-    /// `POST /pxe/{mac}/status` with `done` or `failed` and a reason (cut to the 500 characters
-    /// the server accepts).
-    pub fn status(&self, status: FlashOutcome, reason: &str) -> Result<()> {
+    /// `POST /pxe/{mac}/status` with `done` or `failed`, a reason (cut to the 500 characters
+    /// the server accepts) and the flash's figures. A server that refuses the figures (422:
+    /// the reference's `/status` takes no unknown fields) gets the report again without them.
+    pub fn status(&self, status: FlashOutcome, reason: &str, figures: Option<&FlashFigures>) -> Result<()> {
         let url = self.url("/status");
         let reason: String = reason.chars().take(500).collect();
-        match self.post_json(&url, &PxeStatus { status, reason })? {
+        let mut body = PxeStatus { status, reason, figures: figures.cloned() };
+        let (mut code, mut text) = self.send_json(&url, &body)?;
+        if code == 422 && body.figures.is_some() {
+            crate::log_info!(
+                "the server refused the flash figures (an older bty-web); reporting without them"
+            );
+            body.figures = None;
+            (code, text) = self.send_json(&url, &body)?;
+        }
+        match code {
+            200..=299 => Ok(()),
             404 => {
                 Err(Error::not_found(format!("POST {url}: HTTP 404: the server does not know {}", self.mac)))
             }
-            _ => Ok(()),
+            _ => Err(Error::failed(format!("POST {url}: HTTP {code}: {}", text.trim()))),
         }
     }
 }

@@ -11,7 +11,7 @@ use super::client::{Client, PlanReply};
 use super::console::{marker, Milestones, FLASH_COMPLETE, FLASH_STARTING};
 use crate::disk::{Disk, Transport};
 use crate::error::{Context, ErrorKind, Result};
-use crate::wire::{FlashOutcome, InventoryDisk, InventoryPost, Plan};
+use crate::wire::{FlashFigures, FlashOutcome, InventoryDisk, InventoryPost, Plan};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -137,15 +137,15 @@ pub fn run(opts: &Options) -> Next {
             let delta = delta.unwrap_or(true);
             let job = FlashJob { image, serial: target_disk_serial, sha: disk_image_sha, format, delta };
             match flash(&client, opts, &job) {
-                Ok(()) => {
-                    report(&client, FlashOutcome::Done, "");
+                Ok(figures) => {
+                    report(&client, FlashOutcome::Done, "", Some(&figures));
                     marker(FLASH_COMPLETE);
                     Next::Reboot
                 }
                 Err(e) => {
                     let reason = e.to_string();
                     eprintln!("bty: flash failed: {reason}");
-                    report(&client, FlashOutcome::Failed, &reason);
+                    report(&client, FlashOutcome::Failed, &reason, None);
                     Next::Interactive { catalog: None, reason: Some(reason) }
                 }
             }
@@ -210,9 +210,9 @@ fn step_clock(client: &Client) {
 }
 
 /// Posts `done`/`failed`, retrying a few times: the server's boot cycle depends on it.
-fn report(client: &Client, status: FlashOutcome, reason: &str) {
+fn report(client: &Client, status: FlashOutcome, reason: &str, figures: Option<&FlashFigures>) {
     for attempt in 1..=3 {
-        match client.status(status, reason) {
+        match client.status(status, reason, figures) {
             Ok(()) => return,
             Err(e) => {
                 crate::log_warn!("posting status (attempt {attempt}/3): {e}");
@@ -233,7 +233,8 @@ struct FlashJob {
 }
 
 /// Streams the plan's image to the disk with the plan's serial; every error says which step.
-fn flash(client: &Arc<Client>, opts: &Options, job: &FlashJob) -> Result<()> {
+/// Returns what the flash fetched and wrote, for the server.
+fn flash(client: &Arc<Client>, opts: &Options, job: &FlashJob) -> Result<FlashFigures> {
     marker(FLASH_STARTING);
     let disks = disks(&opts.file_targets).context("disk inventory failed")?;
     let target = crate::disk::find_by_serial(&disks, &job.serial)?.path.clone();
@@ -247,6 +248,8 @@ fn flash(client: &Arc<Client>, opts: &Options, job: &FlashJob) -> Result<()> {
     let source =
         crate::source::open(&job.image).with_context(|| format!("image {} is unreachable", job.image))?;
     eprintln!("bty: writing {} to {}", job.image, target.display());
+    // What a full flash fetches: the stored file, whole.
+    let stored_bytes = source.len();
     let mut flash_opts =
         crate::flash::FlashOptions { format, expected_sha256, hash: true, ..Default::default() };
     // Always by delta when the image has an index: comparing costs one read of the disk, which
@@ -276,12 +279,24 @@ fn flash(client: &Arc<Client>, opts: &Options, job: &FlashJob) -> Result<()> {
         },
         &cancel,
     );
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            poster.finish();
+            return Err(match e.kind() {
+                ErrorKind::Integrity => {
+                    e.context("image digest check failed; the disk holds unverified data")
+                }
+                ErrorKind::Refused => e.context("flash refused"),
+                _ => e.context("flash did not complete"),
+            });
+        }
+    };
+    // The last progress post carries the figures too (the server keeps them with the flash
+    // even when the status has to go without them).
+    let figures = figures_of(&report, stored_bytes);
+    poster.finished(&figures);
     poster.finish();
-    let report = result.map_err(|e| match e.kind() {
-        ErrorKind::Integrity => e.context("image digest check failed; the disk holds unverified data"),
-        ErrorKind::Refused => e.context("flash refused"),
-        _ => e.context("flash did not complete"),
-    })?;
     eprintln!(
         "bty: wrote {} bytes ({} as data, {} zeroed) in {:.1} s, source sha256 {}",
         report.image_bytes, report.bytes_written, report.bytes_zeroed, report.seconds, report.source_sha256
@@ -297,7 +312,21 @@ fn flash(client: &Arc<Client>, opts: &Options, job: &FlashJob) -> Result<()> {
             report.bytes_written
         );
     }
-    Ok(())
+    Ok(figures)
+}
+
+/// The figures of a finished flash: by delta, what the index comparison fetched; otherwise
+/// the whole stored file (`stored_bytes`, when the source said its length).
+fn figures_of(report: &crate::flash::FlashReport, stored_bytes: Option<u64>) -> FlashFigures {
+    let by_delta = report.network_delta.as_ref();
+    FlashFigures {
+        image_bytes: report.image_bytes,
+        bytes_fetched: by_delta.map(|n| n.bytes_fetched).or(stored_bytes).unwrap_or(0),
+        bytes_written: report.bytes_written,
+        chunks_compared: by_delta.map(|n| n.chunks_compared),
+        chunks_unchanged: by_delta.map(|n| n.chunks_unchanged),
+        chunks_fetched: by_delta.map(|n| n.chunks_fetched),
+    }
 }
 
 /// Posts the latest progress from its own thread, so a slow server never slows the flash: the
@@ -351,9 +380,21 @@ impl ProgressPoster {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        let wire =
-            crate::wire::Progress { bytes_written: p.bytes_written, total_bytes: p.total_bytes, phase };
+        let wire = crate::wire::Progress {
+            bytes_written: p.bytes_written,
+            total_bytes: p.total_bytes,
+            phase,
+            figures: None,
+        };
         *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(wire);
+    }
+
+    /// Adds the finished flash's figures to the last progress report.
+    fn finished(&self, figures: &FlashFigures) {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = latest.as_mut() {
+            p.figures = Some(figures.clone());
+        }
     }
 
     /// Posts the final state (if not yet posted) and stops the thread.

@@ -47,6 +47,7 @@ mod tests {
             boot_mode: BootMode::IpxeExit,
             sanboot_drive: None,
             target_disk_serial: None,
+            delta: None,
         };
         db.upsert_machine("aa:bb:cc:dd:ee:01", &a, &super::super::now()).unwrap();
         let dest = dir.path().join("copy.db");

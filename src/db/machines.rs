@@ -7,7 +7,7 @@
 use super::{zulu, Db};
 use crate::error::Result;
 use crate::plan::{boot_state, Phase};
-use crate::wire::{Assignment, BootMode, FlashOutcome, Machine};
+use crate::wire::{Assignment, BootMode, FlashFigures, FlashOutcome, Machine};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 /// A machine row: the API view plus the cycle state the API does not show.
@@ -47,6 +47,8 @@ pub struct StatusReport {
     pub reason: Option<String>,
     /// The progress phase last reported before the outcome.
     pub phase: Option<String>,
+    /// What the flash fetched and wrote, when the agent said.
+    pub figures: Option<FlashFigures>,
 }
 
 /// Caps on auto-discovery (`[limits] discovery_per_hour`, `discovery_max`).
@@ -76,7 +78,7 @@ const COLUMNS: &str =
     "mac, bty_image_ref, discovered_at, last_seen_at, last_seen_ip, boot_mode, sanboot_drive,
     last_flashed_at, known_disks, known_disks_at, target_disk_serial, created_at, updated_at,
     last_flash_status, last_flash_seconds, last_flash_bytes, last_flashed_image_sha256, cycle, cycle_phase,
-    hw_lshw IS NOT NULL, last_flash_reason, last_flash_phase, last_flash_cycle";
+    hw_lshw IS NOT NULL, last_flash_reason, last_flash_phase, last_flash_cycle, delta, last_flash_figures";
 
 fn opt_zulu(s: Option<String>) -> Option<String> {
     s.map(|s| zulu(&s))
@@ -89,6 +91,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<MachineRecord> {
     let disks: Option<String> = r.get(8)?;
     let phase = Phase::parse(&r.get::<_, String>(18)?);
     let last_flash_bytes: Option<i64> = r.get(15)?;
+    let figures: Option<String> = r.get(24)?;
     let machine = Machine {
         mac: r.get(0)?,
         bty_image_ref: r.get(1)?,
@@ -110,6 +113,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<MachineRecord> {
         last_flashed_image_sha256: r.get(16)?,
         last_flash_reason: r.get(20)?,
         last_flash_phase: r.get(21)?,
+        last_flash_figures: figures.and_then(|f| serde_json::from_str(&f).ok()),
+        delta: r.get(23)?,
         boot_state: boot_state(mode, phase).to_string(),
     };
     Ok(MachineRecord {
@@ -181,8 +186,16 @@ impl Db {
                 None => {
                     tx.execute(
                         "INSERT INTO machines (mac, bty_image_ref, boot_mode, sanboot_drive, target_disk_serial,
-                           created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                        params![mac, a.bty_image_ref, a.boot_mode.as_str(), a.sanboot_drive, a.target_disk_serial, now],
+                           created_at, updated_at, delta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+                        params![
+                            mac,
+                            a.bty_image_ref,
+                            a.boot_mode.as_str(),
+                            a.sanboot_drive,
+                            a.target_disk_serial,
+                            now,
+                            a.delta.unwrap_or(true)
+                        ],
                     )?;
                 }
                 Some(old) => {
@@ -190,10 +203,19 @@ impl Db {
                     let new_cycle = m.boot_mode != a.boot_mode
                         || m.bty_image_ref != a.bty_image_ref
                         || m.target_disk_serial != a.target_disk_serial;
+                    // Changing how to reflash is not a new assignment: the cycle goes on.
                     tx.execute(
                         "UPDATE machines SET bty_image_ref = ?2, boot_mode = ?3, sanboot_drive = ?4,
-                           target_disk_serial = ?5, updated_at = ?6 WHERE mac = ?1",
-                        params![mac, a.bty_image_ref, a.boot_mode.as_str(), a.sanboot_drive, a.target_disk_serial, now],
+                           target_disk_serial = ?5, updated_at = ?6, delta = COALESCE(?7, delta) WHERE mac = ?1",
+                        params![
+                            mac,
+                            a.bty_image_ref,
+                            a.boot_mode.as_str(),
+                            a.sanboot_drive,
+                            a.target_disk_serial,
+                            now,
+                            a.delta
+                        ],
                     )?;
                     if new_cycle {
                         tx.execute(
@@ -342,14 +364,15 @@ impl Db {
                 tx.query_row("SELECT cycle_armed_at FROM machines WHERE mac = ?1", [mac], |row| row.get(0))?;
             let seconds = armed_at.as_deref().and_then(|a| seconds_between(a, now));
             let bytes = r.bytes.map(|b| b as i64);
+            let figures = r.figures.as_ref().and_then(|f| serde_json::to_string(f).ok());
             match r.outcome {
                 FlashOutcome::Done => {
                     tx.execute(
                         "UPDATE machines SET last_flashed_at = ?2, last_flash_status = 'done',
                            last_flash_seconds = ?3, last_flash_bytes = ?4, last_flashed_image_sha256 = ?5,
-                           last_flash_reason = NULL, last_flash_phase = NULL, last_flash_cycle = cycle
-                           WHERE mac = ?1",
-                        params![mac, now, seconds, bytes, r.image_sha256],
+                           last_flash_reason = NULL, last_flash_phase = NULL, last_flash_cycle = cycle,
+                           last_flash_figures = ?6 WHERE mac = ?1",
+                        params![mac, now, seconds, bytes, r.image_sha256, figures],
                     )?;
                     if old.machine.boot_mode.flashes() {
                         tx.execute(
@@ -362,8 +385,8 @@ impl Db {
                     tx.execute(
                         "UPDATE machines SET last_flash_status = 'failed', last_flash_seconds = ?2,
                            last_flash_bytes = ?3, last_flash_reason = ?4, last_flash_phase = ?5,
-                           last_flash_cycle = cycle WHERE mac = ?1",
-                        params![mac, seconds, bytes, r.reason, r.phase],
+                           last_flash_cycle = cycle, last_flash_figures = ?6 WHERE mac = ?1",
+                        params![mac, seconds, bytes, r.reason, r.phase, figures],
                     )?;
                 }
             }
@@ -431,6 +454,7 @@ mod tests {
             boot_mode: mode,
             sanboot_drive: None,
             target_disk_serial: Some("S1".into()),
+            delta: None,
         }
     }
 
@@ -484,6 +508,46 @@ mod tests {
     }
 
     #[test]
+    fn delta_is_on_by_default_kept_when_unsaid_and_no_new_cycle() {
+        let (_d, db) = db();
+        let (rec, _) = db.upsert_machine(MAC, &assign(BootMode::BtyFlashOnce), &now()).unwrap();
+        assert!(rec.machine.delta);
+        let mut a = assign(BootMode::BtyFlashOnce);
+        a.delta = Some(false);
+        let (off, _) = db.upsert_machine(MAC, &a, &now()).unwrap();
+        assert_eq!((off.machine.delta, off.cycle), (false, rec.cycle), "a setting, not a new assignment");
+        let (kept, _) = db.upsert_machine(MAC, &assign(BootMode::BtyFlashOnce), &now()).unwrap();
+        assert!(!kept.machine.delta, "an upsert that does not say keeps the setting");
+    }
+
+    #[test]
+    fn done_keeps_the_flash_figures_and_a_later_done_without_them_clears_them() {
+        let (_d, db) = db();
+        db.upsert_machine(MAC, &assign(BootMode::BtyFlashAlways), &now()).unwrap();
+        let figures = FlashFigures {
+            image_bytes: 8 << 20,
+            bytes_fetched: 1 << 20,
+            bytes_written: 1 << 20,
+            chunks_compared: Some(8),
+            chunks_unchanged: Some(7),
+            chunks_fetched: Some(1),
+        };
+        let mut report = StatusReport {
+            outcome: FlashOutcome::Done,
+            bytes: None,
+            image_sha256: None,
+            reason: None,
+            phase: None,
+            figures: Some(figures.clone()),
+        };
+        let rec = db.record_status(MAC, &report, "ip", &now()).unwrap().unwrap();
+        assert_eq!(rec.machine.last_flash_figures, Some(figures));
+        report.figures = None;
+        let rec = db.record_status(MAC, &report, "ip", &now()).unwrap().unwrap();
+        assert_eq!(rec.machine.last_flash_figures, None, "figures belong to the flash that reported them");
+    }
+
+    #[test]
     fn done_completes_only_an_armed_cycle() {
         let (_d, db) = db();
         db.upsert_machine(MAC, &assign(BootMode::BtyFlashAlways), &now()).unwrap();
@@ -493,6 +557,7 @@ mod tests {
             image_sha256: None,
             reason: None,
             phase: None,
+            figures: None,
         };
         let rec = db.record_status(MAC, &report, "ip", &now()).unwrap().unwrap();
         assert_eq!(rec.phase, Phase::Pending, "done without a flasher boot does not complete the cycle");
@@ -517,6 +582,7 @@ mod tests {
             image_sha256: None,
             reason: Some("disk vanished".into()),
             phase: Some("write".into()),
+            figures: None,
         };
         let rec = db.record_status(MAC, &report, "ip", &now()).unwrap().unwrap();
         assert!(rec.failed_now());
@@ -541,6 +607,7 @@ mod tests {
             image_sha256: None,
             reason: None,
             phase: None,
+            figures: None,
         };
         assert!(db.record_status(MAC, &report, "ip", &now()).unwrap().is_none());
         assert!(db.record_inventory(MAC, "[]", None, "ip", &now()).unwrap().is_none());

@@ -105,7 +105,14 @@ ALTER TABLE machines ADD COLUMN last_flash_phase TEXT;
 ALTER TABLE machines ADD COLUMN last_flash_cycle INTEGER;
 ";
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Migration 4: whether a machine reflashes by delta (on unless the operator turns it off), and
+/// what its last flash fetched and wrote (the agent's figures, as JSON).
+const V4: &str = "
+ALTER TABLE machines ADD COLUMN delta INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE machines ADD COLUMN last_flash_figures TEXT;
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -54,6 +54,8 @@ pub struct MachineState<'a> {
     pub sanboot_drive: Option<&'a str>,
     /// Current cycle phase.
     pub phase: Phase,
+    /// Reflash by delta (the plan's `delta`).
+    pub delta: bool,
 }
 
 /// The bound image, as the server can serve or point at it.
@@ -238,7 +240,7 @@ pub fn plan_for(d: &Decision, m: &MachineState<'_>, image: Option<&ImageTarget>,
             name: img.name.clone(),
             disk_image_sha: img.sha256.clone(),
             format: img.format.clone(),
-            delta: None,
+            delta: Some(m.delta),
         },
         (Offer::Netboot { purpose: Purpose::Tui, .. }, _, _) => {
             Plan::Interactive { catalog: Some(format!("{base}/catalog.toml")) }
@@ -286,6 +288,7 @@ mod tests {
             target_disk_serial: Some("S1"),
             sanboot_drive: None,
             phase,
+            delta: true,
         }
     }
 
@@ -367,7 +370,7 @@ mod tests {
                 name: "debian.img.zst".into(),
                 disk_image_sha: Some("b".repeat(64)),
                 format: Some("img.zst".into()),
-                delta: None,
+                delta: Some(true),
             }
         );
     }

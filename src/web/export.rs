@@ -102,6 +102,7 @@ pub fn bundle(db: &Db, full: bool) -> Result<Bundle> {
                         boot_mode: m.boot_mode.as_str().to_string(),
                         sanboot_drive: m.sanboot_drive,
                         target_disk_serial: m.target_disk_serial,
+                        delta: Some(m.delta),
                     };
                     (m.mac, upsert)
                 })

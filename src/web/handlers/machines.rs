@@ -62,7 +62,7 @@ pub fn save_assignment(
         event(kind, ("machine", mac), "operator", format!("{mac}: boot_mode={}", a.boot_mode.as_str()));
     e.details = Some(serde_json::json!({
         "bty_image_ref": a.bty_image_ref, "boot_mode": a.boot_mode.as_str(), "sanboot_drive": a.sanboot_drive,
-        "labels": a.labels, "target_disk_serial": a.target_disk_serial,
+        "labels": a.labels, "target_disk_serial": a.target_disk_serial, "delta": rec.machine.delta,
     }));
     ctx.audit(Some(req), e);
     notify_machine(ctx, &rec);
@@ -76,6 +76,7 @@ pub fn unchanged(m: &Machine, a: &Assignment) -> bool {
         && m.boot_mode == a.boot_mode
         && m.sanboot_drive == a.sanboot_drive
         && m.target_disk_serial == a.target_disk_serial
+        && a.delta.is_none_or(|d| d == m.delta)
 }
 
 /// "Flash again": starts a new cycle of a machine's flashing assignment without editing it,

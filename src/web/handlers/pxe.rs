@@ -46,6 +46,7 @@ fn state(rec: &MachineRecord) -> MachineState<'_> {
         target_disk_serial: m.target_disk_serial.as_deref(),
         sanboot_drive: m.sanboot_drive.as_deref(),
         phase: rec.phase,
+        delta: m.delta,
     }
 }
 
@@ -85,6 +86,8 @@ fn unstored(mac: &str) -> MachineRecord {
         last_flashed_image_sha256: None,
         last_flash_reason: None,
         last_flash_phase: None,
+        last_flash_figures: None,
+        delta: true,
         boot_state: boot_state(mode, Phase::Pending).to_string(),
     };
     MachineRecord { machine, cycle: 0, phase: Phase::Pending, has_lshw: false, last_flash_cycle: None }
@@ -227,12 +230,16 @@ pub fn status(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
         Some(r) => ctx.db.image(&r)?.and_then(|i| i.sha256),
         None => None,
     };
+    // The status's own figures, else the last progress post's (an agent whose status post
+    // was retried without them, for an older server, still sent them there).
+    let figures = body.figures.clone().or_else(|| live.as_ref().and_then(|l| l.progress.figures.clone()));
     let report = StatusReport {
         outcome: body.status,
         bytes: live.as_ref().map(|l| l.progress.bytes_written),
         image_sha256,
         reason: Some(body.reason.clone()).filter(|r| !r.is_empty()),
         phase: live.map(|l| l.progress.phase).filter(|p| !p.is_empty()),
+        figures,
     };
     let Some(rec) = ctx.db.record_status(&mac, &report, &req.client_ip, &crate::db::now())? else {
         let signal = match body.status {
@@ -243,7 +250,9 @@ pub fn status(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     };
     let e = match body.status {
         FlashOutcome::Done => {
-            event("machine.flashed", ("machine", &mac), "pxe-client", format!("{mac} flashed"))
+            let mut e = event("machine.flashed", ("machine", &mac), "pxe-client", format!("{mac} flashed"));
+            e.details = report.figures.as_ref().and_then(|f| serde_json::to_value(f).ok());
+            e
         }
         FlashOutcome::Failed => {
             let mut e = event(

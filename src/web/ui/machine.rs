@@ -99,6 +99,8 @@ pub struct Form {
     target_disk_serial: String,
     sanboot_drive: String,
     labels: String,
+    /// `on` (by delta), `off` (the whole image), or empty (keep what is stored).
+    delta: String,
 }
 
 impl Form {
@@ -110,6 +112,7 @@ impl Form {
             target_disk_serial: f("target_disk_serial"),
             sanboot_drive: f("sanboot_drive"),
             labels: f("labels"),
+            delta: f("delta"),
         }
     }
 
@@ -127,6 +130,11 @@ impl Form {
             boot_mode: self.boot_mode.clone(),
             sanboot_drive: opt(&self.sanboot_drive),
             target_disk_serial: opt(&self.target_disk_serial),
+            delta: match self.delta.as_str() {
+                "on" => Some(true),
+                "off" => Some(false),
+                _ => None,
+            },
         }
     }
 
@@ -147,6 +155,9 @@ impl Form {
                 };
                 errors.entry(field).or_insert(msg);
             }
+        }
+        if !matches!(self.delta.as_str(), "" | "on" | "off") {
+            errors.insert("delta".into(), "Choose how to reflash from the list.".into());
         }
         if BootMode::parse(&self.boot_mode).is_some_and(BootMode::flashes) {
             if self.bty_image_ref.is_empty() {
@@ -202,6 +213,7 @@ fn render(
         target_disk_serial: m.target_disk_serial.clone().unwrap_or_default(),
         sanboot_drive: m.sanboot_drive.clone().unwrap_or_default(),
         labels: m.labels.join(", "),
+        delta: if m.delta { "on" } else { "off" }.to_string(),
     });
     let disks = m.known_disks.clone().unwrap_or_default();
     let events = ctx.db.events(&EventFilter {
@@ -281,6 +293,7 @@ pub fn local_disk(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
         boot_mode: BootMode::IpxeExit,
         sanboot_drive: m.sanboot_drive,
         target_disk_serial: m.target_disk_serial,
+        delta: Some(m.delta),
     };
     save_assignment(ctx, req, &mac, &a)?;
     Ok(Response::see_other(&format!("/ui/machines/{mac}?done=local")))

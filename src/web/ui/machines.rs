@@ -236,6 +236,7 @@ pub fn add(ctx: &AppContext, req: &Request<'_>) -> Reply {
             boot_mode: "ipxe-exit".into(),
             sanboot_drive: None,
             target_disk_serial: None,
+            delta: None,
         };
         let a = upsert.validate().map_err(crate::web::response::HttpError::unprocessable)?;
         save_assignment(ctx, req, &mac, &a)?;
