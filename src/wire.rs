@@ -389,8 +389,10 @@ pub struct FlashFigures {
     /// The decoded image's size (what the disk must equal).
     pub image_bytes: u64,
     /// Image bytes fetched from the server (Range bodies by delta; the whole stored file
-    /// otherwise). The chunk index itself is not counted.
-    pub bytes_fetched: u64,
+    /// otherwise, absent when the server did not state its length). The chunk index itself is
+    /// not counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_fetched: Option<u64>,
     /// Bytes written to the disk with data (zeroed ranges not counted).
     pub bytes_written: u64,
     /// By delta: chunks of the disk compared with the index; absent for a full flash.

@@ -24,8 +24,10 @@ struct FakeServer {
 }
 
 impl FakeServer {
-    /// `plan` may contain `{url}`, replaced by the server's base URL.
-    fn start(plan: &str, image: Vec<u8>, progress_route: bool) -> FakeServer {
+    /// `plan` may contain `{url}`, replaced by the server's base URL. Without `ours` it is an
+    /// older server (the Python bty-web): no progress route, and a status with a key beyond
+    /// `status` and `reason` is refused with 422.
+    fn start(plan: &str, image: Vec<u8>, ours: bool) -> FakeServer {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("binding the fake server");
         let url = format!("http://{}", server.server_addr().to_ip().expect("an IP listener"));
         let plan = plan.replace("{url}", &url);
@@ -37,19 +39,33 @@ impl FakeServer {
                 let _ = req.as_reader().read_to_string(&mut body);
                 let path = req.url().to_string();
                 let method = req.method().to_string();
-                log.lock().unwrap().push(Seen { method: method.clone(), path: path.clone(), body });
+                log.lock().unwrap().push(Seen {
+                    method: method.clone(),
+                    path: path.clone(),
+                    body: body.clone(),
+                });
                 let pxe = format!("/pxe/{MAC}");
+                let strict = |body: &str| {
+                    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                    v.as_object().is_some_and(|o| o.keys().any(|k| k != "status" && k != "reason"))
+                };
                 let resp = match (method.as_str(), path.strip_prefix(&pxe)) {
+                    ("POST", Some("/status")) if !ours && strict(&body) => {
+                        tiny_http::Response::from_string(r#"{"detail":[{"type":"extra_forbidden"}]}"#)
+                            .with_status_code(422)
+                            .boxed()
+                    }
                     ("POST", Some("/inventory" | "/status")) => tiny_http::Response::empty(204).boxed(),
-                    ("POST", Some("/progress")) if progress_route => tiny_http::Response::empty(204).boxed(),
+                    ("POST", Some("/progress")) if ours => tiny_http::Response::empty(204).boxed(),
                     ("GET", Some("/plan")) => tiny_http::Response::from_string(plan.clone())
                         .with_header(
                             tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap(),
                         )
                         .boxed(),
-                    ("GET", None) if path == "/image.img" => {
-                        tiny_http::Response::from_data(image.clone()).boxed()
-                    }
+                    // With its length stated, as bty-web and nginx do (not chunked).
+                    ("GET", None) if path == "/image.img" => tiny_http::Response::from_data(image.clone())
+                        .with_chunked_threshold(usize::MAX)
+                        .boxed(),
                     _ => tiny_http::Response::from_string("not found").with_status_code(404).boxed(),
                 };
                 let _ = req.respond(resp);
@@ -72,8 +88,16 @@ impl FakeServer {
     }
 
     fn status_body(&self) -> Option<serde_json::Value> {
-        let s = self.seen().into_iter().find(|s| s.path.ends_with("/status"))?;
-        Some(serde_json::from_str(&s.body).expect("status body is JSON"))
+        self.status_bodies().into_iter().next()
+    }
+
+    /// Every status the agent posted, in order.
+    fn status_bodies(&self) -> Vec<serde_json::Value> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path.ends_with("/status"))
+            .map(|s| serde_json::from_str(&s.body).expect("status body is JSON"))
+            .collect()
     }
 }
 
@@ -133,6 +157,10 @@ fn flash_plan_writes_the_image_posts_inventory_progress_and_done() {
     let last_progress = server.seen().into_iter().rfind(|s| s.path.ends_with("/progress")).unwrap();
     let p: serde_json::Value = serde_json::from_str(&last_progress.body).unwrap();
     assert_eq!(p["bytes_written"], image.len() as u64, "the last progress post reports the whole image");
+    // A full flash (no index) fetched and wrote the whole image, and says so in both posts.
+    let full = serde_json::json!({"image_bytes": image.len(), "bytes_fetched": image.len(), "bytes_written": image.len()});
+    assert_eq!(p["figures"], full, "{p}");
+    assert_eq!(server.status_body().unwrap()["figures"], full);
 
     let err = String::from_utf8_lossy(&out.stderr);
     let start = err.find("bty: auto-flash starting").expect("start marker");
@@ -184,14 +212,17 @@ fn unreachable_image_is_reported_failed() {
 }
 
 #[test]
-fn a_server_without_the_progress_route_still_gets_done() {
+fn an_older_server_without_progress_or_status_figures_still_gets_done() {
     let dir = scratch();
     let (image, target) = image_and_target(dir.path(), 1 << 20);
     let server =
         FakeServer::start(&flash_plan(SERIAL, &sha256_hex(&image), "/image.img"), image.clone(), false);
     let out = run_agent(&server, &target);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(server.status_body().unwrap()["status"], "done");
+    let statuses = server.status_bodies();
+    assert_eq!(statuses.len(), 2, "with the figures, refused, then without: {statuses:?}");
+    assert!(statuses[0]["figures"].is_object());
+    assert_eq!(statuses[1], serde_json::json!({"status": "done", "reason": ""}), "the reference's shape");
     assert_eq!(sha256_prefix(&target, image.len() as u64), sha256_hex(&image));
 }
 

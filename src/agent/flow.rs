@@ -321,7 +321,7 @@ fn figures_of(report: &crate::flash::FlashReport, stored_bytes: Option<u64>) -> 
     let by_delta = report.network_delta.as_ref();
     FlashFigures {
         image_bytes: report.image_bytes,
-        bytes_fetched: by_delta.map(|n| n.bytes_fetched).or(stored_bytes).unwrap_or(0),
+        bytes_fetched: by_delta.map(|n| n.bytes_fetched).or(stored_bytes),
         bytes_written: report.bytes_written,
         chunks_compared: by_delta.map(|n| n.chunks_compared),
         chunks_unchanged: by_delta.map(|n| n.chunks_unchanged),

@@ -526,7 +526,7 @@ mod tests {
         db.upsert_machine(MAC, &assign(BootMode::BtyFlashAlways), &now()).unwrap();
         let figures = FlashFigures {
             image_bytes: 8 << 20,
-            bytes_fetched: 1 << 20,
+            bytes_fetched: Some(1 << 20),
             bytes_written: 1 << 20,
             chunks_compared: Some(8),
             chunks_unchanged: Some(7),
