@@ -14,11 +14,18 @@
 #         OVMF moves on to the disk, whose EFI/BOOT/BOOTX64.EFI prints BTY-DISK-BOOTED.
 #   fail  the plan names a serial no disk has: the agent reports `failed` with that reason,
 #         the disk stays blank, and the console falls back to a rescue shell.
+# Per-job reflash (under REFLASH_FW only, default bios; one extra boot): after the flashed disk
+# booted, the machine is re-armed ("flash again") and boots the agent once more; the disk
+# already holds the image, so the agent goes by the chunk index bty-web keeps. Asserted from
+# the figures bty-web recorded for that flash: every chunk compared, none fetched, and image
+# bytes fetched at most one chunk (1 MiB, the index's chunk size; the expected value is 0 and
+# the index itself is not counted); and the disk still equals the image byte for byte.
 # Asserted from the serial logs, bty-web's access log, its events API, and the disk files.
 #
 # Inputs:  BTY (static bty, default target/x86_64-unknown-linux-musl/release/bty), NETBOOT
 #          (default out/netboot: kernel, initrd, iPXE loaders), MODES, KEEP=1 keeps the work dir,
-#          E2E_WORK (work dir to use), IMAGE_MIB/RANDOM_MIB (test image size), BOOT_TIMEOUT (s).
+#          E2E_WORK (work dir to use), IMAGE_MIB/RANDOM_MIB (test image size), BOOT_TIMEOUT (s),
+#          REFLASH_FW (the firmware whose scenario adds the reflash by delta; "none" skips it).
 # Outputs: PASS/FAIL lines; exit 0 when every scenario passed. Logs in the work dir (printed).
 # Host tools: ip (iproute2), dnsmasq (dnsmasq-base), qemu-system-x86_64, ovmf, curl, python3,
 #          sgdisk, mkfs.vfat, mtools, grub-mkimage (grub-efi-amd64-bin), sha256sum. Root.
@@ -33,6 +40,7 @@ KEEP=${KEEP:-0}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-300}
 IMAGE_MIB=${IMAGE_MIB:-32}     # test image size; tests/bench/netboot.sh uses 1024
 RANDOM_MIB=${RANDOM_MIB:-4}    # random (incompressible, non-zero) bytes in it
+REFLASH_FW=${REFLASH_FW:-bios}
 
 NS=bty-e2e-$$
 HOST=192.168.77.1
@@ -249,6 +257,42 @@ flash_scenario() {
     tail -n 1 "$work/$name.events" | grep -q '^netboot.pxe.offered' \
         || { cat "$work/$name.events"; die "$name: the second boot was not offered the disk"; }
     echo "e2e: PASS $name: chain, digest, events, and the next power-on booted the flashed disk"
+    [ "$fw" = "$REFLASH_FW" ] && reflash_scenario "$name" "$fw" "$mac"
+    return 0
+}
+
+# reflash_scenario NAME FIRMWARE MAC: flash again onto the disk that already holds the image
+# (see the header); reuses the namespace, servers and disk of NAME's flash.
+reflash_scenario() {
+    local name=$1-reflash fw=$2 mac=$3 disk="$work/$1.disk.img" pid rc
+    for _ in $(seq 300); do
+        api GET /images | python3 -c 'import json,sys; sys.exit(0 if all(i["delta_ready"] for i in json.load(sys.stdin)) else 1)' && break
+        sleep 0.2
+    done
+    api GET /images | python3 -c 'import json,sys; sys.exit(0 if all(i["delta_ready"] for i in json.load(sys.stdin)) else 1)' \
+        || die "$name: the image never became delta-ready"
+    api POST "/machines/$mac/reflash" > /dev/null
+    pid=$(boot "$name" "$fw" "$mac" "$disk")
+    pids+=("$pid")
+    rc=0; wait_for "$pid" "$name" "bty: flash complete; rebooting" || rc=$?
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    stop_qemu "$pid"
+    [ $rc -eq 0 ] || { show_logs "$name"; die "$name: no completion marker (rc $rc)"; }
+    serial_log "$name"
+    grep -a "bty: delta:" "$work/$name.serial.log" || { show_logs "$name"; die "$name: the agent did not go by delta"; }
+    api GET "/machines/$mac" | python3 -c '
+import json, sys
+f = json.load(sys.stdin).get("last_flash_figures") or {}
+print("e2e: reflash figures:", json.dumps(f, sort_keys=True))
+chunk = 1 << 20
+ok = (f.get("chunks_compared") or 0) > 0 and f.get("chunks_fetched") == 0 \
+    and f.get("bytes_fetched") is not None and f["bytes_fetched"] <= chunk
+sys.exit(0 if ok else "reflash by delta fetched more than one chunk, or reported no delta figures")' \
+        || { show_logs "$name"; die "$name: figures"; }
+    local disk_sha
+    disk_sha=$(head -c "$image_size" "$disk" | sha256sum | cut -d' ' -f1)
+    [ "$disk_sha" = "$image_sha" ] || die "$name: disk sha256 $disk_sha != image $image_sha"
+    echo "e2e: PASS $name: reflash by delta fetched no image bytes and the disk equals the image"
 }
 
 fail_scenario() {
