@@ -626,3 +626,41 @@ fn settings_changed_in_the_browser_override_the_file_take_effect_and_are_audited
     assert_eq!(post(&s, "/ui/settings", &[("backup.keep", "")], true).status, 303);
     assert!(s.get("/ui/settings").text().contains("name=\"backup.keep\" value=\"5\""));
 }
+
+#[test]
+fn a_flash_whose_bytes_stop_moving_shows_stalled_with_its_phase_and_a_moving_one_its_rate() {
+    let (_d, s) = server();
+    let mac = "52:54:00:aa:cc:07";
+    flashing_machine(&s, mac);
+    // The threshold is a setting ([ui] stall_seconds); one second keeps the test short.
+    assert_eq!(post(&s, "/ui/settings", &[("ui.stall_seconds", "1")], true).status, 303);
+    let progress = |bytes: u64| {
+        let p = json!({"bytes_written": bytes, "total_bytes": 8u64 << 20, "phase": "write"});
+        assert_eq!(s.post_json(&format!("/pxe/{mac}/progress"), &p).status, 204);
+    };
+    progress(1 << 20);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    progress(2 << 20);
+    // Moving: the machine page shows a rate and the time left, not a stall.
+    let page = s.get(&format!("/ui/machines/{mac}")).text();
+    assert!(page.contains("/s · ") && page.contains(" left"), "no rate or ETA: {page}");
+    assert!(!page.contains("data-stalled"), "{page}");
+    // Then nothing moves (the agent keeps posting the same count): stalled, in its phase, on
+    // the page and in the list.
+    let stalled = || {
+        progress(2 << 20);
+        let page = s.get(&format!("/ui/machines/{mac}")).text();
+        let list = s.get("/ui/machines?filter=flashing").text();
+        page.contains("stalled in write")
+            && page.contains("data-stalled")
+            && list.contains("stalled in write")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !stalled() {
+        assert!(std::time::Instant::now() < deadline, "never shown as stalled");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // Bytes moving again clear it.
+    progress(3 << 20);
+    assert!(!s.get(&format!("/ui/machines/{mac}")).text().contains("stalled in write"));
+}

@@ -7,13 +7,13 @@
 
 use super::auth::random_hex;
 use super::jobs::Jobs;
+use super::progress::LiveProgress;
 use super::request::Request;
 use super::sse::Bus;
 use super::tally::{Tally, Throttle};
 use crate::config::{Config, Limits};
 use crate::db::{Db, NewEvent};
 use crate::error::{Context, Error, Result};
-use crate::wire::Progress;
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -30,15 +30,6 @@ static UNRECORDED_LOG: Throttle = Throttle::new(std::time::Duration::from_secs(6
 
 /// Most concurrent SSE streams.
 pub const MAX_SSE_SUBSCRIBERS: usize = 64;
-
-/// Live progress of a flash, as last posted, with when it was posted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveProgress {
-    /// The last post.
-    pub progress: Progress,
-    /// When it arrived (stored timestamp format).
-    pub at: String,
-}
 
 /// Shared state of one bty-web instance.
 pub struct AppContext {

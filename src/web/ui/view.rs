@@ -1,5 +1,5 @@
 //! Renders the `/ui` pages: the template environment (HTML autoescaped by file extension), the
-//! filters pages use (`ts`, `bytes`, `short`), the frame every page shares (title, navigation,
+//! filters pages use (`ts`, `bytes`, `duration`, `short`), the frame every page shares (title, navigation,
 //! the "what this page is for" line, CSRF token, notices) and the readable error page.
 //!
 //! This is the only file under `ui/` that knows minijinja. Values reach templates as data and
@@ -66,6 +66,7 @@ fn env() -> &'static Environment<'static> {
         env.add_filter("ts", ts);
         env.add_filter("bytes", bytes);
         env.add_filter("urlencode", |s: String| encode_component(&s));
+        env.add_filter("duration", duration);
         env.add_filter("short", |s: String| s.chars().take(12).collect::<String>());
         env
     })
@@ -97,6 +98,15 @@ pub fn encode_component(s: &str) -> String {
     const KEPT: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':');
     percent_encoding::utf8_percent_encode(s, KEPT).to_string()
+}
+
+/// Seconds as an operator reads a wait: `45 s`, `3 min 20 s`, `2 h 5 min`.
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
+        s => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
 }
 
 fn bytes(n: Option<u64>) -> String {
@@ -219,5 +229,6 @@ mod tests {
         assert_eq!(ts(None), "—");
         assert_eq!(bytes(Some(512)), "512 B");
         assert_eq!(bytes(Some(3 << 30)), "3.0 GiB");
+        assert_eq!([duration(45), duration(200), duration(7500)], ["45 s", "3 min 20 s", "2 h 5 min"]);
     }
 }
