@@ -358,3 +358,40 @@ fn browser_readiness_names_a_missing_loader_until_an_import_and_activity_arrives
     let imported = s.get("/events?kind=netboot.artifact.imported").json();
     assert_eq!(imported["events"][0]["details"]["files"].as_array().map(Vec::len), Some(5));
 }
+
+#[test]
+fn browser_shows_rate_and_then_a_stall_live_on_the_open_machine_page() {
+    if !webdriver::available() {
+        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+        return;
+    }
+    let dir = scratch();
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[("BTY_UI_STALL_SECONDS", "2")]);
+    s.login();
+    assert_eq!(s.put_json(&format!("/machines/{MAC}"), &json!({"boot_mode": "ipxe-exit"})).status, 200);
+    let b = Browser::start(1280, 900);
+    sign_in(&b, &s);
+    b.goto(&s.url(&format!("/ui/machines/{MAC}")));
+    b.wait_until("the live stream", Duration::from_secs(10), |b| {
+        b.js("return !document.getElementById('live').hidden;", json!([])) == json!(true)
+    });
+    // A mark a reload would wipe.
+    b.js("window.btyKept = 1;", json!([]));
+    let progress = |bytes: u64| {
+        let p = json!({"bytes_written": bytes, "total_bytes": 8u64 << 20, "phase": "download"});
+        assert_eq!(s.post_json(&format!("/pxe/{MAC}/progress"), &p).status, 204);
+    };
+    progress(1 << 20);
+    std::thread::sleep(Duration::from_millis(1100));
+    progress(2 << 20);
+    b.wait_until("the rate and time left", Duration::from_secs(10), |b| {
+        let t = b.body_text();
+        t.contains("/s · ") && t.contains(" left")
+    });
+    // No further posts at all (the agent hung): the stall reaches the page through SSE.
+    b.wait_until("the stall, without a reload", Duration::from_secs(60), |b| {
+        b.body_text().contains("stalled in download")
+    });
+    assert!(b.body_text().contains("Stalled: no bytes written for"), "{}", b.body_text());
+    assert_eq!(b.js("return window.btyKept;", json!([])), json!(1), "the page was not reloaded");
+}
