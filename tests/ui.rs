@@ -250,8 +250,11 @@ fn events_pivot_and_acknowledge_one_or_many() {
 
 #[test]
 fn changing_the_password_replaces_the_generated_one() {
-    let (_d, mut s) = server();
+    let (d, mut s) = server();
     let old = s.password();
+    let file = d.path().join("state/admin-password");
+    assert!(file.exists());
+    assert!(s.get("/ui/account").text().contains("not set here"));
     let r = post(
         &s,
         "/ui/account/password",
@@ -288,7 +291,17 @@ fn changing_the_password_replaces_the_generated_one() {
     assert_eq!(s.raw("POST", "/ui/login", &ct, form("correct horse")).status, 303);
     let login = s.raw("GET", "/ui/login", &[], Vec::new()).text();
     assert!(!login.contains("admin-password"), "no first-start hint once a password is set");
-    assert!(s.get("/ui/account").text().contains("set on this page"));
+    let account = s.get("/ui/account").text();
+    assert!(account.contains("set on this page"));
+    assert!(account.contains("id=\"password-state\">set</span>"), "{account}");
+    assert!(account.contains("was removed when the password was changed here"), "{account}");
+    assert!(!file.exists(), "the stale generated password file is removed");
+    // A restart does not generate a new one.
+    s.terminate();
+    let mut s = WebServer::start_in(&d.path().join("state"), &[]);
+    assert!(!file.exists(), "a restart wrote {}", file.display());
+    let form = |pw: &str| format!("password={}", enc(pw)).into_bytes();
+    assert_eq!(s.raw("POST", "/ui/login", &ct, form("correct horse")).status, 303);
     s.cookie = None;
 }
 

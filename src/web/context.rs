@@ -72,7 +72,16 @@ impl AppContext {
             "" => read_or_create_secret(&paths.state_dir.join("session-secret"), || random_hex(32))?,
             s => s.to_string(),
         };
+        let replaced = db.setting(super::auth::PASSWORD_SETTING)?.is_some();
         let admin_password = match config.admin_password.as_str() {
+            // A password set on the account page rules: no file is generated (or kept from a
+            // change made before files were removed), and the fallback opens nothing.
+            "" if replaced => {
+                if super::auth::remove_stale_password_file(&config)? {
+                    crate::log_info!("removed the stale generated admin-password file");
+                }
+                random_hex(32)?
+            }
             "" => {
                 let path = paths.state_dir.join("admin-password");
                 let existed = path.exists();
