@@ -79,7 +79,8 @@ fn every_page_renders_for_an_operator_and_redirects_to_login_otherwise() {
         assert!(html.contains("class=\"intro\""), "{path} has no intro line");
         assert!(html.contains("all times are UTC"), "{path}");
         let anon = s.raw("GET", path, &[], Vec::new());
-        assert_eq!((anon.status, anon.header("location")), (303, Some("/ui/login")), "{path}");
+        let back = format!("/ui/login?next={}", enc(path).replace("%3A", ":"));
+        assert_eq!((anon.status, anon.header("location")), (303, Some(back.as_str())), "{path}");
     }
     let r = s.get("/ui");
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/dashboard")));
@@ -676,4 +677,34 @@ fn a_flash_whose_bytes_stop_moving_shows_stalled_with_its_phase_and_a_moving_one
     // Bytes moving again clear it.
     progress(3 << 20);
     assert!(!s.get(&format!("/ui/machines/{mac}")).text().contains("stalled in write"));
+}
+
+#[test]
+fn sign_in_returns_to_the_page_asked_for_and_never_off_site() {
+    let (_d, s) = server();
+    let r = s.raw("GET", "/ui/machines?filter=failed&q=rack%201", &[], Vec::new());
+    let to = r.header("location").unwrap_or("").to_string();
+    assert_eq!(
+        (r.status, to.as_str()),
+        (303, "/ui/login?next=%2Fui%2Fmachines%3Ffilter%3Dfailed%26q%3Drack%25201")
+    );
+    let login = s.raw("GET", &to, &[], Vec::new()).text();
+    assert!(
+        login.contains("name=\"next\" value=\"&#x2f;ui&#x2f;machines?filter=failed&amp;q=rack%201\""),
+        "{login}"
+    );
+    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+    let sign_in = |next: &str| {
+        let body = format!("password={}&next={}", enc(&s.password()), enc(next));
+        let r = s.raw("POST", "/ui/login", &ct, body.into_bytes());
+        assert_eq!(r.status, 303, "{}", r.text());
+        r.header("location").unwrap_or("").to_string()
+    };
+    assert_eq!(sign_in("/ui/machines?filter=failed&q=rack%201"), "/ui/machines?filter=failed&q=rack%201");
+    for off_site in ["https://evil.example/ui/", "//evil.example/ui", "/\\evil.example", "/uix"] {
+        assert_eq!(sign_in(off_site), "/ui", "{off_site}");
+    }
+    // The sign-in page never offers a foreign `next` either.
+    let login = s.raw("GET", "/ui/login?next=https%3A%2F%2Fevil.example%2F", &[], Vec::new()).text();
+    assert!(!login.contains("evil.example"), "{login}");
 }

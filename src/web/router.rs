@@ -136,7 +136,8 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
 pub fn guard(ctx: &AppContext, req: &Request<'_>) -> Result<(), HttpError> {
     if req.principal.is_none() {
         if req.segments.first().map(String::as_str) == Some("ui") {
-            return Err(HttpError::new(303, "login required").header("Location", "/ui/login"));
+            let to = login::login_location(req);
+            return Err(HttpError::new(303, "login required").header("Location", &to));
         }
         return Err(HttpError::new(401, "login required"));
     }

@@ -161,8 +161,8 @@ pub fn render(
 }
 
 /// The sign-in page (also used by `POST /ui/login` to report a wrong password).
-pub fn login_page(error: Option<&str>, password_file: Option<String>) -> String {
-    let ctx = context! { title => "Sign in", error => error, password_file => password_file, version => crate::VERSION };
+pub fn login_page(error: Option<&str>, password_file: Option<String>, next: Option<&str>) -> String {
+    let ctx = context! { title => "Sign in", error => error, password_file => password_file, next => next, version => crate::VERSION };
     render_str("login.html", ctx).unwrap_or_else(|e| format!("bty: {}", e.detail))
 }
 
