@@ -349,6 +349,19 @@ fn deleting_asks_first_then_removes() {
     let r = post(&s, &format!("/ui/images/{image_ref}/delete"), &[("confirm", "yes")], true);
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=deleted")));
     assert_eq!(s.get("/images").json(), json!([]));
+
+    // A stored image with two machines bound: both the page and the script's dialog say so,
+    // and how much space deleting frees.
+    let r = s.send("PUT", "/images/bound.img", &[], vec![7u8; 3 << 20]);
+    let image_ref = r.json()["ref"].as_str().unwrap().to_string();
+    for m in ["52:54:00:aa:bb:05", "52:54:00:aa:bb:06"] {
+        let body = json!({"boot_mode": "ipxe-exit", "bty_image_ref": image_ref});
+        assert_eq!(s.put_json(&format!("/machines/{m}"), &body).status, 200);
+    }
+    let said = "2 machines are bound to it: they boot their local disks until you assign another image. Frees 3.0 MiB in the store.";
+    let r = post(&s, &format!("/ui/images/{image_ref}/delete"), &[], true);
+    assert!(r.text().contains(&esc(said)), "{}", r.text());
+    assert!(s.get("/ui/images").text().contains(&esc(said)), "the dialog's text");
 }
 
 #[test]
