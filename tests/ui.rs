@@ -721,3 +721,53 @@ fn sign_in_returns_to_the_page_asked_for_and_never_off_site() {
     let login = s.raw("GET", "/ui/login?next=https%3A%2F%2Fevil.example%2F", &[], Vec::new()).text();
     assert!(!login.contains("evil.example"), "{login}");
 }
+
+#[test]
+fn a_failed_fetch_says_why_in_its_event_and_can_be_retried_or_dismissed() {
+    let (_d, s) = server();
+    let src = "http://127.0.0.1:9/gone.img";
+    assert_eq!(post(&s, "/ui/images/fetch", &[("src", src), ("name", "gone.img")], true).status, 303);
+    let failed_jobs = || -> Vec<u64> {
+        let jobs = s.get("/images/jobs").json();
+        jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["status"] == "failed")
+            .map(|j| j["id"].as_u64().unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while failed_jobs().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the fetch never failed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let events = s.get("/events?kind=image.fetch.failed").json();
+    let summary = events["events"][0]["summary"].as_str().unwrap_or("").to_string();
+    assert!(summary.starts_with("fetching gone.img failed: ") && summary.len() > 27, "{summary}");
+    let page = s.get("/ui/images").text();
+    let id = failed_jobs()[0];
+    assert!(
+        page.contains(&format!("action=\"/ui/images/jobs/{id}/retry\"")),
+        "{page}"
+    );
+    // Retry: CSRF required; then the job is queued again (and fails again), the old one gone.
+    assert_eq!(post(&s, &format!("/ui/images/jobs/{id}/retry"), &[], false).status, 403);
+    let r = post(&s, &format!("/ui/images/jobs/{id}/retry"), &[], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=fetch")));
+    assert_eq!(count_events(&s, "image.fetch.requested"), 2, "the retry is audited as a request");
+    while failed_jobs().iter().all(|j| *j == id) {
+        assert!(std::time::Instant::now() < deadline, "the retry never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!failed_jobs().contains(&id), "the retried job left the list");
+    // Dismiss: gone from the list, audited; a second dismiss finds nothing.
+    let id = failed_jobs()[0];
+    let r = post(&s, &format!("/ui/images/jobs/{id}/dismiss"), &[], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=dismissed")));
+    assert!(failed_jobs().is_empty());
+    assert_eq!(count_events(&s, "image.fetch.dismissed"), 1);
+    let r = post(&s, &format!("/ui/images/jobs/{id}/dismiss"), &[], true);
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("&#x2f;ui&#x2f;images") || r.text().contains("/ui/images"), "{}", r.text());
+}

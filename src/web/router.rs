@@ -104,6 +104,9 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Post, ["ui", "machines", mac, "delete"]) => page(ctx, req, || ui::machine::delete(ctx, req, mac)),
         (Get, ["ui", "images"]) => page(ctx, req, || ui::images::page(ctx, req)),
         (Post, ["ui", "images", "fetch"]) => page(ctx, req, || ui::images::fetch(ctx, req)),
+        (Post, ["ui", "images", "jobs", id, action @ ("retry" | "dismiss")]) => {
+            page(ctx, req, || ui::images::job(ctx, req, id, *action == "retry"))
+        }
         (Post, ["ui", "images", image_ref, "delete"]) => {
             page(ctx, req, || ui::images::delete(ctx, req, image_ref))
         }

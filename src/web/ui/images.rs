@@ -8,7 +8,7 @@
 
 use super::view::{self, Page};
 use crate::db::ImageKind;
-use crate::web::context::AppContext;
+use crate::web::context::{event, AppContext};
 use crate::web::handlers::images::{delete as delete_image, insert_remote, start_fetch, RemoteEntry};
 use crate::web::handlers::SMALL_JSON;
 use crate::web::jobs::JobStatus;
@@ -95,6 +95,28 @@ pub fn fetch(ctx: &AppContext, req: &Request<'_>) -> Reply {
         }
         Err(e) => Err(e),
     }
+}
+
+/// `POST /ui/images/jobs/{id}/retry` (`retry`) or `/dismiss`: a failed fetch job is queued
+/// again under the same name, or removed from the list; both audited.
+pub fn job(ctx: &AppContext, req: &Request<'_>, id: &str, retry: bool) -> Reply {
+    let job = id.parse().ok().and_then(|id| ctx.jobs.failed(id)).ok_or_else(|| {
+        HttpError::not_found("No failed fetch job with that id; the Images page lists the jobs: /ui/images")
+    })?;
+    if retry {
+        // Queued first: a retry refused (the name is taken meanwhile) keeps the failed job shown.
+        start_fetch(ctx, req, &job.src, Some(job.name.clone()))?;
+    } else {
+        let e = event(
+            "image.fetch.dismissed",
+            ("image", &job.name),
+            "operator",
+            format!("failed fetch of {} dismissed", job.src),
+        );
+        ctx.audit(Some(req), e);
+    }
+    ctx.jobs.dismiss(job.id);
+    Ok(Response::see_other(if retry { "/ui/images?done=fetch" } else { "/ui/images?done=dismissed" }))
 }
 
 /// The confirmation for deleting `image` with `bound` machines bound to it: what the machines

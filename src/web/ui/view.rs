@@ -45,6 +45,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("revoked", "Token revoked."),
     ("backup", "Backup created."),
     ("fetch", "Fetch started; the image appears below when it completes."),
+    ("dismissed", "The failed fetch was removed from the list (the event log keeps it)."),
     ("imported", "Netboot artifacts imported; every digest matched SHA256SUMS."),
     ("remote", "Remote entry added; machines fetch it from its source."),
 ];
