@@ -747,10 +747,7 @@ fn a_failed_fetch_says_why_in_its_event_and_can_be_retried_or_dismissed() {
     assert!(summary.starts_with("fetching gone.img failed: ") && summary.len() > 27, "{summary}");
     let page = s.get("/ui/images").text();
     let id = failed_jobs()[0];
-    assert!(
-        page.contains(&format!("action=\"/ui/images/jobs/{id}/retry\"")),
-        "{page}"
-    );
+    assert!(page.contains(&format!("action=\"/ui/images/jobs/{id}/retry\"")), "{page}");
     // Retry: CSRF required; then the job is queued again (and fails again), the old one gone.
     assert_eq!(post(&s, &format!("/ui/images/jobs/{id}/retry"), &[], false).status, 403);
     let r = post(&s, &format!("/ui/images/jobs/{id}/retry"), &[], true);

@@ -275,6 +275,14 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
             ));
         }
     }
+    // The store keeps one copy of any bytes, as an upload does; the operator binds the entry
+    // that holds them.
+    let images = ctx.db.images().map_err(|e| e.to_string())?;
+    if let Some(same) =
+        images.iter().find(|i| i.kind == ImageKind::Stored && i.sha256.as_deref() == Some(&partial.sha256))
+    {
+        return Err(format!("the same bytes are stored as {:?}; nothing was added", same.name));
+    }
     let (format, vsize) =
         probe(partial.path(), &job.name).map_err(|e| format!("not a supported image: {e}"))?;
     let row = ImageRow {
