@@ -768,3 +768,17 @@ fn a_failed_fetch_says_why_in_its_event_and_can_be_retried_or_dismissed() {
     assert_eq!(r.status, 404);
     assert!(r.text().contains("&#x2f;ui&#x2f;images") || r.text().contains("/ui/images"), "{}", r.text());
 }
+
+#[test]
+fn not_found_pages_link_to_where_the_thing_is_made() {
+    let (_d, s) = server();
+    for (path, href, text) in [
+        ("/ui/machines/52:54:00:aa:bb:99", "/ui/machines", "Add a machine by MAC on the Machines page"),
+        ("/ui/images/nope/delete", "/ui/images", "Upload or add an image on the Images page"),
+    ] {
+        let r = if path.ends_with("/delete") { post(&s, path, &[], true) } else { s.get(path) };
+        assert_eq!(r.status, 404, "{path}");
+        let want = format!("<a href=\"{}\" id=\"made-on\">{}</a>", esc(href), text);
+        assert!(r.text().contains(&want), "{path}: {}", r.text());
+    }
+}

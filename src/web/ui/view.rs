@@ -181,6 +181,16 @@ pub fn confirm(
     render(ctx, req, 200, "confirm.html", page, data)
 }
 
+/// For a 404 under `/ui/SECTION/…`: the page where such a thing is made or listed, so a dead
+/// link leads somewhere useful.
+const MADE_ON: &[(&str, &str, &str)] = &[
+    ("machines", "/ui/machines", "Add a machine by MAC on the Machines page"),
+    ("images", "/ui/images", "Upload or add an image on the Images page"),
+    ("account", "/ui/account", "Create API tokens on the Account page"),
+    ("backups", "/ui/backups", "Make a backup on the Backups page"),
+    ("events", "/ui/events", "Browse the events"),
+];
+
 /// Turns a page handler's error into a readable HTML page with the same status (redirects and
 /// their `Location` pass through untouched).
 pub fn html(ctx: &AppContext, req: &Request<'_>, reply: Reply) -> Reply {
@@ -198,8 +208,13 @@ pub fn html(ctx: &AppContext, req: &Request<'_>, reply: Reply) -> Reply {
         _ => "Something went wrong",
     };
     let page = Page { title, nav: "", intro: "" };
-    let data =
-        serde_json::json!({ "status": err.status, "message": message, "signed_in": req.principal.is_some() });
+    let made_on = match (err.status, req.segments.get(1)) {
+        (404, Some(section)) => {
+            MADE_ON.iter().find(|(s, _, _)| s == section).map(|(_, href, text)| (href, text))
+        }
+        _ => None,
+    };
+    let data = serde_json::json!({ "status": err.status, "message": message, "signed_in": req.principal.is_some(), "made_on": made_on });
     let mut resp = match render(ctx, req, err.status, "error.html", page, data) {
         Ok(r) => r,
         Err(e) => {
