@@ -86,6 +86,7 @@ const KEYS: &[(&str, &str, Kind, &str)] = &[
     ("tuning", "events_keep_max", Kind::Int, "1000000"),
     ("tuning", "max_connections", Kind::Int, "16"),
     ("tuning", "max_upload_bytes", Kind::Int, "214748364800"),
+    ("ui", "stall_seconds", Kind::Int, "120"),
 ];
 
 /// What to read, decided by the applet from its flags and environment.

@@ -79,7 +79,8 @@ fn every_page_renders_for_an_operator_and_redirects_to_login_otherwise() {
         assert!(html.contains("class=\"intro\""), "{path} has no intro line");
         assert!(html.contains("all times are UTC"), "{path}");
         let anon = s.raw("GET", path, &[], Vec::new());
-        assert_eq!((anon.status, anon.header("location")), (303, Some("/ui/login")), "{path}");
+        let back = format!("/ui/login?next={}", enc(path).replace("%3A", ":"));
+        assert_eq!((anon.status, anon.header("location")), (303, Some(back.as_str())), "{path}");
     }
     let r = s.get("/ui");
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/dashboard")));
@@ -250,8 +251,11 @@ fn events_pivot_and_acknowledge_one_or_many() {
 
 #[test]
 fn changing_the_password_replaces_the_generated_one() {
-    let (_d, mut s) = server();
+    let (d, mut s) = server();
     let old = s.password();
+    let file = d.path().join("state/admin-password");
+    assert!(file.exists());
+    assert!(s.get("/ui/account").text().contains("not set here"));
     let r = post(
         &s,
         "/ui/account/password",
@@ -288,7 +292,17 @@ fn changing_the_password_replaces_the_generated_one() {
     assert_eq!(s.raw("POST", "/ui/login", &ct, form("correct horse")).status, 303);
     let login = s.raw("GET", "/ui/login", &[], Vec::new()).text();
     assert!(!login.contains("admin-password"), "no first-start hint once a password is set");
-    assert!(s.get("/ui/account").text().contains("set on this page"));
+    let account = s.get("/ui/account").text();
+    assert!(account.contains("set on this page"));
+    assert!(account.contains("id=\"password-state\">set</span>"), "{account}");
+    assert!(account.contains("was removed when the password was changed here"), "{account}");
+    assert!(!file.exists(), "the stale generated password file is removed");
+    // A restart does not generate a new one.
+    s.terminate();
+    let mut s = WebServer::start_in(&d.path().join("state"), &[]);
+    assert!(!file.exists(), "a restart wrote {}", file.display());
+    let form = |pw: &str| format!("password={}", enc(pw)).into_bytes();
+    assert_eq!(s.raw("POST", "/ui/login", &ct, form("correct horse")).status, 303);
     s.cookie = None;
 }
 
@@ -335,6 +349,19 @@ fn deleting_asks_first_then_removes() {
     let r = post(&s, &format!("/ui/images/{image_ref}/delete"), &[("confirm", "yes")], true);
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=deleted")));
     assert_eq!(s.get("/images").json(), json!([]));
+
+    // A stored image with two machines bound: both the page and the script's dialog say so,
+    // and how much space deleting frees.
+    let r = s.send("PUT", "/images/bound.img", &[], vec![7u8; 3 << 20]);
+    let image_ref = r.json()["ref"].as_str().unwrap().to_string();
+    for m in ["52:54:00:aa:bb:05", "52:54:00:aa:bb:06"] {
+        let body = json!({"boot_mode": "ipxe-exit", "bty_image_ref": image_ref});
+        assert_eq!(s.put_json(&format!("/machines/{m}"), &body).status, 200);
+    }
+    let said = "2 machines are bound to it: they boot their local disks until you assign another image. Frees 3.0 MiB in the store.";
+    let r = post(&s, &format!("/ui/images/{image_ref}/delete"), &[], true);
+    assert!(r.text().contains(&esc(said)), "{}", r.text());
+    assert!(s.get("/ui/images").text().contains(&esc(said)), "the dialog's text");
 }
 
 #[test]
@@ -655,4 +682,133 @@ fn the_reflash_by_delta_setting_is_edited_on_the_machine_page_without_javascript
     assert_eq!(s.get(&format!("/machines/{mac}")).json()["delta"], false, "a refused form saves nothing");
     let r = post(&s, &format!("/ui/machines/{mac}"), &form("off"), false);
     assert_eq!(r.status, 403, "the CSRF token is required");
+}
+
+#[test]
+fn a_flash_whose_bytes_stop_moving_shows_stalled_with_its_phase_and_a_moving_one_its_rate() {
+    let (_d, s) = server();
+    let mac = "52:54:00:aa:cc:07";
+    flashing_machine(&s, mac);
+    // The threshold is a setting ([ui] stall_seconds); one second keeps the test short.
+    assert_eq!(post(&s, "/ui/settings", &[("ui.stall_seconds", "1")], true).status, 303);
+    let progress = |bytes: u64| {
+        let p = json!({"bytes_written": bytes, "total_bytes": 8u64 << 20, "phase": "write"});
+        assert_eq!(s.post_json(&format!("/pxe/{mac}/progress"), &p).status, 204);
+    };
+    progress(1 << 20);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    progress(2 << 20);
+    // Moving: the machine page shows a rate and the time left, not a stall.
+    let page = s.get(&format!("/ui/machines/{mac}")).text();
+    assert!(page.contains("/s · ") && page.contains(" left"), "no rate or ETA: {page}");
+    assert!(!page.contains("data-stalled"), "{page}");
+    // Then nothing moves (the agent keeps posting the same count): stalled, in its phase, on
+    // the page and in the list.
+    let stalled = || {
+        progress(2 << 20);
+        let page = s.get(&format!("/ui/machines/{mac}")).text();
+        let list = s.get("/ui/machines?filter=flashing").text();
+        page.contains("stalled in write")
+            && page.contains("data-stalled")
+            && list.contains("stalled in write")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !stalled() {
+        assert!(std::time::Instant::now() < deadline, "never shown as stalled");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // Bytes moving again clear it.
+    progress(3 << 20);
+    assert!(!s.get(&format!("/ui/machines/{mac}")).text().contains("stalled in write"));
+}
+
+#[test]
+fn sign_in_returns_to_the_page_asked_for_and_never_off_site() {
+    let (_d, s) = server();
+    let r = s.raw("GET", "/ui/machines?filter=failed&q=rack%201", &[], Vec::new());
+    let to = r.header("location").unwrap_or("").to_string();
+    assert_eq!(
+        (r.status, to.as_str()),
+        (303, "/ui/login?next=%2Fui%2Fmachines%3Ffilter%3Dfailed%26q%3Drack%25201")
+    );
+    let login = s.raw("GET", &to, &[], Vec::new()).text();
+    assert!(
+        login.contains("name=\"next\" value=\"&#x2f;ui&#x2f;machines?filter=failed&amp;q=rack%201\""),
+        "{login}"
+    );
+    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+    let sign_in = |next: &str| {
+        let body = format!("password={}&next={}", enc(&s.password()), enc(next));
+        let r = s.raw("POST", "/ui/login", &ct, body.into_bytes());
+        assert_eq!(r.status, 303, "{}", r.text());
+        r.header("location").unwrap_or("").to_string()
+    };
+    assert_eq!(sign_in("/ui/machines?filter=failed&q=rack%201"), "/ui/machines?filter=failed&q=rack%201");
+    for off_site in ["https://evil.example/ui/", "//evil.example/ui", "/\\evil.example", "/uix"] {
+        assert_eq!(sign_in(off_site), "/ui", "{off_site}");
+    }
+    // The sign-in page never offers a foreign `next` either.
+    let login = s.raw("GET", "/ui/login?next=https%3A%2F%2Fevil.example%2F", &[], Vec::new()).text();
+    assert!(!login.contains("evil.example"), "{login}");
+}
+
+#[test]
+fn a_failed_fetch_says_why_in_its_event_and_can_be_retried_or_dismissed() {
+    let (_d, s) = server();
+    let src = "http://127.0.0.1:9/gone.img";
+    assert_eq!(post(&s, "/ui/images/fetch", &[("src", src), ("name", "gone.img")], true).status, 303);
+    let failed_jobs = || -> Vec<u64> {
+        let jobs = s.get("/images/jobs").json();
+        jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["status"] == "failed")
+            .map(|j| j["id"].as_u64().unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while failed_jobs().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the fetch never failed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let events = s.get("/events?kind=image.fetch.failed").json();
+    let summary = events["events"][0]["summary"].as_str().unwrap_or("").to_string();
+    assert!(summary.starts_with("fetching gone.img failed: ") && summary.len() > 27, "{summary}");
+    let page = s.get("/ui/images").text();
+    let id = failed_jobs()[0];
+    assert!(page.contains(&format!("action=\"/ui/images/jobs/{id}/retry\"")), "{page}");
+    // Retry: CSRF required; then the job is queued again (and fails again), the old one gone.
+    assert_eq!(post(&s, &format!("/ui/images/jobs/{id}/retry"), &[], false).status, 403);
+    let r = post(&s, &format!("/ui/images/jobs/{id}/retry"), &[], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=fetch")));
+    assert_eq!(count_events(&s, "image.fetch.requested"), 2, "the retry is audited as a request");
+    while failed_jobs().iter().all(|j| *j == id) {
+        assert!(std::time::Instant::now() < deadline, "the retry never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!failed_jobs().contains(&id), "the retried job left the list");
+    // Dismiss: gone from the list, audited; a second dismiss finds nothing.
+    let id = failed_jobs()[0];
+    let r = post(&s, &format!("/ui/images/jobs/{id}/dismiss"), &[], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/images?done=dismissed")));
+    assert!(failed_jobs().is_empty());
+    assert_eq!(count_events(&s, "image.fetch.dismissed"), 1);
+    let r = post(&s, &format!("/ui/images/jobs/{id}/dismiss"), &[], true);
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("&#x2f;ui&#x2f;images") || r.text().contains("/ui/images"), "{}", r.text());
+}
+
+#[test]
+fn not_found_pages_link_to_where_the_thing_is_made() {
+    let (_d, s) = server();
+    for (path, href, text) in [
+        ("/ui/machines/52:54:00:aa:bb:99", "/ui/machines", "Add a machine by MAC on the Machines page"),
+        ("/ui/images/nope/delete", "/ui/images", "Upload or add an image on the Images page"),
+    ] {
+        let r = if path.ends_with("/delete") { post(&s, path, &[], true) } else { s.get(path) };
+        assert_eq!(r.status, 404, "{path}");
+        let want = format!("<a href=\"{}\" id=\"made-on\">{}</a>", esc(href), text);
+        assert!(r.text().contains(&want), "{path}: {}", r.text());
+    }
 }

@@ -358,3 +358,89 @@ fn browser_readiness_names_a_missing_loader_until_an_import_and_activity_arrives
     let imported = s.get("/events?kind=netboot.artifact.imported").json();
     assert_eq!(imported["events"][0]["details"]["files"].as_array().map(Vec::len), Some(5));
 }
+
+#[test]
+fn browser_shows_rate_and_then_a_stall_live_on_the_open_machine_page() {
+    if !webdriver::available() {
+        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+        return;
+    }
+    let dir = scratch();
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[("BTY_UI_STALL_SECONDS", "2")]);
+    s.login();
+    assert_eq!(s.put_json(&format!("/machines/{MAC}"), &json!({"boot_mode": "ipxe-exit"})).status, 200);
+    let b = Browser::start(1280, 900);
+    sign_in(&b, &s);
+    b.goto(&s.url(&format!("/ui/machines/{MAC}")));
+    b.wait_until("the live stream", Duration::from_secs(10), |b| {
+        b.js("return !document.getElementById('live').hidden;", json!([])) == json!(true)
+    });
+    // A mark a reload would wipe.
+    b.js("window.btyKept = 1;", json!([]));
+    let progress = |bytes: u64| {
+        let p = json!({"bytes_written": bytes, "total_bytes": 8u64 << 20, "phase": "download"});
+        assert_eq!(s.post_json(&format!("/pxe/{MAC}/progress"), &p).status, 204);
+    };
+    progress(1 << 20);
+    std::thread::sleep(Duration::from_millis(1100));
+    progress(2 << 20);
+    b.wait_until("the rate and time left", Duration::from_secs(10), |b| {
+        let t = b.body_text();
+        t.contains("/s · ") && t.contains(" left")
+    });
+    // No further posts at all (the agent hung): the stall reaches the page through SSE.
+    b.wait_until("the stall, without a reload", Duration::from_secs(60), |b| {
+        b.body_text().contains("stalled in download")
+    });
+    assert!(b.body_text().contains("Stalled: no bytes written for"), "{}", b.body_text());
+    assert_eq!(b.js("return window.btyKept;", json!([])), json!(1), "the page was not reloaded");
+}
+
+/// WCAG relative luminance of a CSS `rgb(r, g, b)` colour.
+fn luminance(css: &str) -> f64 {
+    let nums: Vec<f64> = css
+        .trim_start_matches("rgba(")
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .take(3)
+        .map(|n| n.trim().parse::<f64>().unwrap_or_else(|_| panic!("not a colour: {css}")) / 255.0)
+        .collect();
+    let lin = |c: f64| if c <= 0.03928 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) };
+    0.2126 * lin(nums[0]) + 0.7152 * lin(nums[1]) + 0.0722 * lin(nums[2])
+}
+
+#[test]
+fn keyboard_focus_is_visible_at_three_to_one_and_the_first_tab_offers_skip_to_content() {
+    if !webdriver::available() {
+        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+        return;
+    }
+    let dir = scratch();
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[]);
+    s.login();
+    let b = Browser::start(1280, 900);
+    sign_in(&b, &s);
+    b.goto(&s.url("/ui/machines"));
+    // The first element in tab order is the skip link, and it leads to the content.
+    let first = b.js("return document.querySelector('a[href], button, input').outerHTML;", json!([]));
+    assert!(first.as_str().unwrap_or("").contains("Skip to content"), "{first}");
+    assert_eq!(b.js("return !!document.getElementById('content');", json!([])), json!(true));
+    // Ring against what is behind it, for a link in the dark header and a field on a panel.
+    for (el, behind) in [(".nav a", ".top"), ("#q, input[type=search], main input", ".panel, main")] {
+        let got = b.js(
+            &format!(
+                "var e = document.querySelector('{el}'); e.focus({{focusVisible: true}});
+                 var s = getComputedStyle(e);
+                 return [s.outlineStyle, s.outlineWidth, s.outlineColor, getComputedStyle(e.closest('{behind}')).backgroundColor];"
+            ),
+            json!([]),
+        );
+        let [style, width, ring, bg] = [0, 1, 2, 3].map(|i| got[i].as_str().unwrap_or("").to_string());
+        assert_eq!(style, "solid", "{el}: {got}");
+        assert!(width != "0px", "{el}: {got}");
+        let (a, b2) = (luminance(&ring), luminance(&bg));
+        let ratio = (a.max(b2) + 0.05) / (a.min(b2) + 0.05);
+        assert!(ratio >= 3.0, "{el}: focus ring {ring} on {bg} is {ratio:.2}:1");
+    }
+}

@@ -256,6 +256,26 @@ fn fetch_jobs_store_a_url_under_its_provenance_ref() {
     }
     assert_eq!(status, "failed");
     assert_eq!(s.get("/events?kind=image.fetch.failed").json()["events"].as_array().unwrap().len(), 1);
+    // The same bytes under another URL are deduplicated as an upload is: refused, naming the
+    // entry that holds them, nothing added.
+    assert_eq!(s.send("PUT", "/boot/seed-copy.img", &[], bytes.clone()).status, 200);
+    let copy = format!("{}/boot/seed-copy.img", s.base);
+    assert_eq!(s.post_json("/images", &json!({ "src": copy })).status, 202);
+    let mut job = json!(null);
+    for _ in 0..200 {
+        job = s.get("/images/jobs").json()["jobs"][2].clone();
+        if job["status"] == "failed" || job["status"] == "done" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["error"].as_str().unwrap_or("").contains("the same bytes are stored as \"seed.img\""),
+        "{job}"
+    );
+    assert_eq!(s.raw("GET", "/images", &[], vec![]).json().as_array().map(Vec::len), Some(1));
+    assert!(!dir.path().join("state/images/seed-copy.img").exists(), "no second copy left in the store");
 }
 
 #[test]

@@ -62,6 +62,23 @@ fn unix_now() -> i64 {
 /// or generated one, so an operator can change it without editing files.
 pub const PASSWORD_SETTING: &str = "admin.password_hash";
 
+/// Where the first start wrote the generated admin password, when none is configured.
+pub fn generated_password_file(config: &crate::config::Config) -> Option<std::path::PathBuf> {
+    config.admin_password.is_empty().then(|| config.paths.state_dir.join("admin-password"))
+}
+
+/// Removes the generated password file once a password set on the account page replaced it: a
+/// stale copy of a secret that no longer opens anything only misleads (and leaks nothing
+/// useful, but an operator reading it would try it). Whether a file was removed.
+pub fn remove_stale_password_file(config: &crate::config::Config) -> Result<bool> {
+    let Some(path) = generated_password_file(config) else { return Ok(false) };
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("removing the stale {}", path.display())),
+    }
+}
+
 /// PBKDF2 iterations for a stored password (slow enough to make a stolen database expensive to
 /// brute-force, fast enough for one login).
 const PBKDF2_ROUNDS: u32 = 60_000;

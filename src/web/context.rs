@@ -7,13 +7,13 @@
 
 use super::auth::random_hex;
 use super::jobs::Jobs;
+use super::progress::LiveProgress;
 use super::request::Request;
 use super::sse::Bus;
 use super::tally::{Tally, Throttle};
 use crate::config::{Config, Limits};
 use crate::db::{Db, NewEvent};
 use crate::error::{Context, Error, Result};
-use crate::wire::Progress;
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -30,15 +30,6 @@ static UNRECORDED_LOG: Throttle = Throttle::new(std::time::Duration::from_secs(6
 
 /// Most concurrent SSE streams.
 pub const MAX_SSE_SUBSCRIBERS: usize = 64;
-
-/// Live progress of a flash, as last posted, with when it was posted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveProgress {
-    /// The last post.
-    pub progress: Progress,
-    /// When it arrived (stored timestamp format).
-    pub at: String,
-}
 
 /// Shared state of one bty-web instance.
 pub struct AppContext {
@@ -81,7 +72,16 @@ impl AppContext {
             "" => read_or_create_secret(&paths.state_dir.join("session-secret"), || random_hex(32))?,
             s => s.to_string(),
         };
+        let replaced = db.setting(super::auth::PASSWORD_SETTING)?.is_some();
         let admin_password = match config.admin_password.as_str() {
+            // A password set on the account page rules: no file is generated (or kept from a
+            // change made before files were removed), and the fallback opens nothing.
+            "" if replaced => {
+                if super::auth::remove_stale_password_file(&config)? {
+                    crate::log_info!("removed the stale generated admin-password file");
+                }
+                random_hex(32)?
+            }
             "" => {
                 let path = paths.state_dir.join("admin-password");
                 let existed = path.exists();

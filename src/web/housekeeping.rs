@@ -1,7 +1,7 @@
 //! The background thread that keeps state bounded: prunes events past the configured
 //! retention (newest N, D days, and `[limits] events_max_rows`) and expired sessions, once at
 //! start and then hourly, and writes the tally of repeated events (`tally.rs`) every
-//! [`FLUSH_EVERY`].
+//! [`FLUSH_EVERY`], and tells open pages when a flash stalls (`progress::announce_stalls`).
 
 use super::context::AppContext;
 use super::tally::FLUSH_EVERY;
@@ -24,6 +24,7 @@ pub fn start(ctx: Arc<AppContext>) -> std::thread::JoinHandle<()> {
                 flush_tally(&ctx);
                 flushed = Instant::now();
             }
+            super::progress::announce_stalls(&ctx);
             std::thread::sleep(Duration::from_millis(200));
         }
     })

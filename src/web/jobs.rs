@@ -130,6 +130,19 @@ impl Jobs {
         });
     }
 
+    /// The job `id` if it failed (only a failed job can be retried or dismissed).
+    pub fn failed(&self, id: u64) -> Option<Job> {
+        self.get(id).filter(|j| j.status == JobStatus::Failed)
+    }
+
+    /// Removes the failed job `id` from the list; whether it was there.
+    pub fn dismiss(&self, id: u64) -> bool {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let before = table.len();
+        table.retain(|j| !(j.id == id && j.status == JobStatus::Failed));
+        table.len() < before
+    }
+
     fn update(&self, id: u64, f: impl FnOnce(&mut Job)) {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(job) = table.iter_mut().find(|j| j.id == id) {
@@ -173,7 +186,10 @@ fn report_interrupted(ctx: &AppContext) {
 }
 
 fn fetch_failed(ctx: &AppContext, src: &str, name: &str, error: &str) {
-    let mut e = event("image.fetch.failed", ("image", name), "system", format!("fetching {name} failed"));
+    // The reason in the summary: the events page and the dashboard show summaries, not details.
+    let why: String = error.chars().take(300).collect();
+    let mut e =
+        event("image.fetch.failed", ("image", name), "system", format!("fetching {name} failed: {why}"));
     e.details = Some(serde_json::json!({ "src": src, "error": error }));
     ctx.audit(None, e);
 }
@@ -258,6 +274,14 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
                 partial.sha256
             ));
         }
+    }
+    // The store keeps one copy of any bytes, as an upload does; the operator binds the entry
+    // that holds them.
+    let images = ctx.db.images().map_err(|e| e.to_string())?;
+    if let Some(same) =
+        images.iter().find(|i| i.kind == ImageKind::Stored && i.sha256.as_deref() == Some(&partial.sha256))
+    {
+        return Err(format!("the same bytes are stored as {:?}; nothing was added", same.name));
     }
     let (format, vsize) =
         probe(partial.path(), &job.name).map_err(|e| format!("not a supported image: {e}"))?;

@@ -19,6 +19,7 @@ pub mod handlers;
 mod housekeeping;
 pub mod jobs;
 pub mod probe;
+pub mod progress;
 pub mod proxy_dhcp;
 pub mod request;
 pub mod response;

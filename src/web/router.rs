@@ -104,6 +104,9 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
         (Post, ["ui", "machines", mac, "delete"]) => page(ctx, req, || ui::machine::delete(ctx, req, mac)),
         (Get, ["ui", "images"]) => page(ctx, req, || ui::images::page(ctx, req)),
         (Post, ["ui", "images", "fetch"]) => page(ctx, req, || ui::images::fetch(ctx, req)),
+        (Post, ["ui", "images", "jobs", id, action @ ("retry" | "dismiss")]) => {
+            page(ctx, req, || ui::images::job(ctx, req, id, *action == "retry"))
+        }
         (Post, ["ui", "images", image_ref, "delete"]) => {
             page(ctx, req, || ui::images::delete(ctx, req, image_ref))
         }
@@ -136,7 +139,8 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
 pub fn guard(ctx: &AppContext, req: &Request<'_>) -> Result<(), HttpError> {
     if req.principal.is_none() {
         if req.segments.first().map(String::as_str) == Some("ui") {
-            return Err(HttpError::new(303, "login required").header("Location", "/ui/login"));
+            let to = login::login_location(req);
+            return Err(HttpError::new(303, "login required").header("Location", &to));
         }
         return Err(HttpError::new(401, "login required"));
     }

@@ -63,6 +63,13 @@ pub const EDITABLE: &[Editable] = &[
         min: 0,
         max: 100_000_000,
     },
+    Editable {
+        section: "ui",
+        key: "stall_seconds",
+        help: "A flash whose written bytes have not moved for this many seconds shows as stalled.",
+        min: 1,
+        max: 86_400,
+    },
 ];
 
 /// A setting's effective value and where it came from.

@@ -10,7 +10,7 @@
 use super::{notify_machine, parse_mac, SMALL_JSON};
 use crate::db::{Contact, DiscoveryCaps, MachineRecord, StatusReport};
 use crate::plan::{boot_state, decide, plan_for, plan_kind, Decision, ImageTarget, MachineState, Phase};
-use crate::web::context::{event, AppContext, LiveProgress};
+use crate::web::context::{event, AppContext};
 use crate::web::request::Request;
 use crate::web::response::{HttpError, Reply, Response};
 use crate::web::templates::{self, ScriptVars};
@@ -328,11 +328,11 @@ pub fn progress(ctx: &AppContext, req: &Request<'_>, raw: &str) -> Reply {
     if rec.phase == Phase::Done {
         return Ok(Response::no_content());
     }
-    ctx.bus.publish(
-        "progress",
-        &serde_json::json!({ "mac": mac, "bytes_written": p.bytes_written, "total_bytes": p.total_bytes, "phase": p.phase }),
-    );
-    let live = LiveProgress { progress: p, at: crate::db::now() };
-    ctx.progress.lock().unwrap_or_else(|p| p.into_inner()).insert(mac, live);
+    let mut msg = serde_json::json!({ "mac": mac, "bytes_written": p.bytes_written, "total_bytes": p.total_bytes, "phase": p.phase });
+    let shown = crate::web::progress::record(ctx, &mac, p);
+    msg["rate"] = shown.rate.into();
+    msg["eta_seconds"] = shown.eta_seconds.into();
+    msg["stalled"] = shown.stalled.into();
+    ctx.bus.publish("progress", &msg);
     Ok(Response::no_content())
 }

@@ -51,15 +51,24 @@
     if (el) pollTimer = setInterval(refresh, parseInt(el.getAttribute("data-poll"), 10) || 2000);
   }
 
+  // Seconds as the server's duration filter writes them.
+  function duration(s) {
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + s % 60 + " s";
+    return Math.floor(s / 3600) + " h " + Math.floor(s % 3600 / 60) + " min";
+  }
+
   var flashing = {};
-  // Live progress: patch the state in place (it changes every second while flashing).
+  // Live progress: patch the state in place (it changes every second while flashing). A stall
+  // without posts arrives as a "machine" message and re-renders from the server.
   function onProgress(p) {
     var pct = p.total_bytes ? Math.min(100, Math.floor(p.bytes_written * 100 / p.total_bytes)) : null;
-    var label = pct == null ? "flashing" : "flashing " + pct + "%";
+    var label = p.stalled ? "stalled" + (p.phase ? " in " + p.phase : "") : pct == null ? "flashing" : "flashing " + pct + "%";
+    var speed = p.rate && !p.stalled ? " · " + human(p.rate) + "/s" + (p.eta_seconds != null ? " · " + duration(p.eta_seconds) + " left" : "") : "";
     document.querySelectorAll('[data-mac="' + p.mac + '"]').forEach(function (scope) {
       scope.querySelectorAll("[data-state]").forEach(function (s) {
         s.textContent = label;
-        s.className = "pill busy";
+        s.className = p.stalled ? "pill wait" : "pill busy";
       });
       var cell = scope.querySelector("td.state");
       if (cell && pct != null) {
@@ -72,7 +81,9 @@
         var b = box.querySelector("[data-bar]");
         if (b && pct != null) b.value = pct;
         var t = box.querySelector("[data-progress-text]");
-        if (t) t.textContent = human(p.bytes_written) + (p.total_bytes ? " of " + human(p.total_bytes) : "") + (p.phase ? " · " + p.phase : "");
+        if (t) t.textContent = human(p.bytes_written) + (p.total_bytes ? " of " + human(p.total_bytes) : "") + (p.phase ? " · " + p.phase : "") + speed;
+        var stalled = box.parentNode.querySelector("[data-stalled]");
+        if (stalled && !p.stalled) stalled.remove();
       }
     });
     // The dashboard counts change when a machine starts flashing, not with every percent.

@@ -2,7 +2,7 @@
 //!
 //! A new password is stored as a PBKDF2 hash in the database settings
 //! ([`auth::PASSWORD_SETTING`]) and from then on overrides the configured or generated one; the
-//! generated `admin-password` file is left alone but no longer opens a session. A change ends
+//! generated `admin-password` file is removed (it no longer opens a session) and the page says so. A change ends
 //! every other session and, when the operator ticks the box, revokes every API token. A new API token
 //! is shown exactly once, on the page that created it.
 
@@ -33,12 +33,21 @@ fn render(
     } else {
         "from the configuration ([admin] password)"
     };
+    // Said on the page: a stale file would otherwise look like the way in.
+    let file_note = match auth::generated_password_file(&ctx.config) {
+        Some(path) if overridden && !path.exists() => Some(format!(
+            "The password generated at first start ({}) was removed when the password was changed here.",
+            path.display()
+        )),
+        Some(path) if !overridden => Some(format!("It is in {} (mode 0600).", path.display())),
+        _ => None,
+    };
     let page = Page {
         title: "Account",
         nav: "account",
         intro: "The admin password for this browser UI, and API tokens for scripts (Authorization: Bearer).",
     };
-    let data = serde_json::json!({ "tokens": toks, "errors": errors, "new_token": new_token, "source": source, "min_password": MIN_PASSWORD });
+    let data = serde_json::json!({ "tokens": toks, "errors": errors, "new_token": new_token, "source": source, "set": overridden, "file_note": file_note, "min_password": MIN_PASSWORD });
     view::render(ctx, req, status, "account.html", page, data)
 }
 
@@ -74,9 +83,11 @@ pub fn password(ctx: &AppContext, req: &Request<'_>) -> Reply {
     let sessions_ended = ctx.db.delete_other_sessions(keep)?;
     let revoke = !super::field(&form, "revoke_tokens").is_empty();
     let tokens_revoked = if revoke { ctx.db.delete_all_tokens()? } else { 0 };
+    let file_removed = auth::remove_stale_password_file(&ctx.config)?;
     let mut e = event("auth.password.changed", ("auth", "operator"), "operator", "admin password changed");
-    e.details =
-        Some(serde_json::json!({ "sessions_ended": sessions_ended, "tokens_revoked": tokens_revoked }));
+    e.details = Some(
+        serde_json::json!({ "sessions_ended": sessions_ended, "tokens_revoked": tokens_revoked, "generated_file_removed": file_removed }),
+    );
     ctx.audit(Some(req), e);
     Ok(Response::see_other(if revoke {
         "/ui/account?done=password-tokens"

@@ -8,7 +8,7 @@
 
 use super::view::{self, Page};
 use crate::db::ImageKind;
-use crate::web::context::AppContext;
+use crate::web::context::{event, AppContext};
 use crate::web::handlers::images::{delete as delete_image, insert_remote, start_fetch, RemoteEntry};
 use crate::web::handlers::SMALL_JSON;
 use crate::web::jobs::JobStatus;
@@ -39,6 +39,7 @@ fn render(
                 "ref": i.image_ref, "name": i.name, "stored": i.kind == ImageKind::Stored, "src": i.src,
                 "sha256": i.sha256, "format": i.format, "size_bytes": i.size_bytes, "virtual_size": i.virtual_size,
                 "arch": i.arch, "created_at": i.created_at, "machines": bound.get(&i.image_ref).copied().unwrap_or(0),
+                "delete_q": delete_question(&i, bound.get(&i.image_ref).copied().unwrap_or(0)),
                 "delta_ready": i.kind == ImageKind::Stored && crate::web::delta::ready(&ctx.config.paths.images_dir, &i.name),
             })
         })
@@ -96,17 +97,60 @@ pub fn fetch(ctx: &AppContext, req: &Request<'_>) -> Reply {
     }
 }
 
+/// `POST /ui/images/jobs/{id}/retry` (`retry`) or `/dismiss`: a failed fetch job is queued
+/// again under the same name, or removed from the list; both audited.
+pub fn job(ctx: &AppContext, req: &Request<'_>, id: &str, retry: bool) -> Reply {
+    let job = id.parse().ok().and_then(|id| ctx.jobs.failed(id)).ok_or_else(|| {
+        HttpError::not_found("No failed fetch job with that id; the Images page lists the jobs: /ui/images")
+    })?;
+    if retry {
+        // Queued first: a retry refused (the name is taken meanwhile) keeps the failed job shown.
+        start_fetch(ctx, req, &job.src, Some(job.name.clone()))?;
+    } else {
+        let e = event(
+            "image.fetch.dismissed",
+            ("image", &job.name),
+            "operator",
+            format!("failed fetch of {} dismissed", job.src),
+        );
+        ctx.audit(Some(req), e);
+    }
+    ctx.jobs.dismiss(job.id);
+    Ok(Response::see_other(if retry { "/ui/images?done=fetch" } else { "/ui/images?done=dismissed" }))
+}
+
+/// The confirmation for deleting `image` with `bound` machines bound to it: what the machines
+/// then do and how many bytes it frees, said the same by the page and by `bty.js`'s dialog.
+fn delete_question(image: &crate::db::ImageRow, bound: usize) -> String {
+    let machines = match bound {
+        0 => "No machine is bound to it.".to_string(),
+        1 => "1 machine is bound to it: it boots its local disk until you assign another image.".to_string(),
+        n => format!(
+            "{n} machines are bound to it: they boot their local disks until you assign another image."
+        ),
+    };
+    let freed = match (image.kind, image.size_bytes) {
+        (ImageKind::Stored, Some(n)) => format!("Frees {} in the store.", crate::disk::human_size(n)),
+        (ImageKind::Stored, None) => "Its bytes in the store are removed.".to_string(),
+        _ => "A remote entry: nothing is stored here, no space is freed.".to_string(),
+    };
+    format!("Delete image {:?}? {machines} {freed}", image.name)
+}
+
 /// `POST /ui/images/{ref}/delete`: asks first; with `confirm=yes` deletes (bytes included).
 pub fn delete(ctx: &AppContext, req: &Request<'_>, image_ref: &str) -> Reply {
-    let row = ctx.db.image(image_ref)?.ok_or_else(|| HttpError::not_found("image not found"))?;
+    let row = ctx.db.image(image_ref)?.ok_or_else(|| {
+        HttpError::not_found("No such image; the Images page lists them and adds new ones: /ui/images")
+    })?;
     let form = req.form(SMALL_JSON)?;
     if super::field(&form, "confirm") != "yes" {
-        let what =
-            if row.kind == ImageKind::Stored { "and its bytes in the store" } else { "(a remote entry)" };
-        let q = format!(
-            "Delete image {:?} {what}? Machines bound to it keep booting their disk until reassigned.",
-            row.name
-        );
+        let bound = ctx
+            .db
+            .machines()?
+            .iter()
+            .filter(|m| m.machine.bty_image_ref.as_deref() == Some(image_ref))
+            .count();
+        let q = delete_question(&row, bound);
         return view::confirm(
             ctx,
             req,

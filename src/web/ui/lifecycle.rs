@@ -3,15 +3,16 @@
 //! the cycle label the plan module derives (`pending flash`, `live env running; awaiting flash`,
 //! `flashed; booting disk`, …) or the mode's plain meaning.
 //!
+//! A flash whose bytes have not moved for `[ui] stall_seconds` reads `stalled in PHASE`
+//! until they move again or the agent reports.
+//!
 //! One function so the machines table, the machine page and the dashboard never disagree.
 
 use crate::db::MachineRecord;
 use crate::plan::{Decision, ExitReason, Offer, Purpose};
-use crate::web::context::{AppContext, LiveProgress};
+use crate::web::context::AppContext;
+use crate::web::progress::{LiveProgress, Shown};
 use crate::wire::BootMode;
-
-/// Progress older than this is no longer "flashing" (the agent died or lost the network).
-const STALE_SECS: i64 = 300;
 
 /// What the UI shows for one machine.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,14 +25,13 @@ pub struct Lifecycle {
     pub percent: Option<u8>,
     /// The agent's phase name, while flashing.
     pub phase: Option<String>,
+    /// Rate, time left and stall state, while flashing.
+    pub live: Option<Shown>,
 }
 
-/// The live progress for `mac`, if recent.
-pub fn live(ctx: &AppContext, mac: &str) -> Option<LiveProgress> {
-    let map = ctx.progress.lock().unwrap_or_else(|p| p.into_inner());
-    let p = map.get(mac)?.clone();
-    let at = crate::db::parse_ts(&p.at)?;
-    ((time::OffsetDateTime::now_utc() - at).whole_seconds() <= STALE_SECS).then_some(p)
+/// The live progress for `mac` and what to show of it (see [`crate::web::progress`]).
+pub fn live(ctx: &AppContext, mac: &str) -> Option<(LiveProgress, Shown)> {
+    crate::web::progress::live(ctx, mac)
 }
 
 /// What the machine's next PXE boot does, in the operator's words, for the decision
@@ -62,18 +62,22 @@ pub fn percent(written: u64, total: Option<u64>) -> Option<u8> {
 }
 
 /// The lifecycle of `rec` given its live progress.
-pub fn of(rec: &MachineRecord, live: Option<&LiveProgress>) -> Lifecycle {
+pub fn of(rec: &MachineRecord, live: Option<&(LiveProgress, Shown)>) -> Lifecycle {
     let m = &rec.machine;
-    if let Some(l) = live {
+    if let Some((l, shown)) = live {
         let pct = percent(l.progress.bytes_written, l.progress.total_bytes);
-        let label = match pct {
-            Some(p) => format!("flashing {p}%"),
-            None => "flashing".to_string(),
-        };
         let phase = Some(l.progress.phase.clone()).filter(|p| !p.is_empty());
-        return Lifecycle { label, tone: "busy", percent: pct, phase };
+        // A stall names the phase it stopped in: "stalled in write" tells download from disk.
+        let (label, tone) = match (shown.stalled, pct, &phase) {
+            (true, _, Some(ph)) => (format!("stalled in {ph}"), "wait"),
+            (true, _, None) => ("stalled".to_string(), "wait"),
+            (false, Some(p), _) => (format!("flashing {p}%"), "busy"),
+            (false, None, _) => ("flashing".to_string(), "busy"),
+        };
+        return Lifecycle { label, tone, percent: pct, phase, live: Some(shown.clone()) };
     }
-    let plain = |label: &str, tone| Lifecycle { label: label.into(), tone, percent: None, phase: None };
+    let plain =
+        |label: &str, tone| Lifecycle { label: label.into(), tone, percent: None, phase: None, live: None };
     if rec.failed_now() {
         return plain("failed", "bad");
     }

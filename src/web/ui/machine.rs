@@ -245,7 +245,7 @@ fn render(
         nav: "machines",
         intro: "What this machine is, what it reported, and what it boots next. Saving a new image, mode or disk starts a new boot cycle.",
     };
-    let data = serde_json::json!({ "m": m, "life": life, "progress": live.map(|l| l.progress), "hw": hw, "disks": disks, "has_lshw": rec.has_lshw, "image_name": image_name, "verified": verified, "images": image_opts, "form": form, "errors": errors, "events": events, "modes": modes, "next": next, "failed_now": failed_now, "failure_event": failure_event, "can_reflash": can_reflash });
+    let data = serde_json::json!({ "m": m, "life": life, "progress": live.map(|(l, _)| l.progress), "hw": hw, "disks": disks, "has_lshw": rec.has_lshw, "image_name": image_name, "verified": verified, "images": image_opts, "form": form, "errors": errors, "events": events, "modes": modes, "next": next, "failed_now": failed_now, "failure_event": failure_event, "can_reflash": can_reflash });
     view::render(ctx, req, status, "machine.html", page, data)
 }
 

@@ -109,7 +109,7 @@ fn matches(r: &Row, q: &ListQuery) -> bool {
     let filter_ok = match q.filter.as_str() {
         "unassigned" => r.discovered,
         "assigned" => r.image_ref.is_some(),
-        "flashing" => r.life.label.starts_with("flashing"),
+        "flashing" => r.life.live.is_some(),
         "failed" => r.life.tone == "bad",
         _ => true,
     };

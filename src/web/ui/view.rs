@@ -1,5 +1,5 @@
 //! Renders the `/ui` pages: the template environment (HTML autoescaped by file extension), the
-//! filters pages use (`ts`, `bytes`, `short`), the frame every page shares (title, navigation,
+//! filters pages use (`ts`, `bytes`, `duration`, `short`), the frame every page shares (title, navigation,
 //! the "what this page is for" line, CSRF token, notices) and the readable error page.
 //!
 //! This is the only file under `ui/` that knows minijinja. Values reach templates as data and
@@ -45,6 +45,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("revoked", "Token revoked."),
     ("backup", "Backup created."),
     ("fetch", "Fetch started; the image appears below when it completes."),
+    ("dismissed", "The failed fetch was removed from the list (the event log keeps it)."),
     ("imported", "Netboot artifacts imported; every digest matched SHA256SUMS."),
     ("remote", "Remote entry added; machines fetch it from its source."),
 ];
@@ -66,6 +67,7 @@ fn env() -> &'static Environment<'static> {
         env.add_filter("ts", ts);
         env.add_filter("bytes", bytes);
         env.add_filter("urlencode", |s: String| encode_component(&s));
+        env.add_filter("duration", duration);
         env.add_filter("short", |s: String| s.chars().take(12).collect::<String>());
         env
     })
@@ -97,6 +99,15 @@ pub fn encode_component(s: &str) -> String {
     const KEPT: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':');
     percent_encoding::utf8_percent_encode(s, KEPT).to_string()
+}
+
+/// Seconds as an operator reads a wait: `45 s`, `3 min 20 s`, `2 h 5 min`.
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
+        s => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
 }
 
 fn bytes(n: Option<u64>) -> String {
@@ -151,8 +162,8 @@ pub fn render(
 }
 
 /// The sign-in page (also used by `POST /ui/login` to report a wrong password).
-pub fn login_page(error: Option<&str>, password_file: Option<String>) -> String {
-    let ctx = context! { title => "Sign in", error => error, password_file => password_file, version => crate::VERSION };
+pub fn login_page(error: Option<&str>, password_file: Option<String>, next: Option<&str>) -> String {
+    let ctx = context! { title => "Sign in", error => error, password_file => password_file, next => next, version => crate::VERSION };
     render_str("login.html", ctx).unwrap_or_else(|e| format!("bty: {}", e.detail))
 }
 
@@ -169,6 +180,16 @@ pub fn confirm(
     let data = serde_json::json!({ "question": question, "action": action, "back": back });
     render(ctx, req, 200, "confirm.html", page, data)
 }
+
+/// For a 404 under `/ui/SECTION/…`: the page where such a thing is made or listed, so a dead
+/// link leads somewhere useful.
+const MADE_ON: &[(&str, &str, &str)] = &[
+    ("machines", "/ui/machines", "Add a machine by MAC on the Machines page"),
+    ("images", "/ui/images", "Upload or add an image on the Images page"),
+    ("account", "/ui/account", "Create API tokens on the Account page"),
+    ("backups", "/ui/backups", "Make a backup on the Backups page"),
+    ("events", "/ui/events", "Browse the events"),
+];
 
 /// Turns a page handler's error into a readable HTML page with the same status (redirects and
 /// their `Location` pass through untouched).
@@ -187,8 +208,13 @@ pub fn html(ctx: &AppContext, req: &Request<'_>, reply: Reply) -> Reply {
         _ => "Something went wrong",
     };
     let page = Page { title, nav: "", intro: "" };
-    let data =
-        serde_json::json!({ "status": err.status, "message": message, "signed_in": req.principal.is_some() });
+    let made_on = match (err.status, req.segments.get(1)) {
+        (404, Some(section)) => {
+            MADE_ON.iter().find(|(s, _, _)| s == section).map(|(_, href, text)| (href, text))
+        }
+        _ => None,
+    };
+    let data = serde_json::json!({ "status": err.status, "message": message, "signed_in": req.principal.is_some(), "made_on": made_on });
     let mut resp = match render(ctx, req, err.status, "error.html", page, data) {
         Ok(r) => r,
         Err(e) => {
@@ -219,5 +245,6 @@ mod tests {
         assert_eq!(ts(None), "—");
         assert_eq!(bytes(Some(512)), "512 B");
         assert_eq!(bytes(Some(3 << 30)), "3.0 GiB");
+        assert_eq!([duration(45), duration(200), duration(7500)], ["45 s", "3 min 20 s", "2 h 5 min"]);
     }
 }
