@@ -422,6 +422,57 @@ fn the_netboot_page_fills_the_dhcp_snippets_with_this_hosts_address() {
     assert!(html.contains("present") && html.contains("6923dd1bc046"), "{html}");
 }
 
+/// The files of the boot stick's FAT partition (it starts at 1 MiB).
+fn stick_file(img: &[u8], path: &str) -> Vec<u8> {
+    use std::io::Read;
+    let part = std::io::Cursor::new(img[1 << 20..].to_vec());
+    let fs = fatfs::FileSystem::new(part, fatfs::FsOptions::new()).expect("the stick holds a FAT");
+    let mut out = Vec::new();
+    fs.root_dir().open_file(path).expect(path).read_to_end(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn the_netboot_page_offers_a_boot_stick_that_chains_this_server() {
+    let (_d, s) = server();
+    // Without the loader: the page says what is missing, the link answers a readable 404.
+    let html = s.get("/ui/netboot").text();
+    assert!(html.contains("The boot stick needs") && !html.contains("boot-stick-download"), "{html}");
+    let r = s.get("/ui/netboot/bty-boot-stick.img");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("ipxe-stick.efi is not in the boot directory"), "{}", r.text());
+
+    let loader = b"MZ stand-in for iPXE".repeat(1000);
+    std::fs::write(s.state.join("boot/ipxe-stick.efi"), &loader).unwrap();
+    let html = s.get("/ui/netboot?host=192.0.2.7").text();
+    assert!(
+        html.contains("id=\"boot-stick-download\" href=\"/ui/netboot/bty-boot-stick.img?host=192.0.2.7\""),
+        "{html}"
+    );
+    let r = s.get("/ui/netboot/bty-boot-stick.img?host=192.0.2.7");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("content-disposition").is_some_and(|v| v.contains("bty-boot-stick.img")));
+    assert_eq!(&r.body[510..512], &[0x55, 0xAA]);
+    assert_eq!(stick_file(&r.body, "EFI/BOOT/BOOTX64.EFI"), loader);
+    let port = s.addr.rsplit_once(':').unwrap().1;
+    let script = String::from_utf8(stick_file(&r.body, "autoexec.ipxe")).unwrap();
+    assert!(
+        script.contains(&format!("dhcp && chain http://192.0.2.7:{port}/pxe-bootstrap.ipxe")),
+        "{script}"
+    );
+
+    // The Host header is the client's: one that is not a plain host[:port] gets no stick.
+    let cookie = s.cookie.clone().unwrap();
+    let r =
+        s.raw("GET", "/ui/netboot/bty-boot-stick.img", &[("Host", "h:1:2"), ("Cookie", &cookie)], Vec::new());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not a plain host[:port]"), "{}", r.text());
+    // A host picked with ?host= must be an address (or the page's own name), never free text.
+    let r = s.get("/ui/netboot/bty-boot-stick.img?host=evil.example");
+    let script = String::from_utf8(stick_file(&r.body, "autoexec.ipxe")).unwrap();
+    assert!(!script.contains("evil") && script.contains(&format!("chain http://{}/", s.addr)), "{script}");
+}
+
 #[test]
 fn static_assets_have_etags_and_fit_the_budget() {
     let (_d, s) = server();

@@ -20,8 +20,10 @@ chroot "$r" useradd --system --home-dir /var/lib/bty --no-create-home --shell /u
 install -d -m 0700 "$r/var/lib/bty"
 install -d -m 0755 "$r/var/lib/bty/boot" "$r/var/lib/bty/proxy-dhcp"
 if [ -n "${NETBOOT:-}" ]; then
-    # Netboot ready out of the box: the first PXE client needs no upload.
-    for f in "$NETBOOT"/bty-netboot-* "$NETBOOT"/undionly.kpxe "$NETBOOT"/ipxe.efi "$NETBOOT"/snponly.efi; do
+    # Netboot ready out of the box: the first PXE client needs no upload, and the Netboot
+    # page offers the boot stick (ipxe-stick.efi).
+    for f in "$NETBOOT"/bty-netboot-* "$NETBOOT"/undionly.kpxe "$NETBOOT"/ipxe.efi "$NETBOOT"/snponly.efi \
+             "$NETBOOT"/ipxe-stick.efi; do
         [ -e "$f" ] || { echo "customize: $f is missing; run 'make netboot' first" >&2; exit 1; }
         install -m 0644 "$f" "$r/var/lib/bty/boot/"
     done

@@ -9,6 +9,7 @@
 pub mod artifacts;
 pub mod auth;
 pub mod backups;
+pub mod boot_stick;
 pub mod context;
 pub mod csrf;
 pub mod delta;

@@ -111,6 +111,9 @@ fn route(ctx: &AppContext, req: &Request<'_>) -> Reply {
             page(ctx, req, || ui::images::delete(ctx, req, image_ref))
         }
         (Get, ["ui", "netboot"]) => page(ctx, req, || ui::netboot::page(ctx, req)),
+        (Get, ["ui", "netboot", "bty-boot-stick.img"]) => {
+            page(ctx, req, || ui::netboot::boot_stick(ctx, req))
+        }
         (Post, ["ui", "netboot", "import"]) => page(ctx, req, || ui::netboot::import(ctx, req)),
         (Get, ["ui", "events"]) => page(ctx, req, || ui::events::page(ctx, req)),
         (Post, ["ui", "events", "ack"]) => page(ctx, req, || ui::events::ack(ctx, req)),

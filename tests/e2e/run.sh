@@ -14,6 +14,9 @@
 #         OVMF moves on to the disk, whose EFI/BOOT/BOOTX64.EFI prints BTY-DISK-BOOTED.
 #   fail  the plan names a serial no disk has: the agent reports `failed` with that reason,
 #         the disk stays blank, and the console falls back to a rescue shell.
+#   stick the Netboot page's boot stick (bty-boot-stick.img), downloaded by its link and booted
+#         under OVMF as a USB disk, NIC without PXE ROM: iPXE runs its autoexec.ipxe, DHCP,
+#         chains /pxe-bootstrap.ipxe and reaches /pxe/{mac}. Needs NETBOOT/ipxe-stick.efi.
 # Per-job reflash (under REFLASH_FW only, default bios; one extra boot): after the flashed disk
 # booted, the machine is re-armed ("flash again") and boots the agent once more; the disk
 # already holds the image, so the agent goes by the chunk index bty-web keeps. Asserted from
@@ -35,7 +38,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 BTY=${BTY:-$root/target/x86_64-unknown-linux-musl/release/bty}
 NETBOOT=${NETBOOT:-$root/out/netboot}
-MODES=${MODES:-bios uefi fail}
+MODES=${MODES:-bios uefi fail stick}
 KEEP=${KEEP:-0}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-300}
 IMAGE_MIB=${IMAGE_MIB:-32}     # test image size; tests/bench/netboot.sh uses 1024
@@ -128,7 +131,7 @@ api() { # METHOD PATH [curl args...]
     nsx curl -sS -f -b "$work/cookies" -H "X-CSRF-Token: $csrf" -X "$m" "$@" "$WEB$p"
 }
 
-for f in bty-netboot-x86_64.vmlinuz bty-netboot-x86_64.initrd undionly.kpxe snponly.efi ipxe.efi; do
+for f in bty-netboot-x86_64.vmlinuz bty-netboot-x86_64.initrd undionly.kpxe snponly.efi ipxe.efi ipxe-stick.efi; do
     [ -e "$NETBOOT/$f" ] || continue
     api PUT "/boot/$f" -T "$NETBOOT/$f" -H 'Content-Type: application/octet-stream' > /dev/null
 done
@@ -312,11 +315,45 @@ fail_scenario() {
     echo "e2e: PASS fail: absent serial reported as failed with the reason; disk untouched"
 }
 
+# The boot stick from the Netboot page: downloaded by its link, booted under OVMF as a USB disk
+# with no PXE ROM and no network boot option; it must reach /pxe/{mac} on its own.
+stick_scenario() {
+    local name=stick mac=52:54:00:e2:e0:04 pid t=0 href log="$work/stick.serial.log.com1"
+    [ -e "$NETBOOT/ipxe-stick.efi" ] || die "stick: $NETBOOT/ipxe-stick.efi is missing; run 'make netboot'"
+    href=$(nsx curl -sS -f -b "$work/cookies" "$WEB/ui/netboot?host=$HOST" \
+        | sed -n 's/.*id="boot-stick-download" href="\([^"]*\)".*/\1/p' | sed 's/&amp;/\&/g')
+    [ -n "$href" ] || die "stick: the Netboot page offers no boot stick download"
+    nsx curl -sS -f -b "$work/cookies" -o "$work/stick.img" "$WEB$href"
+    cp /usr/share/OVMF/OVMF_VARS_4M.fd "$work/stick.vars.fd"
+    : > "$log"
+    ip netns exec "$NS" qemu-system-x86_64 -accel tcg -m 512 -smp 1 -display none -no-reboot -M q35 \
+        -serial "file:$log" -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+        -drive "if=pflash,format=raw,unit=1,file=$work/stick.vars.fd" \
+        -device qemu-xhci -drive "file=$work/stick.img,format=raw,if=none,id=s0" -device usb-storage,drive=s0,bootindex=1 \
+        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=" \
+        < /dev/null > "$work/stick.qemu.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    while [ $t -lt $((BOOT_TIMEOUT * 5)) ] && ! grep -q "GET /pxe/${mac//:/-}\"" "$work/web.log"; do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2; t=$((t + 1))
+    done
+    stop_qemu "$pid"
+    grep -q "GET /pxe/${mac//:/-}\"" "$work/web.log" \
+        || { tr -d '\033' < "$log" | tail -20; tail -10 "$work/web.log"; die "stick: bty-web never saw /pxe/$mac"; }
+    expect_in_order "$log" "autoexec.ipxe... ok" "bty boot stick: dhcp, then chain $WEB/pxe-bootstrap.ipxe" \
+        || die "stick: the stick's script did not run"
+    expect_in_order "$work/web.log" "GET /pxe-bootstrap.ipxe" "GET /pxe/${mac//:/-}\"" \
+        || die "stick: bty-web access log out of order"
+    echo "e2e: PASS stick: the downloaded boot stick chained bty-web's bootstrap and reached /pxe/$mac (no PXE ROM)"
+}
+
 for mode in $MODES; do
     case $mode in
         bios) flash_scenario bios bios 52:54:00:e2:e0:01 ;;
         uefi) flash_scenario uefi uefi 52:54:00:e2:e0:02 ;;
         fail) fail_scenario ;;
+        stick) stick_scenario ;;
         *) die "unknown mode $mode" ;;
     esac
 done

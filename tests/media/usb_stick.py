@@ -20,6 +20,9 @@ Boots (each firmware once for the stick, plus the cheap ones that check the resu
          bty.auto=test-disk.img and two non-removable disks: refused with the reason on the
          console, both disks still blank.
   disk-uefi, disk-bios   the flashed disks boot alone and print BTY-DISK-BOOTED.
+         Then, on the VM's keyboard (QEMU monitor `sendkey`): Alt+F2 to tty2's rescue shell,
+         which copies tty1's screen (/dev/vcs1) to the serial console: tty1 offered the wizard
+         and says it runs on ttyS0.
 Figures printed (not asserted): power-on to the first wizard screen under OVMF, split into
 firmware + boot menu / kernel / init to prompt / Enter to the image list.
 
@@ -50,12 +53,15 @@ def check(ok, what):
 class Vm:
     """One QEMU with its serial console on stdin/stdout; the text seen so far, escapes removed."""
 
-    def __init__(self, name, args):
+    def __init__(self, name, args, monitor=False):
         self.name = name
         self.log = open(os.path.join(WORK, name + ".log"), "wb")
         self.start = time.time()
+        # The monitor (a Unix socket) types on the VM's keyboard: tty1 and tty2 have no serial.
+        self.monitor = os.path.join(WORK, name + ".monitor") if monitor else None
+        mon = f"unix:{self.monitor},server=on,wait=off" if monitor else "none"
         self.proc = subprocess.Popen(
-            ["qemu-system-x86_64", "-m", "1024", "-display", "none", "-monitor", "none",
+            ["qemu-system-x86_64", "-m", "1024", "-display", "none", "-monitor", mon,
              "-serial", "stdio", "-no-reboot", "-net", "none"] + args,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.raw = b""
@@ -117,6 +123,16 @@ class Vm:
             self.send(k)
             time.sleep(0.4)
 
+    def type_on_screen(self, *keys):
+        """Sends QEMU `sendkey` names (e.g. "alt-f2", "c", "spc", "ret") to the VM's keyboard."""
+        import socket
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(self.monitor)
+            for k in keys:
+                sock.sendall(f"sendkey {k}\n".encode())
+                time.sleep(0.15)
+            time.sleep(0.5)
+
     def wait_exit(self, timeout=TIMEOUT):
         try:
             return self.proc.wait(timeout)
@@ -162,9 +178,17 @@ def is_blank(disk):
         return not any(f.read())
 
 
+# `sendkey` names for the characters of a shell command typed on the VM's keyboard.
+KEY_NAMES = {" ": "spc", "/": "slash", ">": "shift-dot", ".": "dot", "-": "minus", "\n": "ret"}
+
+
+def keys_for(text):
+    return [KEY_NAMES.get(c, f"shift-{c.lower()}" if c.isupper() else c) for c in text]
+
+
 def uefi_interactive():
     target = blank("uefi-target.img")
-    vm = Vm("uefi", ["-bios", OVMF] + STICK_ARGS + disk_args(target, "BTYTEST"))
+    vm = Vm("uefi", ["-bios", OVMF] + STICK_ARGS + disk_args(target, "BTYTEST"), monitor=True)
     try:
         t_kernel = vm.expect(r"Linux version")
         t_init = vm.expect(r"USB stick starting as PID 1")
@@ -215,6 +239,13 @@ def uefi_interactive():
         check(vm.expect(r"Flash complete", since=m, timeout=300) is not None, "uefi: the flash completes")
         check(vm.expect(r"Power off", since=m, timeout=10) is not None,
               "uefi: the done screen offers power off (and reboot, flash another)")
+        # The other consoles, through the VM's keyboard: Alt+F2 is the rescue shell; it copies
+        # tty1's screen (/dev/vcs1) to the serial console, where tty1 must have offered the
+        # wizard too and then said where it runs.
+        m = vm.mark()
+        vm.type_on_screen("alt-f2", *keys_for("cat /dev/vcs1 >/dev/ttyS0\n"))
+        check(vm.expect(r"console \(tty1\).*the wizard is running on ttyS0", since=m, timeout=60) is not None,
+              "uefi: tty1 offered the wizard and then shows it runs on ttyS0 (read by tty2's rescue shell)")
         vm.keys("4", "\r")
         check(vm.wait_exit(120) is not None, "uefi: power off ends the VM")
         check(same_bytes(target, IMAGE), "uefi: the target's bytes equal the image's")

@@ -11,7 +11,7 @@ use super::view::{self, Page};
 use crate::web::context::event;
 use crate::web::context::AppContext;
 use crate::web::request::Request;
-use crate::web::response::{Reply, Response};
+use crate::web::response::{Body, HttpError, Reply, Response};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
@@ -137,6 +137,72 @@ pub fn import(ctx: &AppContext, req: &Request<'_>) -> Reply {
     }
 }
 
+/// The address the page's snippets (and the boot stick) name for this server.
+struct Address {
+    /// The host part of the request's `Host` (or of the listen address).
+    req_name: String,
+    /// The port clients reach bty-web on.
+    port: String,
+    /// `?host=` when it is an IP address or the request's own host name, else `req_name`.
+    chosen: String,
+}
+
+fn address(ctx: &AppContext, req: &Request<'_>) -> Address {
+    let base = ctx.base_url(req);
+    let req_host = base.trim_start_matches("http://").to_string();
+    let (req_name, port) = match req_host.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => {
+            (h.to_string(), p.to_string())
+        }
+        _ => (req_host.clone(), "80".to_string()),
+    };
+    let chosen = req
+        .query("host")
+        .filter(|h| h.parse::<IpAddr>().is_ok() || *h == req_name)
+        .map(str::to_string)
+        .unwrap_or_else(|| req_name.clone());
+    Address { req_name, port, chosen }
+}
+
+/// `GET /ui/netboot/bty-boot-stick.img[?host=ADDR]`: the boot stick
+/// ([`crate::web::boot_stick`]) chaining to the address the page shows (`?host=` as the
+/// page's picker sets it). A missing loader or an address that is not a plain host[:port]
+/// is a readable error page, not a download.
+pub fn boot_stick(ctx: &AppContext, req: &Request<'_>) -> Reply {
+    use crate::web::boot_stick::{self as stick, LOADER, LOADER_MAX};
+    let Address { port, chosen, .. } = address(ctx, req);
+    // An IPv6 literal picked from `?host=` comes without brackets.
+    let host = if chosen.contains(':') && !chosen.starts_with('[') { format!("[{chosen}]") } else { chosen };
+    let authority = if port == "80" { host } else { format!("{host}:{port}") };
+    let authority = stick::authority(&authority)?.to_string();
+    let path = ctx.config.paths.boot_dir.join(LOADER);
+    let size = std::fs::metadata(&path).map(|m| m.len()).map_err(|_| {
+        HttpError::not_found(format!(
+            "{LOADER} is not in the boot directory {}: import bty-media's netboot output on this page (it stages Debian trixie's iPXE as {LOADER}) or upload that ipxe.efi as {LOADER}",
+            ctx.config.paths.boot_dir.display()
+        ))
+    })?;
+    if size > LOADER_MAX {
+        return Err(HttpError::bad_request(format!(
+            "{} is {size} bytes, more than an iPXE build ({LOADER_MAX} at most): replace it with Debian trixie's ipxe.efi",
+            path.display()
+        )));
+    }
+    let loader =
+        std::fs::read(&path).map_err(|e| HttpError::internal(format!("reading {}: {e}", path.display())))?;
+    let img = stick::build(&loader, &authority)?;
+    let mut e = event(
+        "netboot.boot_stick.downloaded",
+        ("netboot", stick::FILE_NAME),
+        "operator",
+        format!("boot stick for http://{authority}/ downloaded"),
+    );
+    e.details = Some(serde_json::json!({ "server": authority, "bytes": img.len() }));
+    ctx.audit(Some(req), e);
+    let (k, v) = crate::web::files::attachment(stick::FILE_NAME);
+    Ok(Response::new(200, Body::Bytes(img)).header("Content-Type", "application/octet-stream").header(&k, v))
+}
+
 fn render(
     ctx: &AppContext,
     req: &Request<'_>,
@@ -154,6 +220,10 @@ fn render(
             artifacts.push(artifact(&tftp_root, name, role));
         }
     }
+    let stick =
+        artifact(&paths.boot_dir, crate::web::boot_stick::LOADER, crate::web::boot_stick::LOADER_ROLE);
+    let stick_ready = stick.present;
+    artifacts.push(stick);
     let known: Vec<String> = artifacts.iter().map(|a| a.name.clone()).collect();
     if let Ok(entries) = std::fs::read_dir(&paths.boot_dir) {
         let mut extra: Vec<String> = entries
@@ -166,23 +236,11 @@ fn render(
             artifacts.push(artifact(&paths.boot_dir, &n, "other file in the boot directory"));
         }
     }
-    let base = ctx.base_url(req);
-    let req_host = base.trim_start_matches("http://").to_string();
-    let (req_name, port) = match req_host.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => {
-            (h.to_string(), p.to_string())
-        }
-        _ => (req_host.clone(), "80".to_string()),
-    };
+    let Address { req_name, port, chosen } = address(ctx, req);
     let addrs: Vec<String> = local_ipv4(&std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default())
         .into_iter()
         .map(|a| a.to_string())
         .collect();
-    let chosen = req
-        .query("host")
-        .filter(|h| h.parse::<IpAddr>().is_ok() || *h == req_name)
-        .map(str::to_string)
-        .unwrap_or_else(|| req_name.clone());
     let http = if port == "80" { format!("http://{chosen}") } else { format!("http://{chosen}:{port}") };
     let (tftp_ok, tftp_detail) = super::dashboard::tftp_status(ctx);
     let mut warnings = Vec::new();
@@ -204,7 +262,7 @@ fn render(
         nav: "netboot",
         intro: "What PXE clients fetch from this server, and how to point your DHCP server at it (bty runs no DHCP).",
     };
-    let data = serde_json::json!({ "proxy_dhcp": crate::web::proxy_dhcp::state(ctx)?, "artifacts": artifacts, "addrs": addrs, "chosen": chosen, "req_name": req_name, "http": http, "tftp_listen": ctx.config.tftp.listen.clone(), "tftp_enabled": ctx.config.tftp.enabled, "tftp_root": tftp_root.display().to_string(), "boot_dir": paths.boot_dir.display().to_string(), "kernel": nb.kernel.clone(), "initrd": nb.initrd.clone(), "tftp_ok": tftp_ok, "tftp_detail": tftp_detail, "warnings": warnings, "missing": missing, "import_src": import_src, "import_error": import_error });
+    let data = serde_json::json!({ "proxy_dhcp": crate::web::proxy_dhcp::state(ctx)?, "artifacts": artifacts, "addrs": addrs, "chosen": chosen, "req_name": req_name, "http": http, "tftp_listen": ctx.config.tftp.listen.clone(), "tftp_enabled": ctx.config.tftp.enabled, "tftp_root": tftp_root.display().to_string(), "boot_dir": paths.boot_dir.display().to_string(), "kernel": nb.kernel.clone(), "initrd": nb.initrd.clone(), "tftp_ok": tftp_ok, "tftp_detail": tftp_detail, "warnings": warnings, "missing": missing, "import_src": import_src, "import_error": import_error, "stick_ready": stick_ready, "stick_loader": crate::web::boot_stick::LOADER, "stick_name": crate::web::boot_stick::FILE_NAME });
     view::render(ctx, req, status, "netboot.html", page, data)
 }
 
