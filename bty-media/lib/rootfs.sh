@@ -87,13 +87,16 @@ mmdebstrap --variant=minbase --skip=essential/unlink --architectures="$ARCH" --m
     --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/staging/*' \
     --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/isdn/*' \
     $skip_update \
+    --dpkgopt='force-unsafe-io' \
     --setup-hook='mkdir -p "$1/var/cache/apt/archives" "$1/var/lib/apt/lists"' \
     "$@" \
+    --essential-hook="sh '$here/initrd.sh' defer \"\$1\"" \
     --setup-hook="sync-in '$cache/archives' /var/cache/apt/archives" \
     --setup-hook="sync-in '$cache/lists' /var/lib/apt/lists" \
     --customize-hook="sync-out /var/cache/apt/archives '$cache/archives'" \
     --customize-hook="sync-out /var/lib/apt/lists '$cache/lists'" \
     --customize-hook="BTY='$BTY' NETBOOT='$NETBOOT' OVERLAY='$top/rootfs-overlay' sh '$here/customize.sh' \"\$1\"" \
+    --customize-hook="sh '$here/initrd.sh' make \"\$1\"" \
     "$SUITE" "$ROOTFS" "deb $MIRROR $SUITE $COMPONENTS" "deb $MIRROR $SUITE-updates $COMPONENTS" \
     "deb ${MIRROR%/debian}/debian-security $SUITE-security $COMPONENTS"
 rm -f "$cache/archives/lock" "$cache/lists/lock"

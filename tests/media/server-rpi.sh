@@ -5,14 +5,15 @@
 #    FAT32 partition and an ext4 root; the Pi 4/5 firmware files, kernel, initrd and device
 #    trees present; config.txt and cmdline.txt right, the root by this card's PARTUUID; the
 #    aarch64 bty in the root with its applet links, the units enabled, the x86_64 netboot
-#    artifacts preinstalled, nothing unique shipped.
+#    artifacts preinstalled, nothing unique shipped; the initrd holds the root's drivers for
+#    the Pi 4 (SD card, USB disk) and for -M virt (virtio), unless the kernel has them built in.
 # 2. The root filesystem boots under qemu-system-aarch64 -M virt (TCG) with the image's own
 #    kernel, initrd and cmdline.txt root (real Pi firmware cannot be emulated): first boot grows
 #    the root to a bigger disk, systemd starts bty-web, /healthz answers through hostfwd.
 #    Prints the boot-to-healthz time (recorded, never asserted).
 #
 # Input: $1 or out/media/bty-server-rpi-arm64.img.zst. Tools: zstd, fdisk, mtools, e2fsprogs,
-# qemu-system-arm, curl.
+# cpio, qemu-system-arm, curl.
 set -euo pipefail
 zst=${1:-out/media/bty-server-rpi-arm64.img.zst}
 [ -f "$zst" ] || { echo "server-rpi test: $zst is missing (make media-server-rpi)" >&2; exit 1; }
@@ -78,9 +79,22 @@ dbg "cat /etc/apt/preferences.d/bty-backports" | grep -q 'bookworm-backports' ||
 [ "$(dbg "stat /etc/machine-id" | sed -n 's/.*Size: \([0-9]*\).*/\1/p' | head -n1)" = 0 ] || fail "machine-id is not empty"
 ok "ext4 root: aarch64 bty and links, units enabled, x86_64 netboot artifacts, no host keys"
 
-# --- 4. Boot under QEMU (TCG) -------------------------------------------------------------
+# --- 4. The initrd: made once by the build, it must carry the root's drivers for the Pi (SD
+#        card) and for -M virt (virtio), each as a module in it or built into the kernel --------
 mcopy -i "$fat" "::/$kernel" "$work/vmlinuz"
 mcopy -i "$fat" "::/$initrd" "$work/initrd"
+kver=${kernel#vmlinuz-}
+dbg "dump /boot/config-$kver $work/config" >/dev/null
+[ -s "$work/config" ] || fail "no /boot/config-$kver in the root for kernel $kernel"
+inside=$(zstd -dcq "$work/initrd" | cpio -it --quiet) || fail "$initrd is not a zstd-compressed cpio archive"
+for m in virtio_blk:VIRTIO_BLK virtio_pci:VIRTIO_PCI mmc_block:MMC_BLOCK sdhci-iproc:MMC_SDHCI_IPROC \
+    xhci-pci:USB_XHCI_PCI usb-storage:USB_STORAGE uas:USB_UAS ext4:EXT4_FS; do
+    grep -qx "CONFIG_${m#*:}=y" "$work/config" || grep -Eq "/${m%%:*}\.ko(\.[gx]z|\.zst)?\$" <<<"$inside" ||
+        fail "$initrd has no ${m%%:*} and the kernel has it not built in (CONFIG_${m#*:})"
+done
+ok "initrd $initrd: virtio (-M virt), Pi 4 SD card and USB disks, ext4"
+
+# --- 5. Boot under QEMU (TCG) -------------------------------------------------------------
 truncate -s +512M "$img"   # first boot grows the root into this
 port=""
 for _ in $(seq 50); do
