@@ -130,7 +130,7 @@ mod tests {
     use super::*;
 
     fn post(bytes: u64) -> Progress {
-        Progress { bytes_written: bytes, total_bytes: Some(1000), phase: "write".into() }
+        Progress { bytes_written: bytes, total_bytes: Some(1000), phase: "write".into(), figures: None }
     }
 
     #[test]
