@@ -182,20 +182,23 @@ impl Db {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let old = get_in(&tx, mac)?;
             let created = old.is_none();
+            // The same values for a new row and an update; a delta left out is on for a new
+            // machine and keeps the stored value for a known one.
+            let row = params![
+                mac,
+                a.bty_image_ref,
+                a.boot_mode.as_str(),
+                a.sanboot_drive,
+                a.target_disk_serial,
+                now,
+                a.delta
+            ];
             match old {
                 None => {
                     tx.execute(
                         "INSERT INTO machines (mac, bty_image_ref, boot_mode, sanboot_drive, target_disk_serial,
-                           created_at, updated_at, delta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
-                        params![
-                            mac,
-                            a.bty_image_ref,
-                            a.boot_mode.as_str(),
-                            a.sanboot_drive,
-                            a.target_disk_serial,
-                            now,
-                            a.delta.unwrap_or(true)
-                        ],
+                           created_at, updated_at, delta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, COALESCE(?7, 1))",
+                        row,
                     )?;
                 }
                 Some(old) => {
@@ -207,15 +210,7 @@ impl Db {
                     tx.execute(
                         "UPDATE machines SET bty_image_ref = ?2, boot_mode = ?3, sanboot_drive = ?4,
                            target_disk_serial = ?5, updated_at = ?6, delta = COALESCE(?7, delta) WHERE mac = ?1",
-                        params![
-                            mac,
-                            a.bty_image_ref,
-                            a.boot_mode.as_str(),
-                            a.sanboot_drive,
-                            a.target_disk_serial,
-                            now,
-                            a.delta
-                        ],
+                        row,
                     )?;
                     if new_cycle {
                         tx.execute(
