@@ -20,10 +20,25 @@ fn shots_dir() -> PathBuf {
     dir
 }
 
+/// True (with a note) when this machine has no Chromium to drive: the test then skips.
+fn no_browser() -> bool {
+    let missing = !webdriver::available();
+    if missing {
+        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+    }
+    missing
+}
+
+/// A bty-web with its state under `dir`, `env` in its environment, and a signed-in client.
+fn signed_in(dir: &std::path::Path, env: &[(&str, &str)]) -> WebServer {
+    let mut s = WebServer::start_in(&dir.join("state"), env);
+    s.login();
+    s
+}
+
 /// A server with one stored image and one inventoried machine.
 fn populated_server(dir: &std::path::Path) -> (WebServer, String) {
-    let mut s = WebServer::start_in(&dir.join("state"), &[]);
-    s.login();
+    let s = signed_in(dir, &[]);
     let mut img = vec![0u8; 1 << 20];
     img[510] = 0x55;
     img[511] = 0xaa;
@@ -54,8 +69,7 @@ fn populated_server(dir: &std::path::Path) -> (WebServer, String) {
 
 #[test]
 fn browser_signs_in_assigns_an_image_and_sees_live_progress_without_reloading() {
-    if !webdriver::available() {
-        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+    if no_browser() {
         return;
     }
     let dir = scratch();
@@ -200,13 +214,11 @@ fn flash_cycle(s: &WebServer, mac: &str, status: serde_json::Value) {
 
 #[test]
 fn browser_flashes_again_from_the_page_and_the_list_and_shows_why_a_flash_failed() {
-    if !webdriver::available() {
-        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+    if no_browser() {
         return;
     }
     let dir = scratch();
-    let mut s = WebServer::start_in(&dir.path().join("state"), &[]);
-    s.login();
+    let s = signed_in(dir.path(), &[]);
     for name in ["bty-netboot-x86_64.vmlinuz", "bty-netboot-x86_64.initrd"] {
         assert_eq!(s.send("PUT", &format!("/boot/{name}"), &[], b"x".to_vec()).status, 200);
     }
@@ -289,16 +301,14 @@ fn media_output(out: &std::path::Path) {
 
 #[test]
 fn browser_readiness_names_a_missing_loader_until_an_import_and_activity_arrives_live() {
-    if !webdriver::available() {
-        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+    if no_browser() {
         return;
     }
     let dir = scratch();
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     let env = [("BTY_TFTP_ENABLED", "true"), ("BTY_TFTP_LISTEN", listen.as_str())];
-    let mut s = WebServer::start_in(&dir.path().join("state"), &env);
-    s.login();
+    let s = signed_in(dir.path(), &env);
     for name in ["bty-netboot-x86_64.vmlinuz", "bty-netboot-x86_64.initrd", "ipxe.efi", "undionly.kpxe"] {
         assert_eq!(s.send("PUT", &format!("/boot/{name}"), &[], b"x".to_vec()).status, 200);
     }
@@ -361,13 +371,11 @@ fn browser_readiness_names_a_missing_loader_until_an_import_and_activity_arrives
 
 #[test]
 fn browser_shows_rate_and_then_a_stall_live_on_the_open_machine_page() {
-    if !webdriver::available() {
-        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+    if no_browser() {
         return;
     }
     let dir = scratch();
-    let mut s = WebServer::start_in(&dir.path().join("state"), &[("BTY_UI_STALL_SECONDS", "2")]);
-    s.login();
+    let s = signed_in(dir.path(), &[("BTY_UI_STALL_SECONDS", "2")]);
     assert_eq!(s.put_json(&format!("/machines/{MAC}"), &json!({"boot_mode": "ipxe-exit"})).status, 200);
     let b = Browser::start(1280, 900);
     sign_in(&b, &s);
@@ -412,13 +420,11 @@ fn luminance(css: &str) -> f64 {
 
 #[test]
 fn keyboard_focus_is_visible_at_three_to_one_and_the_first_tab_offers_skip_to_content() {
-    if !webdriver::available() {
-        eprintln!("skipping: chromium and chromedriver are not installed (tests/deps.sh)");
+    if no_browser() {
         return;
     }
     let dir = scratch();
-    let mut s = WebServer::start_in(&dir.path().join("state"), &[]);
-    s.login();
+    let s = signed_in(dir.path(), &[]);
     let b = Browser::start(1280, 900);
     sign_in(&b, &s);
     b.goto(&s.url("/ui/machines"));

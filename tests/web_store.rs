@@ -14,6 +14,19 @@ fn sha_hex(data: &[u8]) -> String {
     sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Fetch job `i` of `/images/jobs` once it is done or failed (or as it stands after 10 s).
+fn finished_job(s: &WebServer, i: usize) -> serde_json::Value {
+    let mut job = json!(null);
+    for _ in 0..200 {
+        job = s.get("/images/jobs").json()["jobs"][i].clone();
+        if job["status"] == "done" || job["status"] == "failed" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    job
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
@@ -221,14 +234,7 @@ fn fetch_jobs_store_a_url_under_its_provenance_ref() {
     let r = s.post_json("/images", &json!({ "src": src }));
     assert_eq!(r.status, 202, "{}", r.text());
     assert_eq!(r.json()["status"], "queued");
-    let mut job = json!(null);
-    for _ in 0..200 {
-        job = s.get("/images/jobs").json()["jobs"][0].clone();
-        if job["status"] == "done" || job["status"] == "failed" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let job = finished_job(&s, 0);
     assert_eq!(job["status"], "done", "{job}");
     let want_ref = sha_hex(src.as_bytes());
     assert_eq!(job["ref"], want_ref.as_str());
@@ -246,29 +252,14 @@ fn fetch_jobs_store_a_url_under_its_provenance_ref() {
     // A fetch that fails is visible as a failed job and a *.failed event.
     let missing = format!("{}/boot/missing.img", s.base);
     assert_eq!(s.post_json("/images", &json!({ "src": missing })).status, 202);
-    let mut status = json!(null);
-    for _ in 0..200 {
-        status = s.get("/images/jobs").json()["jobs"][1]["status"].clone();
-        if status == "failed" || status == "done" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(status, "failed");
+    assert_eq!(finished_job(&s, 1)["status"], "failed");
     assert_eq!(s.get("/events?kind=image.fetch.failed").json()["events"].as_array().unwrap().len(), 1);
     // The same bytes under another URL are deduplicated as an upload is: refused, naming the
     // entry that holds them, nothing added.
     assert_eq!(s.send("PUT", "/boot/seed-copy.img", &[], bytes.clone()).status, 200);
     let copy = format!("{}/boot/seed-copy.img", s.base);
     assert_eq!(s.post_json("/images", &json!({ "src": copy })).status, 202);
-    let mut job = json!(null);
-    for _ in 0..200 {
-        job = s.get("/images/jobs").json()["jobs"][2].clone();
-        if job["status"] == "failed" || job["status"] == "done" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let job = finished_job(&s, 2);
     assert_eq!(job["status"], "failed", "{job}");
     assert!(
         job["error"].as_str().unwrap_or("").contains("the same bytes are stored as \"seed.img\""),
