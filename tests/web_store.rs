@@ -267,6 +267,13 @@ fn fetch_jobs_store_a_url_under_its_provenance_ref() {
     );
     assert_eq!(s.raw("GET", "/images", &[], vec![]).json().as_array().map(Vec::len), Some(1));
     assert!(!dir.path().join("state/images/seed-copy.img").exists(), "no second copy left in the store");
+    // An upload of bytes a fetch stored is refused the same way (the fetched entry's ref is
+    // its URL's digest, not the bytes').
+    let r = s.send("PUT", "/images/seed-upload.img", &[], bytes.clone());
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.json()["detail"], "the same bytes are stored as \"seed.img\"");
+    assert_eq!(s.raw("GET", "/images", &[], vec![]).json().as_array().map(Vec::len), Some(1));
+    assert!(!dir.path().join("state/images/seed-upload.img").exists(), "no second copy left in the store");
 }
 
 #[test]

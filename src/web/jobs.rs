@@ -277,10 +277,7 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
     }
     // The store keeps one copy of any bytes, as an upload does; the operator binds the entry
     // that holds them.
-    let images = ctx.db.images().map_err(|e| e.to_string())?;
-    if let Some(same) =
-        images.iter().find(|i| i.kind == ImageKind::Stored && i.sha256.as_deref() == Some(&partial.sha256))
-    {
+    if let Some(same) = ctx.db.stored_image_with_sha256(&partial.sha256).map_err(|e| e.to_string())? {
         return Err(format!("the same bytes are stored as {:?}; nothing was added", same.name));
     }
     let (format, vsize) =

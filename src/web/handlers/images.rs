@@ -161,7 +161,7 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     let partial = files::receive(req, dir, name, ctx.config.tuning.max_upload_bytes, &ctx.shutdown)?;
     let (format, vsize) = probe(partial.path(), name)
         .map_err(|e| HttpError::new(422, format!("{name}: not a supported image: {e}")))?;
-    if let Some(existing) = ctx.db.image(&partial.sha256)? {
+    if let Some(existing) = ctx.db.stored_image_with_sha256(&partial.sha256)? {
         return Err(conflict(format!("the same bytes are stored as {:?}", existing.name)));
     }
     let row = ImageRow {
