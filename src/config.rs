@@ -87,6 +87,7 @@ const KEYS: &[(&str, &str, Kind, &str)] = &[
     ("tuning", "max_connections", Kind::Int, "16"),
     ("tuning", "max_upload_bytes", Kind::Int, "214748364800"),
     ("ui", "stall_seconds", Kind::Int, "120"),
+    ("ui", "time_zone", Kind::Str, "\"UTC\""),
 ];
 
 /// What to read, decided by the applet from its flags and environment.
@@ -351,6 +352,12 @@ impl Config {
                  address or network (\"127.0.0.1\", \"10.0.0.0/8\"), or \"1\" to trust whichever peer connects"
             ))
         })?;
+        let zone = s(("ui", "time_zone"));
+        if jiff::tz::TimeZone::get(&zone).is_err() {
+            return Err(Error::invalid(format!(
+                "ui.time_zone: {zone:?} is not a time zone; give an IANA name such as \"Europe/Berlin\" or \"UTC\""
+            )));
+        }
         let max_upload = n(("tuning", "max_upload_bytes"));
         let provenance = KEYS
             .iter()
@@ -603,5 +610,15 @@ mod tests {
         let mut o = opts(dir.path());
         o.env = vec![("BTY_TUNING_MAX_UPLOAD_BYTES".into(), "lots".into())];
         assert!(Config::load(&o).unwrap_err().to_string().contains("BTY_TUNING_MAX_UPLOAD_BYTES"));
+    }
+
+    #[test]
+    fn a_display_time_zone_that_is_not_a_zone_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bty.toml"), "[ui]\ntime_zone = \"Europe/Berln\"\n").unwrap();
+        let e = Config::load(&opts(dir.path())).unwrap_err().to_string();
+        assert!(e.contains("ui.time_zone: \"Europe/Berln\" is not a time zone"), "{e}");
+        std::fs::write(dir.path().join("bty.toml"), "[ui]\ntime_zone = \"Europe/Berlin\"\n").unwrap();
+        assert!(Config::load(&opts(dir.path())).is_ok());
     }
 }

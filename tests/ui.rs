@@ -77,7 +77,7 @@ fn every_page_renders_for_an_operator_and_redirects_to_login_otherwise() {
         let html = r.text();
         assert!(html.contains(marker), "{path} lacks {marker:?}");
         assert!(html.contains("class=\"intro\""), "{path} has no intro line");
-        assert!(html.contains("all times are UTC"), "{path}");
+        assert!(html.contains("times in UTC"), "{path}");
         let anon = s.raw("GET", path, &[], Vec::new());
         let back = format!("/ui/login?next={}", enc(path).replace("%3A", ":"));
         assert_eq!((anon.status, anon.header("location")), (303, Some(back.as_str())), "{path}");
@@ -703,6 +703,46 @@ fn settings_changed_in_the_browser_override_the_file_take_effect_and_are_audited
     // An empty field returns to bty.toml.
     assert_eq!(post(&s, "/ui/settings", &[("backup.keep", "")], true).status, 303);
     assert!(s.get("/ui/settings").text().contains("name=\"backup.keep\" value=\"5\""));
+}
+
+#[test]
+fn the_display_time_zone_is_a_setting_and_pages_show_times_in_it_with_utc_on_hover() {
+    let dir = scratch();
+    let mut s = WebServer::start_in(&dir.path().join("state"), &[]);
+    s.login();
+    assert!(s.get("/ui/settings").text().contains("name=\"ui.time_zone\" value=\"UTC\""));
+    // A name that is not an IANA zone is refused beside its field; nothing is stored.
+    let r = post(&s, "/ui/settings", &[("ui.time_zone", "Mars/Olympus_Mons")], true);
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("Olympus_Mons&quot; is not a time zone"), "{}", r.text());
+    // Kolkata has no daylight saving time: every date is UTC+05:30.
+    let r = post(&s, "/ui/settings", &[("ui.time_zone", "Asia/Kolkata")], true);
+    assert_eq!((r.status, r.header("location")), (303, Some("/ui/settings?done=settings")));
+    let changed = s.get("/events?kind=settings.changed").json();
+    let e = &changed["events"][0];
+    assert_eq!(e["summary"], "[ui] time_zone: UTC → Asia/Kolkata (ui)", "{changed}");
+    // The event's own time, as the API gives it (UTC, unchanged), and as the events page
+    // shows it: in the zone, with the UTC time on hover.
+    let utc = time::OffsetDateTime::parse(
+        e["ts"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .to_offset(time::UtcOffset::UTC);
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let local = utc.to_offset(time::macros::offset!(+5:30));
+    let page = s.get("/ui/events").text();
+    let want = format!("title=\"{} UTC\">{}</time>", utc.format(fmt).unwrap(), local.format(fmt).unwrap());
+    assert!(page.contains(&want), "{want} not in {page}");
+    assert!(
+        page.contains("times in Asia&#x2f;Kolkata; hover a time for UTC"),
+        "the footer names the zone: {page}"
+    );
+    // An emptied field returns to bty.toml's zone (UTC): the hover and the text agree again.
+    assert_eq!(post(&s, "/ui/settings", &[("ui.time_zone", "")], true).status, 303);
+    let page = s.get("/ui/events").text();
+    let same = utc.format(fmt).unwrap();
+    assert!(page.contains(&format!("title=\"{same} UTC\">{same}</time>")), "{page}");
 }
 
 #[test]

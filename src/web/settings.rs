@@ -1,8 +1,8 @@
 //! Settings an operator changes in the browser: a registered `[section] key` stored in the
 //! `settings` table as `section.key` overrides what `bty.toml` (or the environment) says, is
 //! shown with its source (`default`, `file`, `env`, `flag` or `ui`), and every change is
-//! audited (`settings.changed`, old and new value). Readers ask [`u64_of`] instead of
-//! `ctx.config`, so a change takes effect without a restart.
+//! audited (`settings.changed`, old and new value). Readers ask [`u64_of`] or [`time_zone`]
+//! instead of `ctx.config`, so a change takes effect without a restart.
 //!
 //! Registering a key is one row in [`EDITABLE`]; the key must also exist in `config.rs`.
 
@@ -11,7 +11,52 @@ use super::request::Request;
 use super::response::HttpError;
 use crate::config::Source;
 
-/// One browser-editable integer setting and its accepted range.
+/// What a setting accepts.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Accepts {
+    /// A whole number in `min..=max`.
+    Whole {
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
+    /// An IANA time zone name (`Europe/Berlin`, `UTC`).
+    TimeZone,
+}
+
+impl Accepts {
+    /// The text to store for `raw` (trimmed, non-empty), or why it is refused.
+    fn check(self, section: &str, key: &str, raw: &str) -> Result<String, String> {
+        match self {
+            Accepts::Whole { min, max } => {
+                let v: u64 = raw.parse().map_err(|_| format!("[{section}] {key}: {raw:?} is not a whole number"))?;
+                if v < min || v > max {
+                    return Err(format!("[{section}] {key}: {v} is outside {min}..={max}"));
+                }
+                Ok(v.to_string())
+            }
+            // Stored as the database spells it, so `asia/kolkata` shows as `Asia/Kolkata`.
+            Accepts::TimeZone => match jiff::tz::TimeZone::get(raw) {
+                Ok(tz) => Ok(tz.iana_name().unwrap_or(raw).to_string()),
+                Err(_) => Err(format!(
+                    "[{section}] {key}: {raw:?} is not a time zone; give an IANA name such as Europe/Berlin or UTC"
+                )),
+            },
+        }
+    }
+
+    /// A value as the audit event's details carry it (numbers as numbers).
+    fn json(self, value: &str) -> serde_json::Value {
+        match self {
+            Accepts::Whole { .. } => value.parse::<u64>().map_or_else(|_| value.into(), Into::into),
+            Accepts::TimeZone => value.into(),
+        }
+    }
+}
+
+/// One browser-editable setting.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Editable {
     /// `[section]`.
@@ -20,10 +65,8 @@ pub struct Editable {
     pub key: &'static str,
     /// What it does, for the form.
     pub help: &'static str,
-    /// Smallest accepted value.
-    pub min: u64,
-    /// Largest accepted value.
-    pub max: u64,
+    /// What it accepts.
+    pub accepts: Accepts,
 }
 
 /// Every key the Settings page can change.
@@ -32,43 +75,43 @@ pub const EDITABLE: &[Editable] = &[
         section: "backup",
         key: "interval_hours",
         help: "Hours between scheduled backups; 0 turns the schedule off.",
-        min: 0,
-        max: 8760,
+        accepts: Accepts::Whole { min: 0, max: 8760 },
     },
     Editable {
         section: "backup",
         key: "keep",
         help: "Backups kept; older ones are pruned. 0 keeps all.",
-        min: 0,
-        max: 100_000,
+        accepts: Accepts::Whole { min: 0, max: 100_000 },
     },
     Editable {
         section: "limits",
         key: "low_space_warn_mib",
         help: "The dashboard warns when the state directory has less free space (MiB).",
-        min: 0,
-        max: 1 << 40,
+        accepts: Accepts::Whole { min: 0, max: 1 << 40 },
     },
     Editable {
         section: "limits",
         key: "discovery_per_hour",
         help: "New machines PXE discovery accepts per hour.",
-        min: 0,
-        max: 1_000_000,
+        accepts: Accepts::Whole { min: 0, max: 1_000_000 },
     },
     Editable {
         section: "limits",
         key: "discovery_max",
         help: "Machines PXE discovery accepts in total.",
-        min: 0,
-        max: 100_000_000,
+        accepts: Accepts::Whole { min: 0, max: 100_000_000 },
     },
     Editable {
         section: "ui",
         key: "stall_seconds",
         help: "A flash whose written bytes have not moved for this many seconds shows as stalled.",
-        min: 1,
-        max: 86_400,
+        accepts: Accepts::Whole { min: 1, max: 86_400 },
+    },
+    Editable {
+        section: "ui",
+        key: "time_zone",
+        help: "The time zone pages show times in (an IANA name such as Europe/Berlin); UTC shows on hover.",
+        accepts: Accepts::TimeZone,
     },
 ];
 
@@ -79,14 +122,14 @@ pub struct Effective {
     pub section: &'static str,
     /// Key.
     pub key: &'static str,
-    /// The value in effect.
-    pub value: u64,
+    /// The value in effect, as text.
+    pub value: String,
     /// `ui`, or the config layer's kind (`default`, `file`, `env`, `flag`).
     pub source: &'static str,
     /// The config layer's own description (file path, variable name), or `settings page`.
     pub origin: String,
     /// What bty.toml (or its defaults) says, shown when the UI overrides it.
-    pub configured: u64,
+    pub configured: String,
 }
 
 fn db_key(section: &str, key: &str) -> String {
@@ -98,7 +141,7 @@ fn find(section: &str, key: &str) -> Option<&'static Editable> {
 }
 
 /// The value `bty.toml` and the environment give, and its source.
-fn configured(ctx: &AppContext, section: &str, key: &str) -> (u64, &'static str, String) {
+fn configured(ctx: &AppContext, section: &str, key: &str) -> (String, &'static str, String) {
     match ctx.config.provenance().iter().find(|s| s.section == section && s.key == key) {
         Some(s) => {
             let kind = match &s.source {
@@ -107,16 +150,22 @@ fn configured(ctx: &AppContext, section: &str, key: &str) -> (u64, &'static str,
                 Source::Env(_) => "env",
                 Source::Flag(_) => "flag",
             };
-            (s.value.parse().unwrap_or(0), kind, s.source.to_string())
+            (s.value.clone(), kind, s.source.to_string())
         }
-        None => (0, "default", "built-in default".into()),
+        None => (String::new(), "default", "built-in default".into()),
     }
 }
 
 /// The effective value of a registered setting (the UI's, else the configuration's).
 pub fn effective(ctx: &AppContext, e: &Editable) -> Effective {
     let (conf, source, origin) = configured(ctx, e.section, e.key);
-    let stored = ctx.db.setting(&db_key(e.section, e.key)).ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    // A stored value this version no longer accepts is ignored rather than shown as in effect.
+    let stored = ctx
+        .db
+        .setting(&db_key(e.section, e.key))
+        .ok()
+        .flatten()
+        .filter(|v| e.accepts.check(e.section, e.key, v).is_ok());
     match stored {
         Some(v) => Effective {
             section: e.section,
@@ -126,17 +175,34 @@ pub fn effective(ctx: &AppContext, e: &Editable) -> Effective {
             origin: "settings page".into(),
             configured: conf,
         },
-        None => Effective { section: e.section, key: e.key, value: conf, source, origin, configured: conf },
+        None => Effective {
+            section: e.section,
+            key: e.key,
+            value: conf.clone(),
+            source,
+            origin,
+            configured: conf,
+        },
     }
 }
 
-/// The value in effect for `[section] key`: a registered key through [`effective`], any other
-/// integer key as the configuration says.
-pub fn u64_of(ctx: &AppContext, section: &str, key: &str) -> u64 {
+/// The text in effect for `[section] key`: a registered key through [`effective`], any other
+/// key as the configuration says.
+fn text_of(ctx: &AppContext, section: &str, key: &str) -> String {
     match find(section, key) {
         Some(e) => effective(ctx, e).value,
         None => configured(ctx, section, key).0,
     }
+}
+
+/// The integer in effect for `[section] key` (see [`text_of`]).
+pub fn u64_of(ctx: &AppContext, section: &str, key: &str) -> u64 {
+    text_of(ctx, section, key).parse().unwrap_or(0)
+}
+
+/// The name of the time zone pages show times in (`[ui] time_zone`).
+pub fn time_zone(ctx: &AppContext) -> String {
+    text_of(ctx, "ui", "time_zone")
 }
 
 /// Sets (or with an empty `raw`, resets to the configuration) a registered setting; audited
@@ -156,22 +222,13 @@ pub fn set(
     let new = if raw.is_empty() {
         None
     } else {
-        let v: u64 = raw.parse().map_err(|_| {
-            HttpError::bad_request(format!("[{section}] {key}: {raw:?} is not a whole number"))
-        })?;
-        if v < e.min || v > e.max {
-            return Err(HttpError::bad_request(format!(
-                "[{section}] {key}: {v} is outside {}..={}",
-                e.min, e.max
-            )));
-        }
-        Some(v)
+        Some(e.accepts.check(section, key, raw).map_err(HttpError::bad_request)?)
     };
     let stored_now = before.source == "ui";
-    if new == Some(before.value) && stored_now || new.is_none() && !stored_now {
+    if new.as_ref() == Some(&before.value) && stored_now || new.is_none() && !stored_now {
         return Ok(false);
     }
-    ctx.db.set_setting(&db_key(section, key), new.map(|v| v.to_string()).as_deref())?;
+    ctx.db.set_setting(&db_key(section, key), new.as_deref())?;
     let after = effective(ctx, e);
     let mut ev = event(
         "settings.changed",
@@ -179,7 +236,8 @@ pub fn set(
         "operator",
         format!("[{section}] {key}: {} → {} ({})", before.value, after.value, after.source),
     );
-    ev.details = Some(serde_json::json!({ "old": before.value, "new": after.value, "source": after.source }));
+    let (old, new) = (e.accepts.json(&before.value), e.accepts.json(&after.value));
+    ev.details = Some(serde_json::json!({ "old": old, "new": new, "source": after.source }));
     ctx.audit(Some(req), ev);
     Ok(true)
 }
@@ -204,12 +262,16 @@ mod tests {
         assert!(set(&ctx, &req, "backup", "keep", "9").unwrap());
         assert!(!set(&ctx, &req, "backup", "keep", "9").unwrap(), "the same value changes nothing");
         let e = effective(&ctx, &EDITABLE[1]);
-        assert_eq!((e.value, e.source, e.configured), (9, "ui", 3));
+        assert_eq!((e.value.as_str(), e.source, e.configured.as_str()), ("9", "ui", "3"));
         assert!(set(&ctx, &req, "backup", "keep", "x").is_err());
         assert!(set(&ctx, &req, "backup", "interval_hours", "9000").is_err());
         assert!(set(&ctx, &req, "server", "listen", "1").is_err());
         assert!(set(&ctx, &req, "backup", "keep", "").unwrap());
         assert_eq!(u64_of(&ctx, "backup", "keep"), 3);
         assert_eq!(u64_of(&ctx, "limits", "discovery_per_hour"), 256);
+        assert_eq!(time_zone(&ctx), "UTC");
+        assert!(set(&ctx, &req, "ui", "time_zone", "Not/A_Zone").is_err());
+        assert!(set(&ctx, &req, "ui", "time_zone", "europe/berlin").unwrap());
+        assert_eq!(time_zone(&ctx), "Europe/Berlin", "stored as the database spells it");
     }
 }

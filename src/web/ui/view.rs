@@ -9,7 +9,7 @@ use crate::web::context::AppContext;
 use crate::web::csrf;
 use crate::web::request::Request;
 use crate::web::response::{HttpError, Reply, Response};
-use minijinja::{context, Environment, Value};
+use minijinja::{context, Environment, State, Value};
 use std::sync::OnceLock;
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -73,24 +73,34 @@ fn env() -> &'static Environment<'static> {
     })
 }
 
-/// A stored or API timestamp as `YYYY-MM-DD HH:MM:SS` (UTC; the layout says so once).
-pub fn ts(s: Option<String>) -> String {
-    let Some(s) = s.filter(|s| !s.is_empty()) else { return "—".into() };
-    match crate::db::parse_ts(&s) {
-        Some(t) => {
-            let t = t.to_offset(time::UtcOffset::UTC);
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        }
-        None => s,
-    }
+/// A stored or API timestamp as a `<time>` element: `YYYY-MM-DD HH:MM:SS` in the page's display
+/// time zone (`time_zone` in the frame, `[ui] time_zone`), the UTC time on hover.
+fn ts(state: &State, s: Option<String>) -> Value {
+    let zone = state.lookup("time_zone").and_then(|z| z.as_str().map(str::to_string));
+    time_element(s, zone.as_deref().unwrap_or("UTC"))
+}
+
+/// [`ts`] for a zone name; an unknown zone shows UTC.
+fn time_element(s: Option<String>, zone: &str) -> Value {
+    let Some(s) = s.filter(|s| !s.is_empty()) else { return Value::from("—") };
+    let Some(t) = crate::db::parse_ts(&s) else { return Value::from(s) };
+    let utc = t.to_offset(time::UtcOffset::UTC);
+    let utc_text = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second()
+    );
+    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let local = jiff::Timestamp::from_second(utc.unix_timestamp())
+        .map(|at| tz.to_datetime(at).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| utc_text.clone());
+    let iso = format!("{}Z", utc_text.replacen(' ', "T", 1));
+    // Digits, dashes, colons and the letters of `UTC`/ISO only: nothing to escape.
+    Value::from_safe_string(format!("<time datetime=\"{iso}\" title=\"{utc_text} UTC\">{local}</time>"))
 }
 
 /// Percent-encodes a URL query component or path segment (unreserved characters and `:` kept,
@@ -152,6 +162,7 @@ pub fn render(
         version => crate::VERSION,
         notice => notice,
         path => req.path.as_str(),
+        time_zone => crate::web::settings::time_zone(ctx),
     };
     let html = render_str(template, context! { ..data, ..frame })?;
     Ok(Response::html(status, html)
@@ -239,10 +250,17 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_utc_to_the_second_and_bytes_are_binary_units() {
-        assert_eq!(ts(Some("2026-11-23T12:18:44.050905Z".into())), "2026-11-23 12:18:44");
-        assert_eq!(ts(Some("2026-11-23T12:18:44.050905+00:00".into())), "2026-11-23 12:18:44");
-        assert_eq!(ts(None), "—");
+    fn timestamps_show_in_the_zone_to_the_second_with_utc_on_hover_and_bytes_are_binary_units() {
+        let at = |s: &str, zone| time_element(Some(s.into()), zone).to_string();
+        let utc = "<time datetime=\"2026-11-23T12:18:44Z\" title=\"2026-11-23 12:18:44 UTC\">";
+        assert_eq!(at("2026-11-23T12:18:44.050905Z", "UTC"), format!("{utc}2026-11-23 12:18:44</time>"));
+        assert_eq!(at("2026-11-23T12:18:44.050905+00:00", "UTC"), format!("{utc}2026-11-23 12:18:44</time>"));
+        // Berlin is UTC+1 in November, UTC+2 in summer.
+        assert_eq!(at("2026-11-23T12:18:44Z", "Europe/Berlin"), format!("{utc}2026-11-23 13:18:44</time>"));
+        assert!(at("2026-07-01T12:00:00Z", "Europe/Berlin").ends_with(">2026-07-01 14:00:00</time>"));
+        assert_eq!(time_element(None, "UTC").to_string(), "—");
+        // Text that is not a time is shown as it is, escaped by the template like any value.
+        assert!(!time_element(Some("<b>".into()), "UTC").is_safe());
         assert_eq!(bytes(Some(512)), "512 B");
         assert_eq!(bytes(Some(3 << 30)), "3.0 GiB");
         assert_eq!([duration(45), duration(200), duration(7500)], ["45 s", "3 min 20 s", "2 h 5 min"]);
