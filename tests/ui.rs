@@ -409,6 +409,26 @@ fn the_machine_list_searches_filters_sorts_and_pages_on_the_server() {
 }
 
 #[test]
+fn the_new_badge_clears_once_an_operator_parks_a_discovered_machine() {
+    let (_d, s) = server();
+    let mac = "52:54:00:00:04:01";
+    assert_eq!(s.get(&format!("/pxe/{mac}")).status, 200);
+    let badge = |s: &WebServer| {
+        let page = s.get("/ui/machines").text();
+        let row = page.split("<tr data-mac=").find(|r| r.contains(mac)).unwrap_or_default().to_string();
+        row.contains("badge new")
+    };
+    assert!(badge(&s), "a machine PXE discovery found is new");
+    // Parked from the machine page (boot its local disk, no image): seen, no longer new, and
+    // no longer under "unassigned".
+    let r = post(&s, &format!("/ui/machines/{mac}"), &[("boot_mode", "ipxe-exit"), ("labels", "")], true);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(s.get(&format!("/machines/{mac}")).json()["boot_mode"], "ipxe-exit");
+    assert!(!badge(&s), "a parked machine is not new");
+    assert_eq!(s.get("/ui/machines?filter=unassigned").text().matches("<tr data-mac=").count(), 0);
+}
+
+#[test]
 fn the_netboot_page_fills_the_dhcp_snippets_with_this_hosts_address() {
     let (_d, s) = server();
     let html = s.get("/ui/netboot").text();
