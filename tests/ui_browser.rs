@@ -405,6 +405,53 @@ fn browser_shows_rate_and_then_a_stall_live_on_the_open_machine_page() {
 }
 
 /// WCAG relative luminance of a CSS `rgb(r, g, b)` colour.
+#[test]
+fn browser_changes_settings_that_take_effect_are_audited_and_show_times_in_the_chosen_zone() {
+    if no_browser() {
+        return;
+    }
+    let dir = scratch();
+    let s = signed_in(dir.path(), &[]);
+    let b = Browser::start(1280, 900);
+    sign_in(&b, &s);
+    b.goto(&s.url("/ui/settings"));
+    // An operator replaces what the fields hold and saves.
+    b.js(
+        "document.getElementById('ui.time_zone').value = arguments[0]; \
+         document.getElementById('backup.keep').value = arguments[1];",
+        json!(["Asia/Kolkata", "1"]),
+    );
+    b.click("#editable button[type=submit]");
+    b.wait_until("the saved notice", Duration::from_secs(10), |b| {
+        b.url().ends_with("/ui/settings?done=settings")
+    });
+    assert!(b.body_text().contains("Settings saved"), "{}", b.body_text());
+    let audited = s.get("/events?kind=settings.changed").json();
+    let summaries: Vec<&str> =
+        audited["events"].as_array().unwrap().iter().filter_map(|e| e["summary"].as_str()).collect();
+    assert!(summaries.contains(&"[ui] time_zone: UTC → Asia/Kolkata (ui)"), "{summaries:?}");
+    assert!(summaries.contains(&"[backup] keep: 7 → 1 (ui)"), "{summaries:?}");
+    // Retention applies at once: two backups made on the page leave one.
+    for _ in 0..2 {
+        b.goto(&s.url("/ui/backups"));
+        b.click("form[action='/ui/backups'] button[type=submit]");
+        b.wait_until("the backup notice", Duration::from_secs(10), |b| b.url().contains("done=backup"));
+    }
+    assert_eq!(std::fs::read_dir(dir.path().join("state/backups")).unwrap().count(), 1);
+    // Times show in Kolkata (UTC+05:30 all year), the UTC time on hover.
+    b.goto(&s.url("/ui/events"));
+    let shown = b.js(
+        "const t = document.querySelector('main time'); return [t.innerText, t.title, document.querySelector('footer').innerText];",
+        json!([]),
+    );
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let utc_text = shown[1].as_str().unwrap().trim_end_matches(" UTC");
+    let utc = time::PrimitiveDateTime::parse(utc_text, fmt).unwrap().assume_utc();
+    let local = utc.to_offset(time::macros::offset!(+5:30)).format(fmt).unwrap();
+    assert_eq!(shown[0].as_str(), Some(local.as_str()), "{shown}");
+    assert!(shown[2].as_str().unwrap().contains("times in Asia/Kolkata"), "{shown}");
+}
+
 fn luminance(css: &str) -> f64 {
     let nums: Vec<f64> = css
         .trim_start_matches("rgba(")
