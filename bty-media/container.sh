@@ -31,6 +31,8 @@ for pair in "$BTY_AMD64=62" "$BTY_ARM64=183"; do
         { echo "container: $b is not built for its platform (ELF machine ${pair##*=} expected)" >&2; exit 1; }
 done
 [ -f "$CA" ] || { echo "container: $CA is missing; apt-get install ca-certificates" >&2; exit 1; }
+ZONEINFO=/usr/share/zoneinfo
+[ -f "$ZONEINFO/Europe/Berlin" ] || { echo "container: $ZONEINFO is missing; apt-get install tzdata" >&2; exit 1; }
 TAG=${TAG:-$("$BTY_AMD64" --version | awk '{print $2}')}
 
 mkdir -p "$OUT"
@@ -51,6 +53,9 @@ for arch in amd64 arm64; do
     ln -s bty "$r/usr/local/bin/bty-web"
     install -m 0644 "$here/../rootfs-overlay/etc/bty/bty.toml" "$r/etc/bty/bty.toml"
     install -m 0644 "$CA" "$r/etc/ssl/certs/ca-certificates.crt"
+    # The UI's display time zone (`[ui] time_zone`) is looked up here; without it only UTC works.
+    mkdir -p "$r/usr/share/zoneinfo"
+    tar -C "$ZONEINFO" --exclude=./right --exclude=./posix -cf - . | tar -C "$r/usr/share/zoneinfo" -xf -
     printf 'root:x:0:0:root:/root:/sbin/nologin\nbty:x:65532:65532:bty-web:/var/lib/bty:/sbin/nologin\n' > "$r/etc/passwd"
     printf 'root:x:0:\nbty:x:65532:\n' > "$r/etc/group"
 done

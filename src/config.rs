@@ -355,7 +355,8 @@ impl Config {
         let zone = s(("ui", "time_zone"));
         if jiff::tz::TimeZone::get(&zone).is_err() {
             return Err(Error::invalid(format!(
-                "ui.time_zone: {zone:?} is not a time zone; give an IANA name such as \"Europe/Berlin\" or \"UTC\""
+                "ui.time_zone: {zone:?} is not a time zone; give an IANA name such as \"Europe/Berlin\" or \"UTC\" \
+                 (zones come from /usr/share/zoneinfo: install tzdata if it is missing)"
             )));
         }
         let max_upload = n(("tuning", "max_upload_bytes"));

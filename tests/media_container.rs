@@ -184,6 +184,9 @@ fn the_image_goes_through_a_registry_and_its_amd64_root_runs_bty_web_as_non_root
             cmd.env(k, v);
         }
         cmd.env("BTY_SERVER_LISTEN", &listen);
+        // bty-web refuses to start with a display time zone it cannot look up: this proves the
+        // image carries the zone database (the binary has none of its own).
+        cmd.env("BTY_UI_TIME_ZONE", "Asia/Kolkata");
         cmd
     };
     let mut server = WebServer::spawn(chroot(&args), &rootfs.join("var/lib/bty"));

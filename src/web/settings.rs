@@ -31,7 +31,8 @@ impl Accepts {
     fn check(self, section: &str, key: &str, raw: &str) -> Result<String, String> {
         match self {
             Accepts::Whole { min, max } => {
-                let v: u64 = raw.parse().map_err(|_| format!("[{section}] {key}: {raw:?} is not a whole number"))?;
+                let v: u64 =
+                    raw.parse().map_err(|_| format!("[{section}] {key}: {raw:?} is not a whole number"))?;
                 if v < min || v > max {
                     return Err(format!("[{section}] {key}: {v} is outside {min}..={max}"));
                 }
@@ -40,8 +41,10 @@ impl Accepts {
             // Stored as the database spells it, so `asia/kolkata` shows as `Asia/Kolkata`.
             Accepts::TimeZone => match jiff::tz::TimeZone::get(raw) {
                 Ok(tz) => Ok(tz.iana_name().unwrap_or(raw).to_string()),
+                // Zones come from the host's tzdata: a host without it knows only UTC.
                 Err(_) => Err(format!(
-                    "[{section}] {key}: {raw:?} is not a time zone; give an IANA name such as Europe/Berlin or UTC"
+                    "[{section}] {key}: {raw:?} is not a time zone; give an IANA name such as Europe/Berlin \
+                     or UTC (zones come from /usr/share/zoneinfo: install tzdata if it is missing)"
                 )),
             },
         }
