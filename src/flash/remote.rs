@@ -4,9 +4,9 @@
 //! The pass over the target is read ahead on a thread of its own (a few chunk buffers, so
 //! memory stays bounded whatever the disk's size) and hashed on this one. What to fetch for
 //! the changed chunks (their byte ranges, or a qcow2 image's clusters) is planned by
-//! `fetch_plan.rs`; [`FETCHERS`] requests are in flight; each fetched chunk is decoded and checked against the
-//! index *before* it is written, so bytes that changed behind the index's back never land as
-//! "good". Chunks that are zero in the image are zeroed only where the target is not zero.
+//! `fetch_plan.rs`; [`FETCHERS`] requests are in flight; each fetched chunk is decoded and
+//! checked against the index *before* it is written, so bytes that changed behind the
+//! index's back never land as "good". Chunks that are zero in the image are zeroed only where the target is not zero.
 //! The first MiB is invalidated before the first change and written last, as in a plain
 //! flash. This module does not parse the index (see `index/`).
 

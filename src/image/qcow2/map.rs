@@ -127,23 +127,10 @@ mod tests {
     use super::*;
     use crate::image::mem::Mem;
 
-    /// A 64 KiB disk with 512-byte clusters (the layout `reader.rs`'s tests build): header at
-    /// 0, L1 at 512 (one L2 table at 1024), data clusters at 1536 and 2048, compressed data at
-    /// 2560.
+    /// The test image of `reader.rs` with `l2` as its first L2 entries: header at 0, L1 at
+    /// 512 (one L2 table at 1024), data clusters at 1536 and 2048, then 512 bytes from 2560.
     fn image(l2: &[u64]) -> Vec<u8> {
-        let mut f = vec![0u8; 3072];
-        f[..4].copy_from_slice(b"QFI\xfb");
-        f[4..8].copy_from_slice(&3u32.to_be_bytes());
-        f[20..24].copy_from_slice(&9u32.to_be_bytes());
-        f[24..32].copy_from_slice(&(64u64 << 10).to_be_bytes());
-        f[36..40].copy_from_slice(&2u32.to_be_bytes());
-        f[40..48].copy_from_slice(&512u64.to_be_bytes());
-        f[100..104].copy_from_slice(&112u32.to_be_bytes());
-        f[512..520].copy_from_slice(&(1024u64 | 1 << 63).to_be_bytes());
-        for (i, e) in l2.iter().enumerate() {
-            f[1024 + 8 * i..1032 + 8 * i].copy_from_slice(&e.to_be_bytes());
-        }
-        f
+        super::super::reader::tests::image(l2, &[0; 512], false)
     }
 
     const L2: [u64; 5] = [1536 | 1 << 63, 2048 | 1 << 63, super::super::table::ZERO, 0, 1 << 62 | 2600];

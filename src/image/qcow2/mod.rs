@@ -49,7 +49,7 @@ pub fn read_header(src: &dyn Source) -> Result<(Header, u64)> {
 }
 
 /// [`read_header`], reading the file through `read`.
-fn header_via(src: &dyn Source, read: &mut table::ReadTable) -> Result<(Header, u64)> {
+fn header_via(src: &dyn Source, read: &mut table::ReadExact) -> Result<(Header, u64)> {
     let name = src.describe();
     if !src.supports_random_access() {
         return Err(Error::invalid(format!(

@@ -206,7 +206,7 @@ impl<S: Deref<Target: Source>> Read for Reader<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::table::{COMPRESSED, ZERO};
     use super::*;
     use crate::image::mem::Mem;
@@ -215,8 +215,8 @@ mod tests {
 
     /// A 64 KiB disk with 512-byte clusters: header at 0, L1 at 512, one L2 table at 1024
     /// (the second L1 entry is unallocated), data clusters at 1536 and 2048, and compressed
-    /// data at 2560. `l2` gives the first L2 entries.
-    fn image(l2: &[u64], compressed: &[u8], zstd: bool) -> Vec<u8> {
+    /// data at 2560. `l2` gives the first L2 entries. (`map.rs`'s tests use it too.)
+    pub(in crate::image::qcow2) fn image(l2: &[u64], compressed: &[u8], zstd: bool) -> Vec<u8> {
         let mut f = vec![0u8; 2560];
         f[..4].copy_from_slice(b"QFI\xfb");
         f[4..8].copy_from_slice(&3u32.to_be_bytes());

@@ -17,7 +17,7 @@ pub(super) const ZERO: u64 = 1;
 const SUBCLUSTERS: u32 = 32;
 
 /// Reads exactly `buf.len()` bytes of the image file at an offset.
-pub type ReadTable<'a> = dyn FnMut(u64, &mut [u8]) -> Result<()> + 'a;
+pub type ReadExact<'a> = dyn FnMut(u64, &mut [u8]) -> Result<()> + 'a;
 
 /// Where the bytes of one granule (a cluster, or a subcluster with extended L2 entries) are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct Tables {
 
 impl Tables {
     /// Reads the L1 table of the image `name` (header `h`, `file_len` bytes) through `read`.
-    pub fn new(name: String, h: Header, file_len: u64, read: &mut ReadTable) -> Result<Tables> {
+    pub fn new(name: String, h: Header, file_len: u64, read: &mut ReadExact) -> Result<Tables> {
         let l1_bytes = h.l1_size * 8;
         if h.l1_table_offset.checked_add(l1_bytes).is_none_or(|end| end > file_len) {
             return Err(truncated(&name, "the L1 table", h.l1_table_offset, file_len));
@@ -63,7 +63,7 @@ impl Tables {
 
     /// Where granule `g` of the virtual disk is stored; an L2 table it needs is read through
     /// `read` (a table is kept until another one is needed).
-    pub fn granule(&mut self, g: u64, read: &mut ReadTable) -> Result<Granule> {
+    pub fn granule(&mut self, g: u64, read: &mut ReadExact) -> Result<Granule> {
         let sub_bits = self.h.cluster_bits - self.granule_bits;
         let cluster = g >> sub_bits;
         let (l1_index, l2_index) = (cluster / self.h.l2_entries(), cluster % self.h.l2_entries());
@@ -120,7 +120,7 @@ impl Tables {
         Ok(granule)
     }
 
-    fn load_l2(&self, at: u64, read: &mut ReadTable) -> Result<Vec<u64>> {
+    fn load_l2(&self, at: u64, read: &mut ReadExact) -> Result<Vec<u64>> {
         let size = self.h.cluster_size();
         if at % size != 0 {
             return Err(self.corrupt(format!("an L2 table offset {at} is not cluster-aligned")));
