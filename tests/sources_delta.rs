@@ -58,8 +58,8 @@ fn sh(dir: &Path, script: &str) {
     assert!(ok, "{script}");
 }
 
-/// Makes the image in `kind` ("raw", "zst" seekable, "qcow2", "qcow2c" compressed) and
-/// indexes it with `bty index`.
+/// Makes the image in `kind` ("raw", "zst" seekable, "qcow2", "qcow2c" compressed,
+/// "qcow2c-1m" compressed with 1 MiB clusters) and indexes it with `bty index`.
 fn served(kind: &str) -> Served {
     let dir = scratch();
     let raw = dir.path().join("disk.img");
@@ -90,7 +90,12 @@ fn served(kind: &str) -> Served {
             z
         }
         _ => {
-            let c = if kind == "qcow2c" { "-c" } else { "" };
+            let c = match kind {
+                "qcow2c" => "-c",
+                // Clusters larger than chunks: a chunk is part of a compressed cluster.
+                "qcow2c-1m" => "-c -o cluster_size=1M",
+                _ => "",
+            };
             sh(dir.path(), &format!("qemu-img convert -q {c} -f raw -O qcow2 disk.img stored"));
             let z = dir.path().join("stored");
             let idx = dir.path().join("stored.index");
@@ -181,7 +186,7 @@ fn round_trips(kind: &str) {
                 assert_eq!(fetched, 1, "{kind}: nothing but the probe");
                 assert_eq!(net["chunks_unchanged"], CHUNKS, "{kind}");
             }
-            (Start::Scattered(chunks), "qcow2" | "qcow2c") => {
+            (Start::Scattered(chunks), "qcow2" | "qcow2c" | "qcow2c-1m") => {
                 let fetches = Qcow2::parse(&s.stored)
                     .fetches(&chunks.iter().filter(|&&c| c != 11).copied().collect::<Vec<_>>());
                 if kind == "qcow2" {
@@ -255,6 +260,11 @@ fn qcow2_round_trips_fetch_only_changed_clusters() {
 #[test]
 fn compressed_qcow2_round_trips_fetch_only_changed_clusters() {
     round_trips("qcow2c");
+}
+
+#[test]
+fn compressed_qcow2_with_clusters_larger_than_chunks_round_trips() {
+    round_trips("qcow2c-1m");
 }
 
 #[test]
@@ -395,7 +405,7 @@ impl<'a> Qcow2<'a> {
         let mut data: Vec<std::ops::Range<u64>> = Vec::new();
         let mut compressed = 0;
         for &chunk in chunks {
-            for cluster in chunk * CS / csize..(chunk + 1) * CS / csize {
+            for cluster in chunk * CS / csize..=((chunk + 1) * CS - 1) / csize {
                 let table = self.l1[(cluster / per_table) as usize] & 0x00ff_ffff_ffff_fe00;
                 if table == 0 {
                     continue;

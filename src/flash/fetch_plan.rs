@@ -70,7 +70,10 @@ pub struct Fetches {
 impl Fetches {
     /// What one fetcher thread decodes with.
     pub fn decoder(&self) -> Decoder {
-        Decoder { clusters: self.clusters.map(|(c, size)| (Codec::new(c), vec![0u8; size as usize])) }
+        Decoder {
+            clusters: self.clusters.map(|(c, size)| (Codec::new(c), vec![0u8; size as usize])),
+            held: None,
+        }
     }
 }
 
@@ -161,6 +164,9 @@ fn add(ranges: &mut Vec<Range<u64>>, r: Range<u64>) {
 /// A fetcher thread's decoding state: qcow2 decompression contexts and a cluster buffer.
 pub struct Decoder {
     clusters: Option<(Codec, Vec<u8>)>,
+    /// Where the cluster in the buffer is stored: chunks smaller than a cluster share one,
+    /// which is then decompressed once.
+    held: Option<Range<u64>>,
 }
 
 impl Request {
@@ -200,19 +206,13 @@ impl Request {
                         let Some((codec, cluster)) = &mut decoder.clusters else {
                             return Err(Error::failed("a qcow2 cluster without a decoder"));
                         };
-                        codec.cluster(packed, cluster).map_err(|why| {
-                            Error::new(
-                                ErrorKind::Integrity,
-                                format!(
-                                    "chunk {i}: the compressed cluster at bytes {}..{} of {} does not decompress \
-                                     ({why}): the image changed behind its index (rebuild it with `bty index`); \
-                                     nothing of it was written",
-                                    stored.start,
-                                    stored.end,
-                                    source.describe()
-                                ),
-                            )
-                        })?;
+                        if decoder.held.as_ref() != Some(stored) {
+                            decoder.held = None;
+                            codec
+                                .cluster(packed, cluster)
+                                .map_err(|why| undecodable(i, stored, source, &why))?;
+                            decoder.held = Some(stored.clone());
+                        }
                         data.extend_from_slice(&cluster[*skip as usize..(*skip + *len) as usize]);
                     }
                 }
@@ -233,6 +233,20 @@ impl Request {
             .map(|(got, bytes)| &bytes[(r.start - got.start) as usize..(r.end - got.start) as usize])
             .ok_or_else(|| Error::failed(format!("stored bytes {}..{} were not fetched", r.start, r.end)))
     }
+}
+
+/// Chunk `i`'s compressed cluster at `stored` does not decompress, for reason `why`.
+fn undecodable(i: usize, stored: &Range<u64>, source: &dyn Source, why: &str) -> Error {
+    Error::new(
+        ErrorKind::Integrity,
+        format!(
+            "chunk {i}: the compressed cluster at bytes {}..{} of {} does not decompress ({why}): the image \
+             changed behind its index (rebuild it with `bty index`); nothing of it was written",
+            stored.start,
+            stored.end,
+            source.describe()
+        ),
+    )
 }
 
 #[cfg(test)]
