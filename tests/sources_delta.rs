@@ -321,6 +321,21 @@ fn changed_behind_the_index_exits_4(kind: &str) {
 }
 
 #[test]
+fn a_qcow2_whose_tables_cannot_be_read_leaves_the_target_untouched() {
+    let s = served("qcow2");
+    // The L1 entry points past the end of the file: no chunk can be found.
+    let l1_at = be64(&s.stored, 40) as usize;
+    let srv = start(&s, |r| r.body[l1_at..l1_at + 8].copy_from_slice(&(1u64 << 40 | 1 << 63).to_be_bytes()));
+    let dir = scratch();
+    let t = target(dir.path(), &Start::Scattered(&[7]));
+    let before = sha256sum(&t);
+    let out = flash(&srv.url("/img"), &t, &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("an L2 table at byte 1099511627776 lies beyond the end"), "{}", text(&out));
+    assert_eq!(sha256sum(&t), before, "nothing was written: the target still boots what it held");
+}
+
+#[test]
 fn a_truncated_or_malformed_index_is_refused() {
     let s = served("raw");
     let srv = start_server(&s);

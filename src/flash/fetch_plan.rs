@@ -68,6 +68,11 @@ pub struct Fetches {
 }
 
 impl Fetches {
+    /// How many chunks the requests fetch.
+    pub fn chunks(&self) -> usize {
+        self.requests.iter().map(|r| r.needs.len()).sum()
+    }
+
     /// What one fetcher thread decodes with.
     pub fn decoder(&self) -> Decoder {
         Decoder {

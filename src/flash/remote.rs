@@ -11,7 +11,7 @@
 //! flash. This module does not parse the index (see `index/`).
 
 use super::buffer::AlignedBuf;
-use super::fetch_plan::{self, Decoder, Request};
+use super::fetch_plan::{self, Decoder, Fetches, Request};
 use super::pipeline::{Outcome, Shared};
 use super::target::{Target, TargetReader};
 use super::writer::{Counts, HEAD};
@@ -111,6 +111,10 @@ fn run(
         Ok(())
     })?;
     if !plan.changed.is_empty() || !plan.to_zero.is_empty() {
+        // Planned before the first write: a qcow2 image whose tables cannot be read leaves the
+        // target as it was.
+        let fetches = fetch_plan::plan(source.as_ref(), index, &plan.changed, &shared.stop)?;
+        report.bytes_fetched += fetches.metadata_bytes;
         target.invalidate_head(head_len as u64)?;
         for range in &plan.to_zero {
             let body = range.start.max(head_len as u64)..range.end;
@@ -120,16 +124,7 @@ fn run(
             }
             shared.done.fetch_add(range.end - range.start, Ordering::Relaxed);
         }
-        fetch_and_write(
-            source,
-            index,
-            &plan.changed,
-            &mut target,
-            &mut head,
-            &mut counts,
-            &mut report,
-            shared,
-        )?;
+        fetch_and_write(source, index, &fetches, &mut target, &mut head, &mut counts, &mut report, shared)?;
         shared.set_phase(Phase::Flushing);
         // Everything else is on stable storage before the head makes the disk bootable again.
         target.sync()?;
@@ -231,16 +226,13 @@ fn scan(
 fn fetch_and_write(
     source: &Arc<dyn Source>,
     index: &ChunkIndex,
-    changed: &[usize],
+    fetches: &Fetches,
     target: &mut Target,
     head: &mut [u8],
     counts: &mut Counts,
     report: &mut NetworkDelta,
     shared: &Shared,
 ) -> Result<()> {
-    let fetches = fetch_plan::plan(source.as_ref(), index, changed, &shared.stop)?;
-    report.bytes_fetched += fetches.metadata_bytes;
-    let fetches = &fetches;
     let queue = Mutex::new(fetches.requests.iter().collect::<VecDeque<_>>());
     let queue = &queue;
     let (tx, rx) = mpsc::sync_channel::<Result<(usize, u64, Vec<u8>)>>(2 * FETCHERS);
@@ -266,7 +258,7 @@ fn fetch_and_write(
         drop(tx);
         let mut result = Ok(());
         let mut received = 0;
-        while received < changed.len() {
+        while received < fetches.chunks() {
             let Ok(msg) = rx.recv() else {
                 result = Err(Error::failed("a fetch thread stopped"));
                 break;
