@@ -57,6 +57,7 @@ pub fn main(shown_as: &str, argv: &[String]) -> bty::Result<i32> {
     let ranges = match idx.layout {
         Layout::Raw => "byte ranges of the raw image",
         Layout::ZstdSeekable => "byte ranges of seekable zstd frames",
+        Layout::Qcow2 => "no byte ranges: a delta flash finds chunks through the qcow2 image's own cluster tables",
         Layout::Stream => "no byte ranges: the format cannot be read at random, so a delta flash streams it (convert it with --zstd-seekable)",
     };
     let mut out = std::io::stdout().lock();

@@ -3,6 +3,7 @@
 use crate::args;
 use bty::disk::human_size;
 use bty::image::{self, Inspection, PartitionTable};
+use bty::index::Layout;
 use std::io::Write;
 
 /// Show an image's format, stored and virtual size, and the partition table inside it.
@@ -82,10 +83,10 @@ fn print_text(out: &mut dyn Write, f: &Inspection) -> std::io::Result<()> {
             "chunk index     {} chunks of {}, {}",
             i.chunks,
             human_size(u64::from(i.chunk_size)),
-            if i.delta_ready {
-                "delta-ready (chunks fetched by byte range)"
-            } else {
-                "without byte ranges (compare only)"
+            match (i.delta_ready, i.layout) {
+                (true, Layout::Qcow2) => "delta-ready (chunks fetched through the qcow2 cluster tables)",
+                (true, _) => "delta-ready (chunks fetched by byte range)",
+                (false, _) => "without byte ranges (compare only)",
             }
         )?,
         None => writeln!(out, "chunk index     none (write one with `bty index`)")?,

@@ -1,8 +1,9 @@
 //! `bty flash --delta` with a chunk index over HTTP: raw, seekable zstd (by byte range) and
-//! qcow2 (no byte ranges: compared, then streamed) onto targets that equal the image, differ in
-//! scattered chunks, are garbage, or are shorter. The target always ends byte-identical to the
-//! image, and the test server's byte counter shows exactly what was fetched. Also: a chunk
-//! changed behind the index's back exits 4, a bad index is refused, a cut connection resumes.
+//! qcow2, plain and compressed (through its cluster tables) onto targets that equal the image,
+//! differ in scattered chunks, are garbage, or are shorter. The target always ends
+//! byte-identical to the image, and the test server's byte counter shows exactly what was
+//! fetched. Also: a chunk changed behind the index's back exits 4, a bad index is refused, a
+//! cut connection resumes.
 
 mod common;
 
@@ -16,8 +17,9 @@ const CS: u64 = 256 << 10;
 /// The image: 24 chunks (6 MiB), data with a zero run of chunks 10..14.
 const CHUNKS: u64 = 24;
 
+/// Four random bits a byte: compressible, so `qemu-img convert -c` stores compressed clusters.
 fn image_bytes() -> Vec<u8> {
-    let mut bytes = noise((CS * CHUNKS) as usize, 77);
+    let mut bytes: Vec<u8> = noise((CS * CHUNKS) as usize, 77).iter().map(|b| b & 0x0f).collect();
     bytes[(10 * CS) as usize..(14 * CS) as usize].fill(0);
     bytes
 }
@@ -56,7 +58,8 @@ fn sh(dir: &Path, script: &str) {
     assert!(ok, "{script}");
 }
 
-/// Makes the image in `kind` ("raw", "zst" seekable, "qcow2") and indexes it with `bty index`.
+/// Makes the image in `kind` ("raw", "zst" seekable, "qcow2", "qcow2c" compressed,
+/// "qcow2c-1m" compressed with 1 MiB clusters) and indexes it with `bty index`.
 fn served(kind: &str) -> Served {
     let dir = scratch();
     let raw = dir.path().join("disk.img");
@@ -87,7 +90,13 @@ fn served(kind: &str) -> Served {
             z
         }
         _ => {
-            sh(dir.path(), "qemu-img convert -q -f raw -O qcow2 disk.img stored");
+            let c = match kind {
+                "qcow2c" => "-c",
+                // Clusters larger than chunks: a chunk is part of a compressed cluster.
+                "qcow2c-1m" => "-c -o cluster_size=1M",
+                _ => "",
+            };
+            sh(dir.path(), &format!("qemu-img convert -q {c} -f raw -O qcow2 disk.img stored"));
             let z = dir.path().join("stored");
             let idx = dir.path().join("stored.index");
             let out = run(&["index", z.to_str().unwrap(), "--chunk-size", &cs, "-o", idx.to_str().unwrap()]);
@@ -173,13 +182,31 @@ fn round_trips(kind: &str) {
         let fetched = srv.bytes_sent("/img");
         let net = network(&out);
         match (&start, kind) {
-            (_, "qcow2") => {
-                // No byte ranges: the image is streamed whole, and says why.
-                assert!(net.is_null(), "{kind}: {}", text(&out));
-            }
             (Start::Equal, _) => {
                 assert_eq!(fetched, 1, "{kind}: nothing but the probe");
                 assert_eq!(net["chunks_unchanged"], CHUNKS, "{kind}");
+            }
+            (Start::Scattered(chunks), "qcow2" | "qcow2c" | "qcow2c-1m") => {
+                let fetches = Qcow2::parse(&s.stored)
+                    .fetches(&chunks.iter().filter(|&&c| c != 11).copied().collect::<Vec<_>>());
+                if kind == "qcow2" {
+                    assert_eq!(
+                        fetches.data,
+                        qemu_img_map_data(&s, chunks),
+                        "the tables agree with qemu-img map"
+                    );
+                } else {
+                    assert!(fetches.compressed > 0, "qemu-img -c stored compressed clusters");
+                }
+                let want = fetches.metadata + fetches.data.iter().map(|r| r.end - r.start).sum::<u64>();
+                assert_eq!(
+                    fetched,
+                    1 + want,
+                    "{kind}: the header and tables, then the changed chunks' clusters"
+                );
+                assert_eq!(net["bytes_fetched"], want, "{kind}");
+                assert_eq!(net["chunks_fetched"], 4, "{kind}");
+                assert_eq!(net["chunks_zeroed"], 1, "{kind}: zeroed, not fetched");
             }
             (Start::Scattered(chunks), _) => {
                 let want: u64 = chunks.iter().filter(|&&c| c != 11).map(|&c| ranges[c as usize].len).sum();
@@ -226,8 +253,27 @@ fn seekable_zstd_round_trips_fetch_only_changed_frames() {
 }
 
 #[test]
-fn qcow2_round_trips_by_streaming_with_an_index_without_ranges() {
+fn qcow2_round_trips_fetch_only_changed_clusters() {
     round_trips("qcow2");
+}
+
+#[test]
+fn compressed_qcow2_round_trips_fetch_only_changed_clusters() {
+    round_trips("qcow2c");
+}
+
+#[test]
+fn compressed_qcow2_with_clusters_larger_than_chunks_round_trips() {
+    round_trips("qcow2c-1m");
+}
+
+#[test]
+fn a_qcow2_with_an_index_inspects_delta_ready() {
+    let s = served("qcow2");
+    let out = run(&["inspect", "--json", s.dir.path().join("stored").to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["chunk_index"]["layout"], "qcow2", "{}", text(&out));
+    assert_eq!(v["chunk_index"]["delta_ready"], true, "{}", text(&out));
 }
 
 #[test]
@@ -248,19 +294,45 @@ fn seekable_zstd_decodes_as_plain_zstd_and_inspects() {
 
 #[test]
 fn a_chunk_changed_behind_the_index_exits_4() {
-    let s = served("raw");
-    // The server's copy differs from the index in chunk 7; the target differs there too, so
-    // the chunk is fetched, and must be caught before it is written.
-    let srv = start(&s, |r| r.body[(7 * CS + 100) as usize] ^= 1);
+    for kind in ["raw", "qcow2", "qcow2c"] {
+        changed_behind_the_index_exits_4(kind);
+    }
+}
+
+fn changed_behind_the_index_exits_4(kind: &str) {
+    let s = served(kind);
+    // The server's copy differs from the index in chunk 7 (for qcow2, in the cluster that
+    // backs it); the target differs there too, so the chunk is fetched, and must be caught
+    // before it is written.
+    let at = match kind {
+        "raw" => 7 * CS + 100,
+        _ => Qcow2::parse(&s.stored).fetches(&[7]).data[0].start + 100,
+    };
+    let srv = start(&s, |r| r.body[at as usize] ^= 1);
     let dir = scratch();
     let t = target(dir.path(), &Start::Scattered(&[7]));
     let out = flash(&srv.url("/img"), &t, &[]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("does not match its index"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{kind}: {}", text(&out));
+    assert!(text(&out).contains("changed behind its index"), "{kind}: {}", text(&out));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"event\":\"result\""), "never reported good");
     // The first MiB was invalidated before the first change: the target does not boot as if good.
     let head = std::fs::read(&t).unwrap();
     assert!(head[..1 << 20].iter().all(|&b| b == 0), "the head is invalidated");
+}
+
+#[test]
+fn a_qcow2_whose_tables_cannot_be_read_leaves_the_target_untouched() {
+    let s = served("qcow2");
+    // The L1 entry points past the end of the file: no chunk can be found.
+    let l1_at = be64(&s.stored, 40) as usize;
+    let srv = start(&s, |r| r.body[l1_at..l1_at + 8].copy_from_slice(&(1u64 << 40 | 1 << 63).to_be_bytes()));
+    let dir = scratch();
+    let t = target(dir.path(), &Start::Scattered(&[7]));
+    let before = sha256sum(&t);
+    let out = flash(&srv.url("/img"), &t, &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("an L2 table at byte 1099511627776 lies beyond the end"), "{}", text(&out));
+    assert_eq!(sha256sum(&t), before, "nothing was written: the target still boots what it held");
 }
 
 #[test]
@@ -284,8 +356,20 @@ fn a_truncated_or_malformed_index_is_refused() {
 
 #[test]
 fn a_dropped_connection_mid_chunk_resumes() {
-    let s = served("raw");
-    let cut_at = 20 * CS + 1000;
+    for kind in ["raw", "qcow2"] {
+        dropped_connection_resumes(kind);
+    }
+}
+
+fn dropped_connection_resumes(kind: &str) {
+    let s = served(kind);
+    let (cut_at, want) = match kind {
+        "raw" => (20 * CS + 1000, CS),
+        _ => {
+            let f = Qcow2::parse(&s.stored).fetches(&[20]);
+            (f.data[0].start + 1000, f.metadata + f.data.iter().map(|r| r.end - r.start).sum::<u64>())
+        }
+    };
     let srv = start(&s, |r| {
         r.cuts = vec![cut_at];
         r.cut_bounded = true;
@@ -299,6 +383,107 @@ fn a_dropped_connection_mid_chunk_resumes() {
         .log()
         .iter()
         .any(|l| l.range.as_deref().is_some_and(|r| r.starts_with(&format!("bytes={cut_at}-"))));
-    assert!(resumed, "asked again from the cut: {:?}", srv.log());
-    assert_eq!(srv.bytes_sent("/img"), 1 + CS, "the chunk once, in two pieces");
+    assert!(resumed, "{kind}: asked again from the cut: {:?}", srv.log());
+    assert_eq!(srv.bytes_sent("/img"), 1 + want, "{kind}: the chunk once, in two pieces");
+}
+
+/// What a client must read of a qcow2 image to fetch some chunks, worked out from the file
+/// itself by the qcow2 specification (docs/interop/qcow2.txt).
+struct Qcow2<'a> {
+    file: &'a [u8],
+    cluster_bits: u32,
+    l1: Vec<u64>,
+}
+
+/// The bytes to read for some chunks of a qcow2 image.
+struct Qcow2Fetches {
+    /// Header (its first 4 KiB), L1 table, and each L2 table the chunks touch, once.
+    metadata: u64,
+    /// The stored ranges of the clusters backing the chunks, overlaps merged, in order.
+    data: Vec<std::ops::Range<u64>>,
+    /// How many of those clusters are compressed.
+    compressed: usize,
+}
+
+impl<'a> Qcow2<'a> {
+    fn parse(file: &'a [u8]) -> Qcow2<'a> {
+        let be32 = |at: usize| u32::from_be_bytes(file[at..at + 4].try_into().unwrap());
+        let l1_at = u64::from_be_bytes(file[40..48].try_into().unwrap()) as usize;
+        let l1 = (0..be32(36) as usize).map(|i| self::be64(file, l1_at + 8 * i)).collect();
+        Qcow2 { file, cluster_bits: be32(20), l1 }
+    }
+
+    fn fetches(&self, chunks: &[u64]) -> Qcow2Fetches {
+        let csize = 1u64 << self.cluster_bits;
+        let per_table = csize / 8;
+        let mut tables = std::collections::BTreeSet::new();
+        let mut data: Vec<std::ops::Range<u64>> = Vec::new();
+        let mut compressed = 0;
+        for &chunk in chunks {
+            for cluster in chunk * CS / csize..=((chunk + 1) * CS - 1) / csize {
+                let table = self.l1[(cluster / per_table) as usize] & 0x00ff_ffff_ffff_fe00;
+                if table == 0 {
+                    continue;
+                }
+                tables.insert(table);
+                let entry = be64(self.file, (table + 8 * (cluster % per_table)) as usize);
+                let range = if entry & 1 << 62 != 0 {
+                    compressed += 1;
+                    let x = 62 - (self.cluster_bits - 8);
+                    let offset = entry & ((1 << x) - 1);
+                    let sectors = (entry & !(3 << 62)) >> x;
+                    offset..((offset & !511) + (sectors + 1) * 512).min(self.file.len() as u64)
+                } else if entry & 1 == 0 && entry & 0x00ff_ffff_ffff_fe00 != 0 {
+                    let host = entry & 0x00ff_ffff_ffff_fe00;
+                    host..host + csize
+                } else {
+                    continue;
+                };
+                match data.last_mut() {
+                    Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+                    _ => data.push(range),
+                }
+            }
+        }
+        let header = 4096.min(self.file.len() as u64);
+        Qcow2Fetches {
+            metadata: header + 8 * self.l1.len() as u64 + csize * tables.len() as u64,
+            data,
+            compressed,
+        }
+    }
+}
+
+fn be64(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// The stored ranges backing `chunks` (those with data) by `qemu-img map --output=json`,
+/// touching ranges merged.
+fn qemu_img_map_data(s: &Served, chunks: &[u64]) -> Vec<std::ops::Range<u64>> {
+    let out = Command::new("qemu-img")
+        .args(["map", "--output=json"])
+        .arg(s.dir.path().join("stored"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let map: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut data: Vec<std::ops::Range<u64>> = Vec::new();
+    for &chunk in chunks {
+        let span = chunk * CS..(chunk + 1) * CS;
+        for e in &map {
+            let (start, len) = (e["start"].as_u64().unwrap(), e["length"].as_u64().unwrap());
+            let (Some(offset), true) = (e["offset"].as_u64(), e["data"] == true) else { continue };
+            let (lo, hi) = (start.max(span.start), (start + len).min(span.end));
+            if lo >= hi {
+                continue;
+            }
+            let range = offset + (lo - start)..offset + (hi - start);
+            match data.last_mut() {
+                Some(last) if range.start == last.end => last.end = range.end,
+                _ => data.push(range),
+            }
+        }
+    }
+    data
 }

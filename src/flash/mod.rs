@@ -11,6 +11,7 @@
 
 mod buffer;
 mod digest;
+mod fetch_plan;
 mod pipeline;
 mod rate;
 mod readahead;
@@ -314,7 +315,7 @@ fn usable_index(
             index.source_size
         )));
     }
-    if !index.has_ranges() {
+    if !index.fetches_chunks() {
         crate::log_info!(
             "{name}: its index has no byte ranges (the format cannot be read at random); \
              streaming the whole image and writing only what differs"
@@ -334,6 +335,7 @@ fn usable_index(
 fn index_format(index: &ChunkIndex) -> image::Format {
     match index.layout {
         crate::index::Layout::ZstdSeekable => image::Format::Zstd,
+        crate::index::Layout::Qcow2 => image::Format::Qcow2,
         _ => image::Format::Raw,
     }
 }

@@ -1,22 +1,23 @@
 //! Reflash by chunk index (`--delta` with an index): compare the target with the index chunk
-//! by chunk, fetch only the stored byte ranges of the chunks that differ, and write them.
+//! by chunk, fetch only the stored bytes of the chunks that differ, and write them.
 //!
 //! The pass over the target is read ahead on a thread of its own (a few chunk buffers, so
-//! memory stays bounded whatever the disk's size) and hashed on this one. Changed chunks
-//! whose stored ranges touch are fetched together, [`MAX_REQUEST`] at most per request and
-//! [`FETCHERS`] requests in flight; each fetched chunk is decoded and checked against the
-//! index *before* it is written, so bytes that changed behind the index's back never land as
-//! "good". Chunks that are zero in the image are zeroed only where the target is not zero.
+//! memory stays bounded whatever the disk's size) and hashed on this one. What to fetch for
+//! the changed chunks (their byte ranges, or a qcow2 image's clusters) is planned by
+//! `fetch_plan.rs`; [`FETCHERS`] requests are in flight; each fetched chunk is decoded and
+//! checked against the index *before* it is written, so bytes that changed behind the
+//! index's back never land as "good". Chunks that are zero in the image are zeroed only where the target is not zero.
 //! The first MiB is invalidated before the first change and written last, as in a plain
 //! flash. This module does not parse the index (see `index/`).
 
 use super::buffer::AlignedBuf;
+use super::fetch_plan::{self, Decoder, Fetches, Request};
 use super::pipeline::{Outcome, Shared};
 use super::target::{Target, TargetReader};
 use super::writer::{Counts, HEAD};
 use super::{zero, Phase};
 use crate::error::{Error, ErrorKind, Result};
-use crate::index::{self, seekable, ChunkIndex, Layout};
+use crate::index::{self, ChunkIndex};
 use crate::source::Source;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -27,8 +28,6 @@ use std::sync::{Arc, Mutex};
 
 /// Target chunks read ahead of the hashing.
 const READ_AHEAD: usize = 4;
-/// The most stored bytes one Range request asks for.
-const MAX_REQUEST: u64 = 16 << 20;
 /// Range requests in flight at once.
 const FETCHERS: usize = 4;
 
@@ -43,7 +42,8 @@ pub struct NetworkDelta {
     pub chunks_fetched: u64,
     /// Zero chunks of the image that held data on the target and were zeroed.
     pub chunks_zeroed: u64,
-    /// Stored bytes fetched from the source (Range request bodies).
+    /// Stored bytes fetched from the source (Range request bodies, a qcow2 image's header and
+    /// tables included).
     pub bytes_fetched: u64,
     /// The stored object's size: what a full flash would fetch.
     pub source_bytes: u64,
@@ -111,6 +111,10 @@ fn run(
         Ok(())
     })?;
     if !plan.changed.is_empty() || !plan.to_zero.is_empty() {
+        // Planned before the first write: a qcow2 image whose tables cannot be read leaves the
+        // target as it was.
+        let fetches = fetch_plan::plan(source.as_ref(), index, &plan.changed, &shared.stop)?;
+        report.bytes_fetched += fetches.metadata_bytes;
         target.invalidate_head(head_len as u64)?;
         for range in &plan.to_zero {
             let body = range.start.max(head_len as u64)..range.end;
@@ -120,16 +124,7 @@ fn run(
             }
             shared.done.fetch_add(range.end - range.start, Ordering::Relaxed);
         }
-        fetch_and_write(
-            source,
-            index,
-            &plan.changed,
-            &mut target,
-            &mut head,
-            &mut counts,
-            &mut report,
-            shared,
-        )?;
+        fetch_and_write(source, index, &fetches, &mut target, &mut head, &mut counts, &mut report, shared)?;
         shared.set_phase(Phase::Flushing);
         // Everything else is on stable storage before the head makes the disk bootable again.
         target.sync()?;
@@ -225,63 +220,45 @@ fn scan(
     })
 }
 
-/// One Range request: consecutive changed chunks whose stored bytes touch.
-struct Request {
-    chunks: Vec<usize>,
-    stored: Range<u64>,
-}
-
-/// Groups changed chunks into requests.
-fn requests(index: &ChunkIndex, changed: &[usize]) -> VecDeque<Request> {
-    let mut out: VecDeque<Request> = VecDeque::new();
-    for &i in changed {
-        let stored = index.chunks[i].source.clone();
-        if let Some(last) = out.back_mut() {
-            if last.stored.end == stored.start && stored.end - last.stored.start <= MAX_REQUEST {
-                last.stored.end = stored.end;
-                last.chunks.push(i);
-                continue;
-            }
-        }
-        out.push_back(Request { chunks: vec![i], stored });
-    }
-    out
-}
-
 /// Fetches the changed chunks with several requests in flight, checks each against the index
 /// and writes it (its head part into `head`).
 #[allow(clippy::too_many_arguments)]
 fn fetch_and_write(
     source: &Arc<dyn Source>,
     index: &ChunkIndex,
-    changed: &[usize],
+    fetches: &Fetches,
     target: &mut Target,
     head: &mut [u8],
     counts: &mut Counts,
     report: &mut NetworkDelta,
     shared: &Shared,
 ) -> Result<()> {
-    let queue = Mutex::new(requests(index, changed));
+    let queue = Mutex::new(fetches.requests.iter().collect::<VecDeque<_>>());
     let queue = &queue;
     let (tx, rx) = mpsc::sync_channel::<Result<(usize, u64, Vec<u8>)>>(2 * FETCHERS);
     std::thread::scope(move |s| {
         for _ in 0..FETCHERS {
             let tx = tx.clone();
-            s.spawn(move || loop {
-                if shared.stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Some(req) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { return };
-                if let Err(e) = fetch_one(source.as_ref(), index, &req, &tx) {
-                    let _ = tx.send(Err(e));
-                    return;
+            s.spawn(move || {
+                let mut decoder = fetches.decoder();
+                loop {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let Some(req) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                        return;
+                    };
+                    if let Err(e) = fetch_one(source.as_ref(), index, req, &mut decoder, &tx) {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
                 }
             });
         }
         drop(tx);
         let mut result = Ok(());
         let mut received = 0;
-        while received < changed.len() {
+        while received < fetches.chunks() {
             let Ok(msg) = rx.recv() else {
                 result = Err(Error::failed("a fetch thread stopped"));
                 break;
@@ -319,29 +296,22 @@ fn fetch_and_write(
 }
 
 /// Fetches one request, decodes its chunks and checks each against the index; sends
-/// `(chunk, stored bytes it cost, decoded bytes)`.
+/// `(chunk, stored bytes it cost, decoded bytes)` (the request's cost with its first chunk).
 fn fetch_one(
     source: &dyn Source,
     index: &ChunkIndex,
     req: &Request,
+    decoder: &mut Decoder,
     tx: &mpsc::SyncSender<Result<(usize, u64, Vec<u8>)>>,
 ) -> Result<()> {
-    let stored = source.read_range(req.stored.clone())?;
-    for &i in &req.chunks {
-        let chunk = &index.chunks[i];
-        let range = chunk.source.clone();
-        let packed =
-            &stored[(range.start - req.stored.start) as usize..(range.end - req.stored.start) as usize];
+    let mut fetched = Vec::with_capacity(req.ranges().len());
+    for range in req.ranges() {
+        fetched.push(source.read_range(range.clone())?);
+    }
+    let mut cost: u64 = fetched.iter().map(|b| b.len() as u64).sum();
+    req.assemble(index, &fetched, decoder, source, |i, data| {
         let span = index.span(i);
-        let len = (span.end - span.start) as usize;
-        let data = match index.layout {
-            Layout::ZstdSeekable => {
-                let what = || format!("chunk {i} of {}", source.describe());
-                seekable::decode_frame(packed, len, &what)?
-            }
-            _ => packed.to_vec(),
-        };
-        if data.len() != len || index::sha256(&data) != chunk.sha256 {
+        if data.len() as u64 != span.end - span.start || index::sha256(&data) != index.chunks[i].sha256 {
             return Err(Error::new(
                 ErrorKind::Integrity,
                 format!(
@@ -353,9 +323,6 @@ fn fetch_one(
                 ),
             ));
         }
-        if tx.send(Ok((i, range.end - range.start, data))).is_err() {
-            return Ok(());
-        }
-    }
-    Ok(())
+        Ok(tx.send(Ok((i, std::mem::take(&mut cost), data))).is_ok())
+    })
 }

@@ -8,7 +8,7 @@ mod inspect;
 #[cfg(test)]
 pub(crate) mod mem;
 mod partition;
-mod qcow2;
+pub mod qcow2;
 mod size;
 mod stream;
 mod xz;

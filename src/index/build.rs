@@ -1,5 +1,6 @@
 //! Building a chunk index: decode the image once, hash each chunk, and note which bytes of the
-//! stored object decode to it (raw: the same offsets; seekable zstd: its frame). Optionally
+//! stored object decode to it (raw: the same offsets; seekable zstd: its frame; qcow2: none,
+//! its tables say). Optionally
 //! writes a seekable zstd copy on the way and indexes that instead.
 
 use super::{seekable, sha256, Chunk, ChunkIndex, Layout, CHUNK_MAX, CHUNK_MIN};
@@ -69,7 +70,9 @@ pub fn build(
             );
         }
     }
-    // Not readable at random: the index only compares; the stored bytes are hashed apart.
+    // qcow2 is read at random through its own tables; the others cannot be: the index only
+    // compares. Either way the stored bytes are hashed apart.
+    let layout = if format == Format::Qcow2 { Layout::Qcow2 } else { Layout::Stream };
     let source_sha256 = source::sha256_of(src.as_ref(), stop)?;
     let decoded = image::open(src.clone(), format)?;
     let mut chunks = Vec::new();
@@ -81,7 +84,7 @@ pub fn build(
     Ok(ChunkIndex {
         chunk_size: cs,
         virtual_size: size,
-        layout: Layout::Stream,
+        layout,
         source_size: src.len().unwrap_or(0),
         source_sha256,
         origin_sha256: source_sha256,

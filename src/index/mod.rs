@@ -3,7 +3,8 @@
 //!
 //! An index describes the *decoded* image cut into fixed-size chunks: each chunk's SHA-256,
 //! whether it is all zeros, and, where the stored object can be read at random (raw, seekable
-//! zstd), the byte range of the stored object that decodes to it. It is a public file format
+//! zstd), the byte range of the stored object that decodes to it; a qcow2 image is read at
+//! random through its own cluster tables, so its index carries no ranges. It is a public file format
 //! (version 1, described in the README), so it is parsed strictly here, once: a truncated,
 //! corrupt or inconsistent index is refused with a message, never half-used. Building an index
 //! is [`build`]; the seekable zstd layout it can write is [`seekable`]. This module does not
@@ -41,12 +42,15 @@ const TRAILER_LEN: usize = 32;
 #[serde(rename_all = "kebab-case")]
 pub enum Layout {
     /// No byte ranges: the stored object cannot be read at random (gz, xz, bz2, single-frame
-    /// zstd, qcow2); a client compares but must stream the image to write.
+    /// zstd); a client compares but must stream the image to write.
     Stream,
     /// The stored object is the decoded image: a chunk's range is its own offsets.
     Raw,
     /// The stored object is a seekable zstd file with one frame per chunk.
     ZstdSeekable,
+    /// The stored object is a qcow2 image: no byte ranges (a chunk spans many clusters); a
+    /// client finds a chunk's clusters through the image's own L1/L2 tables.
+    Qcow2,
 }
 
 impl Layout {
@@ -55,7 +59,13 @@ impl Layout {
             Layout::Stream => 0,
             Layout::Raw => 1,
             Layout::ZstdSeekable => 2,
+            Layout::Qcow2 => 3,
         }
+    }
+
+    /// Whether chunk entries carry the byte ranges of the stored object that decode to them.
+    pub fn has_ranges(self) -> bool {
+        matches!(self, Layout::Raw | Layout::ZstdSeekable)
     }
 
     fn from_code(code: u8) -> Option<Layout> {
@@ -63,6 +73,7 @@ impl Layout {
             0 => Some(Layout::Stream),
             1 => Some(Layout::Raw),
             2 => Some(Layout::ZstdSeekable),
+            3 => Some(Layout::Qcow2),
             _ => None,
         }
     }
@@ -75,7 +86,7 @@ pub struct Chunk {
     pub sha256: [u8; 32],
     /// Whether every byte is zero.
     pub zero: bool,
-    /// The bytes of the stored object that decode to it (empty with [`Layout::Stream`]).
+    /// The bytes of the stored object that decode to it (`0..0` in layouts without ranges).
     pub source: Range<u64>,
 }
 
@@ -109,8 +120,9 @@ impl ChunkIndex {
         start..(start + u64::from(self.chunk_size)).min(self.virtual_size)
     }
 
-    /// Whether chunks can be fetched by byte range (else only compared).
-    pub fn has_ranges(&self) -> bool {
+    /// Whether a delta flash can fetch single chunks from the stored object (by the entries'
+    /// byte ranges, or through a qcow2 image's tables), else only compare them.
+    pub fn fetches_chunks(&self) -> bool {
         self.layout != Layout::Stream
     }
 
@@ -188,8 +200,8 @@ impl ChunkIndex {
         if sum[..] != bytes[expected_len - TRAILER_LEN..] {
             return Err(bad("its checksum does not match its contents (corrupt)".into()));
         }
-        let layout =
-            Layout::from_code(bytes[32]).ok_or_else(|| bad(format!("unknown layout {}", bytes[32])))?;
+        let layout = Layout::from_code(bytes[32])
+            .ok_or_else(|| bad(format!("unknown layout {} (written by a newer bty?)", bytes[32])))?;
         let source_size = u64_at(40);
         let mut source_sha256 = [0u8; 32];
         source_sha256.copy_from_slice(&bytes[48..80]);
@@ -218,10 +230,15 @@ impl ChunkIndex {
             };
             let source = start..start.saturating_add(len);
             // Ranges run in order without overlap and inside the object, so a fetch plan built
-            // from them can trust them.
-            if layout != Layout::Stream && (start < next_source || source.end > source_size || len == 0) {
+            // from them can trust them; a layout without ranges has none to misread.
+            if layout.has_ranges() && (start < next_source || source.end > source_size || len == 0) {
                 return Err(bad(format!(
                     "chunk {i}'s byte range {start}+{len} is out of order or outside the file"
+                )));
+            }
+            if !layout.has_ranges() && (start != 0 || len != 0) {
+                return Err(bad(format!(
+                    "chunk {i} has a byte range {start}+{len} in a layout without ranges"
                 )));
             }
             next_source = source.end;
@@ -265,7 +282,7 @@ pub fn summary(image: &dyn crate::source::Source) -> Result<Option<Summary>> {
         chunk_size: idx.chunk_size,
         chunks: idx.chunks.len(),
         layout: idx.layout,
-        delta_ready: idx.has_ranges()
+        delta_ready: idx.fetches_chunks()
             && image.supports_random_access()
             && image.len().is_none_or(|len| len == idx.source_size),
     }))
@@ -332,5 +349,25 @@ mod tests {
         let mut lying = sample();
         lying.chunks[0].zero = true;
         check(&lying.encode(), "flagged zero");
+        let mut future = sample().encode();
+        future[32] = 9;
+        let body = future.len() - TRAILER_LEN;
+        let sum = sha256(&future[..body]);
+        future[body..].copy_from_slice(&sum);
+        check(&future, "unknown layout 9");
+    }
+
+    #[test]
+    fn a_qcow2_index_carries_no_ranges() {
+        let mut qcow2 = sample();
+        qcow2.layout = Layout::Qcow2;
+        let e = ChunkIndex::parse(&qcow2.encode(), "x").unwrap_err().to_string();
+        assert!(e.contains("chunk 0 has a byte range 0+65536 in a layout without ranges"), "{e}");
+        for c in &mut qcow2.chunks {
+            c.source = 0..0;
+        }
+        let parsed = ChunkIndex::parse(&qcow2.encode(), "x").unwrap();
+        assert_eq!(parsed, qcow2);
+        assert!(parsed.fetches_chunks() && !parsed.layout.has_ranges());
     }
 }

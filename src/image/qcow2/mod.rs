@@ -1,6 +1,7 @@
-//! qcow2 images read natively, without qemu-img: the header (`header.rs`), a sequential
-//! reader of the virtual disk over random-access reads (`reader.rs`), and compressed-cluster
-//! decompression spread over threads (`cluster.rs`).
+//! qcow2 images read natively, without qemu-img: the header (`header.rs`), the cluster tables
+//! (`table.rs`), a sequential reader of the virtual disk over random-access reads
+//! (`reader.rs`), a mapper of virtual byte ranges onto the file for fetching single chunks
+//! (`map.rs`), and compressed-cluster decompression spread over threads (`cluster.rs`).
 //!
 //! Supported: versions 2 and 3, cluster sizes 512 B to 2 MiB, unallocated and zero clusters,
 //! zlib and zstd compressed clusters, extended L2 entries (subclusters). Refused with advice:
@@ -9,10 +10,14 @@
 
 mod cluster;
 mod header;
+mod map;
 mod reader;
+mod table;
 
+pub use cluster::Codec;
 pub use header::Compression;
 use header::Header;
+pub use map::{Mapper, Piece};
 
 use crate::error::{Error, Result};
 use crate::image::size::read_exact_at;
@@ -40,6 +45,11 @@ pub fn open_borrowed(src: &dyn Source) -> Result<Box<dyn Read + '_>> {
 
 /// Reads and checks the header of the qcow2 image behind `src`; returns it with the file length.
 pub fn read_header(src: &dyn Source) -> Result<(Header, u64)> {
+    header_via(src, &mut |at, buf| read_exact_at(src, at, buf))
+}
+
+/// [`read_header`], reading the file through `read`.
+fn header_via(src: &dyn Source, read: &mut table::ReadExact) -> Result<(Header, u64)> {
     let name = src.describe();
     if !src.supports_random_access() {
         return Err(Error::invalid(format!(
@@ -53,12 +63,12 @@ pub fn read_header(src: &dyn Source) -> Result<(Header, u64)> {
         ))
     })?;
     let mut head = vec![0u8; HEADER_READ.min(file_len) as usize];
-    read_exact_at(src, 0, &mut head)?;
+    read(0, &mut head)?;
     let header = Header::parse(&head, &name)?;
     if let Some((offset, size)) = header.backing_file {
         let size = size.min(MAX_BACKING_NAME);
         let mut raw = vec![0u8; size as usize];
-        let backing = match read_exact_at(src, offset, &mut raw) {
+        let backing = match read(offset, &mut raw) {
             // Shown as Rust escapes: a name of NULs or control bytes is a damaged header.
             Ok(()) => String::from_utf8_lossy(&raw).escape_debug().to_string(),
             Err(_) => format!("named at byte {offset}"),
