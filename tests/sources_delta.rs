@@ -321,6 +321,23 @@ fn changed_behind_the_index_exits_4(kind: &str) {
 }
 
 #[test]
+fn bytes_changed_behind_the_index_are_caught_when_the_flash_falls_back_to_streaming() {
+    // A server without Range: the flash compares by the index but streams the whole object,
+    // which must still be the one the index describes.
+    let s = served("raw");
+    let srv = start(&s, |r| {
+        r.body[(7 * CS + 100) as usize] ^= 1;
+        r.ranges = false;
+    });
+    let dir = scratch();
+    let t = target(dir.path(), &Start::Scattered(&[7]));
+    let out = flash(&srv.url("/img"), &t, &[]);
+    assert!(text(&out).contains("does not take Range requests"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"event\":\"result\""), "never reported good");
+}
+
+#[test]
 fn a_qcow2_whose_tables_cannot_be_read_leaves_the_target_untouched() {
     let s = served("qcow2");
     // The L1 entry points past the end of the file: no chunk can be found.

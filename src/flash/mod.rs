@@ -155,14 +155,21 @@ pub fn flash(
             hash,
         )
     };
-    let by_index = match opts.index.as_ref().filter(|_| opts.delta) {
+    let index = opts.index.as_ref().filter(|_| opts.delta);
+    let by_index = match index {
         Some(index) => usable_index(source.as_ref(), index, expected_sha256)?,
         None => None,
     };
-    let format = match (opts.format, &by_index) {
-        // The index says how its byte ranges decode; detecting would cost a fetch.
-        (_, Some(index)) => index_format(index),
-        (Some(format), None) => format,
+    // Streamed despite an index (no Range, or a layout without ranges), the object must still
+    // be the one the index describes: a change behind its back is a digest mismatch (exit 4).
+    let expected_sha256 = match (index, &by_index) {
+        (Some(index), None) => Some(index.source_sha256),
+        _ => expected_sha256,
+    };
+    // The index says how its object decodes; detecting would cost a fetch.
+    let format = match (opts.format, index.and_then(|i| index_format(i))) {
+        (_, Some(format)) if by_index.is_some() => format,
+        (Some(format), _) | (None, Some(format)) => format,
         (None, None) => image::detect(source.as_ref()).map_err(unreadable)?,
     };
     if let Some(path) = source.local_path() {
@@ -331,12 +338,13 @@ fn usable_index(
     Ok(Some(index.clone()))
 }
 
-/// The format a flash by index reports.
-fn index_format(index: &ChunkIndex) -> image::Format {
+/// The format of the object an index describes; `None` for a layout that does not say.
+fn index_format(index: &ChunkIndex) -> Option<image::Format> {
     match index.layout {
-        crate::index::Layout::ZstdSeekable => image::Format::Zstd,
-        crate::index::Layout::Qcow2 => image::Format::Qcow2,
-        _ => image::Format::Raw,
+        crate::index::Layout::Raw => Some(image::Format::Raw),
+        crate::index::Layout::ZstdSeekable => Some(image::Format::Zstd),
+        crate::index::Layout::Qcow2 => Some(image::Format::Qcow2),
+        crate::index::Layout::Stream => None,
     }
 }
 
