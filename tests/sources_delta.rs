@@ -335,6 +335,8 @@ fn bytes_changed_behind_the_index_are_caught_when_the_flash_falls_back_to_stream
     assert!(text(&out).contains("does not take Range requests"), "{}", text(&out));
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"event\":\"result\""), "never reported good");
+    let head = std::fs::read(&t).unwrap();
+    assert!(head[..1 << 20].iter().all(|&b| b == 0), "the head is invalidated");
 }
 
 #[test]
