@@ -191,6 +191,13 @@ fn browser_signs_in_assigns_an_image_and_sees_live_progress_without_reloading() 
     assert!(foreign.is_empty(), "requests to other hosts: {foreign:?}");
 }
 
+/// A 1280×900 browser signed in to `s`.
+fn browser_signed_in(s: &WebServer) -> Browser {
+    let b = Browser::start(1280, 900);
+    sign_in(&b, s);
+    b
+}
+
 fn sign_in(b: &Browser, s: &WebServer) {
     b.goto(&s.url("/ui/login"));
     b.type_into("#password", &s.password());
@@ -233,8 +240,7 @@ fn browser_flashes_again_from_the_page_and_the_list_and_shows_why_a_flash_failed
     }
     let reflashes = || s.get("/events?kind=machine.reflash").json()["events"].as_array().map_or(0, Vec::len);
     let shots = shots_dir();
-    let b = Browser::start(1280, 900);
-    sign_in(&b, &s);
+    let b = browser_signed_in(&s);
 
     // Flash again on the machine page: the page says what happens next, /pxe offers a flash.
     b.goto(&s.url(&format!("/ui/machines/{MAC}")));
@@ -312,8 +318,7 @@ fn browser_readiness_names_a_missing_loader_until_an_import_and_activity_arrives
     for name in ["bty-netboot-x86_64.vmlinuz", "bty-netboot-x86_64.initrd", "ipxe.efi", "undionly.kpxe"] {
         assert_eq!(s.send("PUT", &format!("/boot/{name}"), &[], b"x".to_vec()).status, 200);
     }
-    let b = Browser::start(1280, 900);
-    sign_in(&b, &s);
+    let b = browser_signed_in(&s);
     let readiness = |b: &Browser| {
         b.js(
             "const li = document.querySelector('ul.checks li'); return li.className + ' ' + li.innerText;",
@@ -377,8 +382,7 @@ fn browser_shows_rate_and_then_a_stall_live_on_the_open_machine_page() {
     let dir = scratch();
     let s = signed_in(dir.path(), &[("BTY_UI_STALL_SECONDS", "2")]);
     assert_eq!(s.put_json(&format!("/machines/{MAC}"), &json!({"boot_mode": "ipxe-exit"})).status, 200);
-    let b = Browser::start(1280, 900);
-    sign_in(&b, &s);
+    let b = browser_signed_in(&s);
     b.goto(&s.url(&format!("/ui/machines/{MAC}")));
     b.wait_until("the live stream", Duration::from_secs(10), |b| {
         b.js("return !document.getElementById('live').hidden;", json!([])) == json!(true)
@@ -404,7 +408,6 @@ fn browser_shows_rate_and_then_a_stall_live_on_the_open_machine_page() {
     assert_eq!(b.js("return window.btyKept;", json!([])), json!(1), "the page was not reloaded");
 }
 
-/// WCAG relative luminance of a CSS `rgb(r, g, b)` colour.
 #[test]
 fn browser_changes_settings_that_take_effect_are_audited_and_show_times_in_the_chosen_zone() {
     if no_browser() {
@@ -412,8 +415,7 @@ fn browser_changes_settings_that_take_effect_are_audited_and_show_times_in_the_c
     }
     let dir = scratch();
     let s = signed_in(dir.path(), &[]);
-    let b = Browser::start(1280, 900);
-    sign_in(&b, &s);
+    let b = browser_signed_in(&s);
     b.goto(&s.url("/ui/settings"));
     // An operator replaces what the fields hold and saves.
     b.js(
@@ -452,6 +454,7 @@ fn browser_changes_settings_that_take_effect_are_audited_and_show_times_in_the_c
     assert!(shown[2].as_str().unwrap().contains("times in Asia/Kolkata"), "{shown}");
 }
 
+/// WCAG relative luminance of a CSS `rgb(r, g, b)` colour.
 fn luminance(css: &str) -> f64 {
     let nums: Vec<f64> = css
         .trim_start_matches("rgba(")
@@ -472,8 +475,7 @@ fn keyboard_focus_is_visible_at_three_to_one_and_the_first_tab_offers_skip_to_co
     }
     let dir = scratch();
     let s = signed_in(dir.path(), &[]);
-    let b = Browser::start(1280, 900);
-    sign_in(&b, &s);
+    let b = browser_signed_in(&s);
     b.goto(&s.url("/ui/machines"));
     // The first element in tab order is the skip link, and it leads to the content.
     let first = b.js("return document.querySelector('a[href], button, input').outerHTML;", json!([]));
