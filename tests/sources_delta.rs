@@ -19,7 +19,12 @@ const CHUNKS: u64 = 24;
 
 /// Four random bits a byte: compressible, so `qemu-img convert -c` stores compressed clusters.
 fn image_bytes() -> Vec<u8> {
-    let mut bytes: Vec<u8> = noise((CS * CHUNKS) as usize, 77).iter().map(|b| b & 0x0f).collect();
+    image_of(CHUNKS)
+}
+
+/// [`image_bytes`] with `chunks` chunks (the zero run stays at 10..14).
+fn image_of(chunks: u64) -> Vec<u8> {
+    let mut bytes: Vec<u8> = noise((CS * chunks) as usize, 77).iter().map(|b| b & 0x0f).collect();
     bytes[(10 * CS) as usize..(14 * CS) as usize].fill(0);
     bytes
 }
@@ -61,9 +66,14 @@ fn sh(dir: &Path, script: &str) {
 /// Makes the image in `kind` ("raw", "zst" seekable, "qcow2", "qcow2c" compressed,
 /// "qcow2c-1m" compressed with 1 MiB clusters) and indexes it with `bty index`.
 fn served(kind: &str) -> Served {
+    served_of(kind, CHUNKS)
+}
+
+/// [`served`] with an image of `chunks` chunks.
+fn served_of(kind: &str, chunks: u64) -> Served {
     let dir = scratch();
     let raw = dir.path().join("disk.img");
-    std::fs::write(&raw, image_bytes()).unwrap();
+    std::fs::write(&raw, image_of(chunks)).unwrap();
     let cs = CS.to_string();
     let stored = match kind {
         "raw" => {
@@ -265,6 +275,27 @@ fn compressed_qcow2_round_trips_fetch_only_changed_clusters() {
 #[test]
 fn compressed_qcow2_with_clusters_larger_than_chunks_round_trips() {
     round_trips("qcow2c-1m");
+}
+
+#[test]
+fn a_change_larger_than_a_plan_window_reads_each_qcow2_table_once() {
+    // 300 changed chunks: more than one window of the plan (256 chunks).
+    let chunks = 300;
+    let s = served_of("qcow2", chunks);
+    let srv = start_server(&s);
+    let dir = scratch();
+    let t = dir.path().join("target.bin");
+    std::fs::write(&t, noise((CS * chunks) as usize, 5)).unwrap();
+    let out = flash(&srv.url("/img"), &t, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(sha256sum(&t), sha256sum(&s.raw), "the target holds the image");
+    let with_data: Vec<u64> = (0..chunks).filter(|c| !(10..14).contains(c)).collect();
+    let fetches = Qcow2::parse(&s.stored).fetches(&with_data);
+    let want = fetches.metadata + fetches.data.iter().map(|r| r.end - r.start).sum::<u64>();
+    let net = network(&out);
+    assert_eq!(net["bytes_fetched"], want, "the header and each table once, then the clusters");
+    assert_eq!(srv.bytes_sent("/img"), 1 + want);
+    assert_eq!((net["chunks_fetched"].as_u64(), net["chunks_zeroed"].as_u64()), (Some(chunks - 4), Some(4)));
 }
 
 #[test]

@@ -61,7 +61,7 @@ pub struct Request {
 pub struct Fetches {
     /// The requests, in chunk order.
     pub requests: VecDeque<Request>,
-    /// Stored bytes read while planning (a qcow2 image's header and tables).
+    /// Stored bytes read while planning these fetches (a qcow2 image's header and tables).
     pub metadata_bytes: u64,
     /// With a qcow2 image: how its compressed clusters decode.
     clusters: Option<(Compression, u64)>,
@@ -82,36 +82,59 @@ impl Fetches {
     }
 }
 
-/// Plans the fetches of the `changed` chunks of `index` (in order) from `source`.
-pub fn plan(
-    source: &dyn Source,
-    index: &ChunkIndex,
-    changed: &[usize],
-    stop: &AtomicBool,
-) -> Result<Fetches> {
-    let mut needs = Vec::with_capacity(changed.len());
-    let mut metadata_bytes = 0;
-    let mut clusters = None;
-    if index.layout == Layout::Qcow2 && !changed.is_empty() {
-        let mut mapper = qcow2::Mapper::open(source)?;
-        clusters = Some((mapper.compression(), mapper.cluster_size()));
-        for &i in changed {
-            if stop.load(Ordering::Relaxed) {
-                return Err(Error::new(ErrorKind::Cancelled, "cancelled"));
-            }
-            let parts = mapper.map(index.span(i))?.into_iter().map(Part::from).collect();
-            needs.push(Need { chunk: i, parts });
-        }
-        metadata_bytes = mapper.fetched();
-    } else {
-        for &i in changed {
-            let range = index.chunks[i].source.clone();
-            let part =
-                if index.layout == Layout::ZstdSeekable { Part::Frame(range) } else { Part::Plain(range) };
-            needs.push(Need { chunk: i, parts: vec![part] });
-        }
+/// Plans the fetches of changed chunks, a window of them at a time, so the plan's memory is
+/// bounded by the window, not by how much of the disk changed. With a qcow2 image the mapper
+/// (its header, L1 table and the last L2 table read) is kept from window to window, so each
+/// table is still read once.
+pub struct Planner<'a> {
+    source: &'a dyn Source,
+    index: &'a ChunkIndex,
+    /// Opened by the first window with a qcow2 image.
+    mapper: Option<qcow2::Mapper<'a>>,
+    /// Metadata bytes already handed out with an earlier window's [`Fetches`].
+    counted: u64,
+}
+
+impl<'a> Planner<'a> {
+    /// A planner for `index`'s chunks stored in `source`.
+    pub fn new(source: &'a dyn Source, index: &'a ChunkIndex) -> Planner<'a> {
+        Planner { source, index, mapper: None, counted: 0 }
     }
-    Ok(Fetches { requests: group(needs), metadata_bytes, clusters })
+
+    /// Plans the fetches of the `changed` chunks (in order, after those of earlier calls); the
+    /// first call with a qcow2 image reads its header and L1 table.
+    pub fn plan(&mut self, changed: &[usize], stop: &AtomicBool) -> Result<Fetches> {
+        let index = self.index;
+        let mut needs = Vec::with_capacity(changed.len());
+        let mut clusters = None;
+        if index.layout == Layout::Qcow2 && self.mapper.is_none() && !changed.is_empty() {
+            self.mapper = Some(qcow2::Mapper::open(self.source)?);
+        }
+        if let Some(mapper) = &mut self.mapper {
+            clusters = Some((mapper.compression(), mapper.cluster_size()));
+            for &i in changed {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(Error::new(ErrorKind::Cancelled, "cancelled"));
+                }
+                let parts = mapper.map(index.span(i))?.into_iter().map(Part::from).collect();
+                needs.push(Need { chunk: i, parts });
+            }
+        } else {
+            for &i in changed {
+                let range = index.chunks[i].source.clone();
+                let part = if index.layout == Layout::ZstdSeekable {
+                    Part::Frame(range)
+                } else {
+                    Part::Plain(range)
+                };
+                needs.push(Need { chunk: i, parts: vec![part] });
+            }
+        }
+        let read = self.mapper.as_ref().map_or(0, qcow2::Mapper::fetched);
+        let metadata_bytes = read - self.counted;
+        self.counted = read;
+        Ok(Fetches { requests: group(needs), metadata_bytes, clusters })
+    }
 }
 
 impl From<Piece> for Part {

@@ -6,9 +6,9 @@
 //! the changed chunks (their byte ranges, or a qcow2 image's clusters) is planned by
 //! `fetch_plan.rs`; [`FETCHERS`] requests are in flight; each fetched chunk is decoded and
 //! checked against the index *before* it is written, so bytes that changed behind the
-//! index's back never land as "good". Chunks that are zero in the image are zeroed only where the target is not zero.
-//! The first MiB is invalidated before the first change and written last, as in a plain
-//! flash. This module does not parse the index (see `index/`).
+//! index's back never land as "good". Chunks that are zero in the image are zeroed only where
+//! the target is not zero. The first MiB is invalidated before the first change and written
+//! last, as in a plain flash. This module does not parse the index (see `index/`).
 
 use super::buffer::AlignedBuf;
 use super::fetch_plan::{self, Decoder, Fetches, Request};
@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex};
 
 /// Target chunks read ahead of the hashing.
 const READ_AHEAD: usize = 4;
+/// Changed chunks planned at a time (256 MiB of image with 1 MiB chunks): bounds the plan's
+/// memory (a qcow2 chunk can be a dozen parts); each window's fetches run in parallel.
+const PLAN_WINDOW: usize = 256;
 /// Range requests in flight at once.
 const FETCHERS: usize = 4;
 
@@ -111,10 +114,12 @@ fn run(
         Ok(())
     })?;
     if !plan.changed.is_empty() || !plan.to_zero.is_empty() {
-        // Planned before the first write: a qcow2 image whose tables cannot be read leaves the
-        // target as it was.
-        let fetches = fetch_plan::plan(source.as_ref(), index, &plan.changed, &shared.stop)?;
-        report.bytes_fetched += fetches.metadata_bytes;
+        // The first window is planned before the first write: a qcow2 image whose header or
+        // first tables cannot be read leaves the target as it was. A later window's failure
+        // comes after the head was invalidated, so the target is never taken for good.
+        let mut planner = fetch_plan::Planner::new(source.as_ref(), index);
+        let mut windows = plan.changed.chunks(PLAN_WINDOW);
+        let mut next = windows.next().map(|w| planner.plan(w, &shared.stop)).transpose()?;
         target.invalidate_head(head_len as u64)?;
         for range in &plan.to_zero {
             let body = range.start.max(head_len as u64)..range.end;
@@ -124,7 +129,20 @@ fn run(
             }
             shared.done.fetch_add(range.end - range.start, Ordering::Relaxed);
         }
-        fetch_and_write(source, index, &fetches, &mut target, &mut head, &mut counts, &mut report, shared)?;
+        while let Some(fetches) = next {
+            report.bytes_fetched += fetches.metadata_bytes;
+            fetch_and_write(
+                source,
+                index,
+                &fetches,
+                &mut target,
+                &mut head,
+                &mut counts,
+                &mut report,
+                shared,
+            )?;
+            next = windows.next().map(|w| planner.plan(w, &shared.stop)).transpose()?;
+        }
         shared.set_phase(Phase::Flushing);
         // Everything else is on stable storage before the head makes the disk bootable again.
         target.sync()?;
@@ -257,8 +275,8 @@ fn fetch_and_write(
         }
         drop(tx);
         let mut result = Ok(());
-        let mut received = 0;
-        while received < fetches.chunks() {
+        let (mut received, want) = (0, fetches.chunks());
+        while received < want {
             let Ok(msg) = rx.recv() else {
                 result = Err(Error::failed("a fetch thread stopped"));
                 break;
