@@ -129,6 +129,14 @@ impl Header {
                 )));
             }
             extended_l2 = incompatible & EXTENDED_L2 != 0;
+            // qemu allows subclusters only from 16 KiB clusters; smaller would make 16-byte
+            // granules, and a reader walks a disk granule by granule.
+            if extended_l2 && cluster_bits < 14 {
+                return Err(corrupt(format!(
+                    "extended L2 entries with {}-byte clusters (qemu needs at least 16 KiB)",
+                    1u32 << cluster_bits
+                )));
+            }
             if incompatible & COMPRESSION_TYPE != 0 {
                 let byte = if header_length > 104 { b.get(104).copied() } else { None };
                 compression = match byte {
@@ -241,6 +249,9 @@ pub mod tests {
         b[104] = 1;
         let h = Header::parse(&b, "d.qcow2").unwrap();
         assert_eq!((h.compression, h.extended_l2, h.l2_entries()), (Compression::Zstd, true, 4096));
+        b[20..24].copy_from_slice(&9u32.to_be_bytes());
+        let e = Header::parse(&b, "d.qcow2").unwrap_err().to_string();
+        assert!(e.contains("extended L2 entries with 512-byte clusters"), "{e}");
     }
 
     #[test]
