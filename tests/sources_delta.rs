@@ -63,7 +63,7 @@ fn sh(dir: &Path, script: &str) {
     assert!(ok, "{script}");
 }
 
-/// Makes the image in `kind` ("raw", "zst" seekable, "qcow2", "qcow2c" compressed,
+/// Makes the image in `kind` ("raw", "zst" seekable, "gz", "qcow2", "qcow2c" compressed,
 /// "qcow2c-1m" compressed with 1 MiB clusters) and indexes it with `bty index`.
 fn served(kind: &str) -> Served {
     served_of(kind, CHUNKS)
@@ -96,6 +96,15 @@ fn served_of(kind: &str, chunks: u64) -> Served {
                 "-o",
                 idx.to_str().unwrap(),
             ]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            z
+        }
+        "gz" => {
+            // gzip cannot be read at random: the index only compares (layout 0).
+            sh(dir.path(), "gzip -n -c disk.img > stored");
+            let z = dir.path().join("stored");
+            let idx = dir.path().join("stored.index");
+            let out = run(&["index", z.to_str().unwrap(), "--chunk-size", &cs, "-o", idx.to_str().unwrap()]);
             assert_eq!(out.status.code(), Some(0), "{}", text(&out));
             z
         }
@@ -368,6 +377,31 @@ fn bytes_changed_behind_the_index_are_caught_when_the_flash_falls_back_to_stream
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"event\":\"result\""), "never reported good");
     let head = std::fs::read(&t).unwrap();
     assert!(head[..1 << 20].iter().all(|&b| b == 0), "the head is invalidated");
+}
+
+#[test]
+fn a_streamed_image_changed_behind_its_index_until_it_no_longer_decodes_exits_4() {
+    let s = served("gz");
+    let srv = start(&s, |r| r.body[0] ^= 0xff);
+    let dir = scratch();
+    let t = target(dir.path(), &Start::Scattered(&[7]));
+    let before = std::fs::read(&t).unwrap();
+    let out = flash(&srv.url("/img"), &t, &[]);
+    assert_eq!(out.status.code(), Some(4), "a digest mismatch, not an unknown format: {}", text(&out));
+    assert_eq!(std::fs::read(&t).unwrap(), before, "nothing was written");
+}
+
+#[test]
+fn a_format_that_contradicts_the_index_is_refused_before_anything_is_written() {
+    let s = served("qcow2");
+    let srv = start_server(&s);
+    let dir = scratch();
+    let t = target(dir.path(), &Start::Scattered(&[7]));
+    let before = std::fs::read(&t).unwrap();
+    let out = flash(&srv.url("/img"), &t, &["--format", "raw"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--format raw contradicts the chunk index"), "{}", text(&out));
+    assert_eq!(std::fs::read(&t).unwrap(), before, "nothing was written");
 }
 
 #[test]

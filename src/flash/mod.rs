@@ -143,6 +143,17 @@ pub fn flash(
         eta_seconds: None,
     });
     let expected_sha256 = opts.expected_sha256.or_else(|| source.expected_sha256());
+    let index = opts.index.as_ref().filter(|_| opts.delta);
+    let by_index = match index {
+        Some(index) => usable_index(source.as_ref(), index, expected_sha256)?,
+        None => None,
+    };
+    // Streamed despite an index (no Range, or a layout without ranges), the object must still
+    // be the one the index describes: a change behind its back is a digest mismatch (exit 4).
+    let expected_sha256 = match (index, &by_index) {
+        (Some(index), None) => Some(index.source_sha256),
+        _ => expected_sha256,
+    };
     // Bytes that cannot be recognised or opened may simply not be the ones that were named.
     let target_name = target.display().to_string();
     let unreadable = |e: Error| {
@@ -155,21 +166,19 @@ pub fn flash(
             hash,
         )
     };
-    let index = opts.index.as_ref().filter(|_| opts.delta);
-    let by_index = match index {
-        Some(index) => usable_index(source.as_ref(), index, expected_sha256)?,
-        None => None,
-    };
-    // Streamed despite an index (no Range, or a layout without ranges), the object must still
-    // be the one the index describes: a change behind its back is a digest mismatch (exit 4).
-    let expected_sha256 = match (index, &by_index) {
-        (Some(index), None) => Some(index.source_sha256),
-        _ => expected_sha256,
-    };
-    // The index says how its object decodes; detecting would cost a fetch.
+    // The index says how its object decodes (detecting would cost a fetch); a --format that
+    // says otherwise would flash another disk depending on whether the server takes Range.
     let format = match (opts.format, index.and_then(|i| index_format(i))) {
-        (_, Some(format)) if by_index.is_some() => format,
-        (Some(format), _) | (None, Some(format)) => format,
+        (Some(asked), Some(indexed)) if asked != indexed => {
+            return Err(Error::invalid(format!(
+                "--format {} contradicts the chunk index of {}, which describes a {} image; \
+                 leave --format out or give the index of this image",
+                asked.name(),
+                source.describe(),
+                indexed.name()
+            )))
+        }
+        (_, Some(format)) | (Some(format), None) => format,
         (None, None) => image::detect(source.as_ref()).map_err(unreadable)?,
     };
     if let Some(path) = source.local_path() {
