@@ -42,13 +42,14 @@ fn a_gzip_upload_becomes_delta_ready_and_flashes_by_chunk() {
     assert_eq!(part.body, [0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");
     assert_eq!(s.raw("GET", &format!("{path}.index"), &[], vec![]).body[..8], *b"BTYINDEX");
     // A target one chunk away from the image: one chunk fetched, the digest of the original
-    // (as a plan's disk_image_sha would give it) accepted as the identity.
+    // (as a plan's disk_image_sha would give it) accepted as the identity, and so is the
+    // original's format (the index locates the seekable copy, which it describes).
     let t = dir.path().join("target.bin");
     let mut near = disk.clone();
     near[(5 << 20) + 17] ^= 1;
     std::fs::write(&t, &near).unwrap();
     let out = bty()
-        .args(["flash", "--delta", "--yes", "--json", "--sha256", &sha, &url])
+        .args(["flash", "--delta", "--yes", "--json", "--format", "gz", "--sha256", &sha, &url])
         .arg(&t)
         .stdin(Stdio::null())
         .output()

@@ -258,6 +258,10 @@ fn flash(client: &Arc<Client>, opts: &Options, job: &FlashJob) -> Result<FlashFi
         let (source, index) = crate::index::for_delta(source, None)
             .with_context(|| format!("the chunk index of {} is unusable", job.image))?;
         flash_opts.delta = index.is_some();
+        // The index says how its object decodes; the plan's format was only a hint.
+        if index.is_some() {
+            flash_opts.format = None;
+        }
         flash_opts.index = index;
         source
     } else {

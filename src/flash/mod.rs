@@ -168,8 +168,11 @@ pub fn flash(
     };
     // The index says how its object decodes (detecting would cost a fetch); a --format that
     // says otherwise would flash another disk depending on whether the server takes Range.
+    // An index that locates another object (bty-web's seekable copy of a gz or qcow2 image)
+    // describes that one, and --format still names the original: no contradiction.
+    let describes_given = index.is_some_and(|i| i.location.is_empty());
     let format = match (opts.format, index.and_then(|i| index_format(i))) {
-        (Some(asked), Some(indexed)) if asked != indexed => {
+        (Some(asked), Some(indexed)) if asked != indexed && describes_given => {
             return Err(Error::invalid(format!(
                 "--format {} contradicts the chunk index of {}, which describes a {} image; \
                  leave --format out or give the index of this image",
