@@ -13,8 +13,8 @@
 #                                     (`podman load`/`docker load`), one platform each, with
 #                                     the HEALTHCHECK (`bty-web health`)
 #          $OUT/SHA256SUMS            (entries for the two tarballs added or replaced)
-# Host tools: buildah, skopeo, jq, sha256sum; ca-certificates (the CA bundle copied in);
-#          root (buildah's vfs storage keeps file owners).
+# Host tools: buildah, skopeo, jq, sha256sum, tar; ca-certificates (the CA bundle copied in);
+#          tzdata (/usr/share/zoneinfo copied in); root (buildah's vfs storage keeps file owners).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -159,6 +159,8 @@ fn group(needs: Vec<Need>) -> VecDeque<Request> {
         if let Some(last) = out.back_mut() {
             let continues = match (last.ranges.last(), ranges.first()) {
                 (Some(l), Some(f)) => touches(l, f),
+                // A chunk that fetches nothing (a qcow2 chunk of zero clusters whose target was
+                // not zero) rides with the previous request: it costs no bytes.
                 (_, None) => true,
                 (None, Some(_)) => false,
             };
@@ -176,6 +178,7 @@ fn group(needs: Vec<Need>) -> VecDeque<Request> {
     out
 }
 
+/// Whether half-open ranges `a` and `b` overlap or meet end to start (one request reads both).
 fn touches(a: &Range<u64>, b: &Range<u64>) -> bool {
     b.start <= a.end && a.start <= b.end
 }
