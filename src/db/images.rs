@@ -2,7 +2,7 @@
 //! (a URL or `oras://` ref without local bytes).
 
 use super::Db;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use rusqlite::{params, OptionalExtension};
 
 /// Where an entry's bytes live.
@@ -73,10 +73,27 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
 }
 
 impl Db {
-    /// Adds an entry; a duplicate ref or name is a conflict.
+    /// Adds an entry; a duplicate ref or name is a conflict, and so is a stored entry whose
+    /// bytes are stored already (by an upload or a fetch, whose refs differ): the check and the
+    /// insert are one transaction, so two of them storing the same bytes at once leave one.
     pub fn insert_image(&self, row: &ImageRow) -> Result<()> {
+        let mut holder: Option<String> = None;
         self.write(|c| {
-            c.execute(
+            let tx = c.transaction()?;
+            holder = match (&row.kind, &row.sha256) {
+                (ImageKind::Stored, Some(sha)) => tx
+                    .query_row(
+                        "SELECT name FROM images WHERE kind = 'stored' AND sha256 = ?1 LIMIT 1",
+                        [sha],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+                _ => None,
+            };
+            if holder.is_some() {
+                return Ok(());
+            }
+            tx.execute(
                 &format!(
                     "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                 ),
@@ -94,8 +111,14 @@ impl Db {
                     row.created_at
                 ],
             )?;
-            Ok(())
-        })
+            tx.commit()
+        })?;
+        match holder {
+            Some(name) => {
+                Err(Error::new(ErrorKind::Conflict, format!("the same bytes are stored as {name:?}")))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Every entry, by name.
@@ -166,6 +189,12 @@ mod tests {
         let mut dup = row.clone();
         dup.image_ref = "b".repeat(64);
         assert_eq!(db.insert_image(&dup).unwrap_err().kind(), crate::ErrorKind::Conflict);
+        // The same bytes under another ref and name (a fetch's ref is its URL's digest).
+        let mut fetched = row.clone();
+        (fetched.image_ref, fetched.name) = ("c".repeat(64), "y.img".into());
+        let e = db.insert_image(&fetched).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        assert_eq!(e.to_string(), "the same bytes are stored as \"x.img\"");
         assert_eq!(db.images().unwrap(), vec![row.clone()]);
         assert_eq!(db.image_by_name("x.img").unwrap(), Some(row.clone()));
         assert!(db.delete_image(&row.image_ref).unwrap());
