@@ -2,7 +2,8 @@
 //! (default, a TOML file, an environment variable or a flag), as `config.rs` recorded it.
 //!
 //! The keys registered in [`crate::web::settings::EDITABLE`] (backup schedule and retention,
-//! the low-disk threshold, PXE discovery limits) are also a form here: a value saved in the
+//! the low-disk threshold, PXE discovery limits, the stall threshold, the display time zone)
+//! are also a form here: a value saved in the
 //! browser overrides bty.toml, is shown with the source `ui`, and is audited; an emptied field
 //! returns to bty.toml. Everything else is read-only: the page says which file or variable to
 //! change. Secrets are shown only as set or unset.
