@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # Network delta benchmark: a full `bty flash URL FILE` against `bty flash --delta URL FILE` with
-# the image's chunk index, over a rate-limited link.
+# the image's chunk index, over a rate-limited link, for each stored form (seekable zstd, whose
+# chunks are frames fetched by byte range, and compressed qcow2, whose chunks are found through
+# its cluster tables).
 #
 # Purpose: show what per-job reflash costs on the wire and in time — onto a target that equals
 #   the image, differs in 1% of its chunks, or in 10% — against the full network flash, at
 #   1 Gbit/s and 100 Mbit/s. Targets: (a) fetches nothing but the index and the probes;
 #   (b) <= 3% of the full transfer and <= 0.3x its time at 100 Mbit/s.
 # Inputs (environment): BTY (default target/release/bty), SIZE_MIB (decoded size, default
-#   2048), RATES (default "1gbit 100mbit"), BENCH_DIR (scratch on a real disk; default a new dir
-#   in /var/tmp).
+#   2048), RATES (default "1gbit 100mbit"), FORMS (default "zst qcow2"), BENCH_DIR (scratch on a
+#   real disk; default a new dir in /var/tmp).
 # Outputs: per rate, one line per case: bytes fetched, wall seconds, and both as a ratio to the
 #   full flash; every target is checked byte-identical to the image.
 # Network: nginx runs inside a network namespace (bty-delta-$$) joined to the host by a veth
 #   pair; tc tbf on the namespace side limits what nginx sends. Needs root, iproute2, nginx.
-# Tools: nginx (nginx-light), ip, tc, python3 (builds the image and targets), cmp.
+# Tools: nginx (nginx-light), ip, tc, python3 (builds the image and targets), cmp, qemu-img.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bty=$(readlink -f "${BTY:-target/release/bty}")
 size_mib=${SIZE_MIB:-2048}
 rates=${RATES:-"1gbit 100mbit"}
+forms=${FORMS:-"zst qcow2"}
 dir=${BENCH_DIR:-$(mktemp -d /var/tmp/bty-bench-delta.XXXXXX)}
 ns=bty-delta-$$
 host_if=btyd$$h
@@ -38,8 +41,15 @@ cd "$dir"
 
 # The same disk-like image as the other benchmarks: ~30% random data in scattered runs.
 python3 "$here/disk-image.py" "$size_mib" disk.img
-"$bty" index disk.img --zstd-seekable www/disk.img.zst >/dev/null
-stored=$(stat -c %s www/disk.img.zst)
+for form in $forms; do
+  case $form in
+    zst) "$bty" index disk.img --zstd-seekable www/disk.img.zst >/dev/null ;;
+    qcow2)
+      qemu-img convert -q -c -f raw -O qcow2 disk.img www/disk.img.qcow2
+      "$bty" index www/disk.img.qcow2 -o www/disk.img.qcow2.index >/dev/null ;;
+    *) echo "delta bench: unknown form $form (zst, qcow2)" >&2; exit 1 ;;
+  esac
+done
 
 ip netns add "$ns"
 ip link add "$host_if" type veth peer name "$ns_if"
@@ -69,8 +79,8 @@ http {
 NGINX
 ip netns exec "$ns" nginx -c "$dir/nginx.conf" -p "$dir" &
 nginx_pid=$!
-url=http://10.231.0.2:8080/disk.img.zst
-for _ in $(seq 100); do curl -sfI "$url" >/dev/null && break; sleep 0.1; done
+base=http://10.231.0.2:8080
+for _ in $(seq 100); do curl -sfI "$base/disk.img.${forms%% *}" >/dev/null && break; sleep 0.1; done
 
 # Targets: the image with N% of its 1 MiB chunks changed (one 4 KiB block each).
 make_target() {
@@ -97,21 +107,25 @@ run() { # label, then the flash arguments; prints "seconds fetched"
   fetched=$(printf '%s' "$out" | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v.get("network_delta",{}).get("bytes_fetched", -1))')
   awk -v a="$t0" -v b="$t1" -v f="$fetched" 'BEGIN { printf "%.2f %s\n", b - a, f }'
 }
-index_bytes=$(stat -c %s www/disk.img.zst.index)
-printf 'image %s MiB, seekable zstd %s bytes, index %s bytes\n' "$size_mib" "$stored" "$index_bytes"
-for rate in $rates; do
-  ip netns exec "$ns" tc qdisc replace dev "$ns_if" root tbf rate "$rate" burst 256kb latency 50ms
-  : > full-target
-  read -r full_s _ < <(run "$url" full-target)
-  cmp -s disk.img full-target || { echo "delta bench: full flash target differs" >&2; exit 1; }
-  printf '%-8s %-24s %14s %9s %9s %9s\n' rate case bytes_fetched seconds bytes/full time/full
-  printf '%-8s %-24s %14s %9.2f %9s %9s\n' "$rate" "full flash" "$stored" "$full_s" 1.00 1.00
-  for pct in 0 1 10; do
-    make_target "$pct" target.img
-    read -r s fetched < <(run --delta "$url" target.img)
-    cmp -s disk.img target.img || { echo "delta bench: delta target ($pct%) differs" >&2; exit 1; }
-    awk -v r="$rate" -v p="$pct" -v s="$s" -v f="$fetched" -v full="$stored" -v fs="$full_s" \
-      'BEGIN { printf "%-8s %-24s %14d %9.2f %9.4f %9.2f\n", r, "delta, " p "% chunks differ", f, s, f / full, s / fs }'
+for form in $forms; do
+  url=$base/disk.img.$form
+  stored=$(stat -c %s "www/disk.img.$form")
+  index_bytes=$(stat -c %s "www/disk.img.$form.index")
+  printf 'image %s MiB as %s: %s bytes, index %s bytes\n' "$size_mib" "$form" "$stored" "$index_bytes"
+  for rate in $rates; do
+    ip netns exec "$ns" tc qdisc replace dev "$ns_if" root tbf rate "$rate" burst 256kb latency 50ms
+    : > full-target
+    read -r full_s _ < <(run "$url" full-target)
+    cmp -s disk.img full-target || { echo "delta bench: full flash target differs ($form)" >&2; exit 1; }
+    printf '%-6s %-8s %-24s %14s %9s %9s %9s\n' form rate case bytes_fetched seconds bytes/full time/full
+    printf '%-6s %-8s %-24s %14s %9.2f %9s %9s\n' "$form" "$rate" "full flash" "$stored" "$full_s" 1.00 1.00
+    for pct in 0 1 10; do
+      make_target "$pct" target.img
+      read -r s fetched < <(run --delta "$url" target.img)
+      cmp -s disk.img target.img || { echo "delta bench: delta target ($form, $pct%) differs" >&2; exit 1; }
+      awk -v fm="$form" -v r="$rate" -v p="$pct" -v s="$s" -v f="$fetched" -v full="$stored" -v fs="$full_s" \
+        'BEGIN { printf "%-6s %-8s %-24s %14d %9.2f %9.4f %9.2f\n", fm, r, "delta, " p "% chunks differ", f, s, f / full, s / fs }'
+    done
   done
 done
-echo "(bytes_fetched: image bytes by Range; the index ($index_bytes bytes) and two 1-byte probes come on top)"
+echo "(bytes_fetched: image bytes by Range, a qcow2 image's header and tables included; the index and two 1-byte probes come on top)"
