@@ -138,19 +138,6 @@ impl Db {
         })
     }
 
-    /// The stored entry holding bytes with this content sha256: the store keeps one copy of
-    /// any bytes, whether an upload (ref = sha256) or a fetch (ref = its URL's digest) put them.
-    pub fn stored_image_with_sha256(&self, sha256: &str) -> Result<Option<ImageRow>> {
-        self.with(|c| {
-            c.query_row(
-                &format!("SELECT {COLUMNS} FROM images WHERE kind = 'stored' AND sha256 = ?1 LIMIT 1"),
-                [sha256],
-                from_row,
-            )
-            .optional()
-        })
-    }
-
     /// The entry with this name.
     pub fn image_by_name(&self, name: &str) -> Result<Option<ImageRow>> {
         self.with(|c| {

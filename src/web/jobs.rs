@@ -275,11 +275,6 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
             ));
         }
     }
-    // The store keeps one copy of any bytes, as an upload does; the operator binds the entry
-    // that holds them.
-    if let Some(same) = ctx.db.stored_image_with_sha256(&partial.sha256).map_err(|e| e.to_string())? {
-        return Err(format!("the same bytes are stored as {:?}; nothing was added", same.name));
-    }
     let (format, vsize) =
         probe(partial.path(), &job.name).map_err(|e| format!("not a supported image: {e}"))?;
     let row = ImageRow {
@@ -299,9 +294,11 @@ fn fetch(ctx: &AppContext, job: &Job) -> Result<ImageRow, String> {
     if !partial.commit_new(&dest).map_err(|e| e.detail.to_string())? {
         return Err(format!("{:?} exists in the image store; delete it first", job.name));
     }
+    // The store keeps one copy of any bytes, as an upload does (`insert_image` refuses bytes
+    // stored already, naming the entry that holds them); the operator binds that entry.
     if let Err(e) = ctx.db.insert_image(&row) {
         let _ = std::fs::remove_file(&dest);
-        return Err(e.to_string());
+        return Err(format!("{e}; nothing was added"));
     }
     Ok(row)
 }

@@ -161,9 +161,6 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
     let partial = files::receive(req, dir, name, ctx.config.tuning.max_upload_bytes, &ctx.shutdown)?;
     let (format, vsize) = probe(partial.path(), name)
         .map_err(|e| HttpError::new(422, format!("{name}: not a supported image: {e}")))?;
-    if let Some(existing) = ctx.db.stored_image_with_sha256(&partial.sha256)? {
-        return Err(conflict(format!("the same bytes are stored as {:?}", existing.name)));
-    }
     let row = ImageRow {
         image_ref: partial.sha256.clone(),
         name: name.to_string(),
@@ -190,8 +187,8 @@ fn store_upload(ctx: &AppContext, req: &Request<'_>, name: &str) -> Reply {
              (its path is in the server log)"
         )));
     }
-    // The file is this upload's own; a refused row (another upload stored the same bytes
-    // meanwhile) takes it away again.
+    // The file is this upload's own; a refused row (the same bytes are stored already, by an
+    // upload or a fetch: `insert_image` checks in its transaction) takes it away again.
     if let Err(e) = ctx.db.insert_image(&row) {
         let _ = std::fs::remove_file(&dest);
         return Err(e.into());
