@@ -83,24 +83,17 @@ fn ts(state: &State, s: Option<String>) -> Value {
 /// [`ts`] for a zone name; an unknown zone shows UTC.
 fn time_element(s: Option<String>, zone: &str) -> Value {
     let Some(s) = s.filter(|s| !s.is_empty()) else { return Value::from("—") };
-    let Some(t) = crate::db::parse_ts(&s) else { return Value::from(s) };
-    let utc = t.to_offset(time::UtcOffset::UTC);
-    let utc_text = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second()
-    );
-    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let local = jiff::Timestamp::from_second(utc.unix_timestamp())
-        .map(|at| tz.to_datetime(at).strftime("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|_| utc_text.clone());
-    let iso = format!("{}Z", utc_text.replacen(' ', "T", 1));
+    let Some(at) =
+        crate::db::parse_ts(&s).and_then(|t| jiff::Timestamp::from_second(t.unix_timestamp()).ok())
+    else {
+        return Value::from(s);
+    };
+    let shown = |tz: &jiff::tz::TimeZone| tz.to_datetime(at).strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let utc = shown(&jiff::tz::TimeZone::UTC);
+    let local = shown(&jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC));
+    let iso = at.strftime("%Y-%m-%dT%H:%M:%SZ");
     // Digits, dashes, colons and the letters of `UTC`/ISO only: nothing to escape.
-    Value::from_safe_string(format!("<time datetime=\"{iso}\" title=\"{utc_text} UTC\">{local}</time>"))
+    Value::from_safe_string(format!("<time datetime=\"{iso}\" title=\"{utc} UTC\">{local}</time>"))
 }
 
 /// Percent-encodes a URL query component or path segment (unreserved characters and `:` kept,
